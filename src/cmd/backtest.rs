@@ -1,0 +1,78 @@
+use super::DataArgs;
+use anyhow::Context;
+use streamrec::backtest::{self, baselines, report, BacktestOptions, Recommender};
+use streamrec::config::Config;
+use streamrec::data::{format_day, parse_date_str};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Number of most recent weeks to score.
+    #[arg(long, default_value_t = 1)]
+    pub weeks: usize,
+    /// Last day (YYYY-MM-DD) of the last scored week; default: the last day in the data.
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Report directory: report.md, map12.png and predictions/ (Kaggle format).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Settings file laid over config/default.toml.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn methods(cfg: &Config) -> Vec<Box<dyn Recommender>> {
+    let b = &cfg.backtest;
+    vec![
+        Box::new(baselines::PopularRecent::new(b.popular_days)),
+        Box::new(baselines::RepurchasePopular::new(b.repurchase_window_days)),
+        Box::new(baselines::RepurchaseCoPurchase::new(b.repurchase_window_days, b.copurchase_window_days)),
+    ]
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let cfg = Config::load(a.config.as_deref())?;
+    let end = match &a.end {
+        Some(s) => Some(parse_date_str(s).map_err(|e| anyhow::anyhow!("--end: {}: {}", e.value, e.reason))?),
+        None => None,
+    };
+    let data = super::load(&a.data.data, &a.data.options())?;
+    eprint!("{}", data.report);
+    let mut ms = methods(&cfg);
+    let opts = BacktestOptions { weeks: a.weeks, end, k: cfg.backtest.k, out: a.out.clone() };
+    let pb = indicatif::ProgressBar::new_spinner();
+    let cells = backtest::run(&data, &mut ms, &opts, &|m| {
+        pb.set_message(m.to_string());
+        pb.tick();
+    })?;
+    pb.finish_and_clear();
+    println!("{}", report::table(&cells));
+    if let Some(out) = &a.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let plot = match report::plot(&cells, &out.join("map12.png")) {
+            Ok(p) => format!("![MAP@12 by week](map12.png)\n\nPlot: {}", p.display()),
+            Err(e) => {
+                eprintln!("warning: no plot: {e}");
+                format!("(no plot: {e})")
+            }
+        };
+        let notes = format!(
+            "Data: `{}` ({} transactions, {} customers, {} articles). Weeks scored: {}. Each week uses only \
+             transactions before its first day. Predictions are in Kaggle format and can be re-scored with \
+             `score_map12.py TRANSACTIONS WEEK_START FILE`.\n\n{plot}\n\n```\n{}```",
+            a.data.data.display(),
+            data.transactions.len(),
+            data.customers.len(),
+            data.articles.len(),
+            cells.iter().map(|c| format_day(c.week_start)).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", "),
+            data.report
+        );
+        let md = report::markdown(&cells, "streamrec backtest", &notes);
+        let path = out.join("report.md");
+        std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    Ok(())
+}

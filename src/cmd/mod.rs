@@ -1,0 +1,39 @@
+//! One module per subcommand: flags → validated settings → library calls → what the user sees.
+
+pub mod backtest;
+pub mod demo;
+pub mod generate;
+pub mod stats;
+
+use streamrec::data::{Dataset, LoadOptions};
+use std::path::{Path, PathBuf};
+
+/// Flags every command that reads a dataset shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Directory holding articles, customers and transactions_train (.csv or .parquet).
+    #[arg(long, default_value = "data/tiny")]
+    pub data: PathBuf,
+    /// Skip bad rows (counted and written to a rejects file) instead of stopping at the first.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Where rejects files go in lenient mode.
+    #[arg(long, default_value = "rejects")]
+    pub rejects: PathBuf,
+}
+
+impl DataArgs {
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions { lenient: self.lenient, rejects_dir: Some(self.rejects.clone()) }
+    }
+}
+
+/// Loads the trio with a progress bar over the transactions bytes.
+pub fn load(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    let tx = streamrec::data::find_table(dir, "transactions_train")?;
+    let size = std::fs::metadata(&tx).map(|m| m.len()).unwrap_or(0);
+    let pb = streamrec::progress::bytes(size, "loading");
+    let data = Dataset::load_dir(dir, opts, &|done| pb.set_position(done))?;
+    pb.finish_and_clear();
+    Ok(data)
+}

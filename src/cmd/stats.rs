@@ -1,0 +1,33 @@
+use super::DataArgs;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let d = super::load(&a.data.data, &a.data.options())?;
+    let secs = t0.elapsed().as_secs_f64();
+    print!("{}", d.report);
+    let rows = d.report.tx.rows as f64;
+    let mb = d.report.tx.bytes as f64 / 1e6;
+    println!("distinct customers in transactions: {}", {
+        let mut seen = vec![false; d.ids.len()];
+        d.transactions.customer.iter().for_each(|&c| seen[c as usize] = true);
+        seen.iter().filter(|&&b| b).count()
+    });
+    if let (Some(f), Some(l)) = (d.transactions.first_day(), d.transactions.last_day()) {
+        println!("days: {} .. {}", streamrec::data::format_day(f), streamrec::data::format_day(l));
+    }
+    println!(
+        "loaded in {secs:.2} s: {:.2} M rows/s, {:.0} MB/s; data in memory {:.0} MB; peak RSS {:.0} MB",
+        rows / secs / 1e6,
+        mb / secs,
+        d.heap_bytes() as f64 / 1e6,
+        streamrec::memory::peak_rss_bytes().unwrap_or(0) as f64 / 1e6
+    );
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The H&M data layer: the trio (articles, customers, transactions) read from CSV or parquet into compact,
+//! columnar memory that the backtest and the engine share. Columns are found by header name; bad input is a
+//! typed error naming file, line and column, or — in lenient mode — a counted row in a rejects file.
+
+pub mod articles;
+pub mod customers;
+pub mod error;
+pub mod fields;
+pub mod header;
+pub mod ids;
+pub mod rejects;
+pub mod table_reader;
+pub mod transactions;
+pub mod write;
+
+pub use articles::{Article, ArticleIdx, Articles};
+pub use customers::{CustomerRow, Customers};
+pub use error::{DataError, Result};
+pub use fields::{date_from_day, format_article_id, format_day, parse_date_str, Day};
+pub use ids::{CustomerIds, CustomerIdx, CustomerKey};
+pub use rejects::{LoadOptions, Reject};
+pub use transactions::{Transactions, TxLoadStats};
+
+use std::path::{Path, PathBuf};
+
+/// The three tables, with customers interned and articles indexed densely.
+#[derive(Clone, Default)]
+pub struct Dataset {
+    pub articles: Articles,
+    pub customers: Customers,
+    pub ids: CustomerIds,
+    pub transactions: Transactions,
+    pub report: LoadReport,
+}
+
+/// What loading saw: row counts, defaults given to unknown ids, rejects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    pub articles: usize,
+    pub customers: usize,
+    pub tx: TxLoadStats,
+    pub rejected: Vec<(PathBuf, usize)>,
+    pub rejects_files: Vec<PathBuf>,
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "articles: {} rows", self.articles)?;
+        writeln!(f, "customers: {} rows", self.customers)?;
+        writeln!(f, "transactions: {} rows ({:.1} MB)", self.tx.rows, self.tx.bytes as f64 / 1e6)?;
+        if self.tx.unknown_customers > 0 {
+            writeln!(
+                f,
+                "  {} customers missing from customers file ({} rows): given default attributes",
+                self.tx.unknown_customers, self.tx.rows_with_unknown_customer
+            )?;
+        }
+        if self.tx.unknown_articles > 0 {
+            writeln!(
+                f,
+                "  {} articles missing from articles file ({} rows): given default attributes",
+                self.tx.unknown_articles, self.tx.rows_with_unknown_article
+            )?;
+        }
+        if !self.tx.was_sorted {
+            writeln!(f, "  transactions were not sorted by t_dat: sorted in memory (file order kept within a day)")?;
+        }
+        for (file, n) in &self.rejected {
+            writeln!(f, "  {n} bad rows skipped in {}", file.display())?;
+        }
+        for p in &self.rejects_files {
+            writeln!(f, "  rejects written to {}", p.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Finds `<name>.csv` or `<name>.parquet` (CSV preferred) in `dir`.
+pub fn find_table(dir: &Path, name: &'static str) -> Result<PathBuf> {
+    for ext in ["csv", "parquet"] {
+        let p = dir.join(format!("{name}.{ext}"));
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(DataError::NotFound { dir: dir.to_path_buf(), name })
+}
+
+impl Dataset {
+    /// Loads articles, customers and transactions_train from `dir`.
+    pub fn load_dir(dir: &Path, opts: &LoadOptions, progress: &dyn Fn(u64)) -> Result<Self> {
+        let a = find_table(dir, "articles")?;
+        let c = find_table(dir, "customers")?;
+        let t = find_table(dir, "transactions_train")?;
+        Self::load(&a, &c, &t, opts, progress)
+    }
+
+    pub fn load(articles: &Path, customers: &Path, transactions: &Path, opts: &LoadOptions, progress: &dyn Fn(u64)) -> Result<Self> {
+        let mut report = LoadReport::default();
+        let (mut arts, rej_a) = Articles::load(articles, opts)?;
+        let mut ids = CustomerIds::with_capacity(1 << 16);
+        let (mut custs, rej_c) = Customers::load(customers, opts, &mut ids)?;
+        report.articles = arts.len();
+        report.customers = custs.len();
+        let (tx, stats, rej_t) = Transactions::load(transactions, opts, &mut ids, &mut arts, progress)?;
+        custs.extend_defaults(ids.len());
+        report.tx = stats;
+        for (path, rej) in [(articles, rej_a), (customers, rej_c), (transactions, rej_t)] {
+            if !rej.is_empty() {
+                report.rejected.push((path.to_path_buf(), rej.len()));
+            }
+            if let Some(p) = rejects::write_rejects(opts, path, &rej)? {
+                report.rejects_files.push(p);
+            }
+        }
+        Ok(Dataset { articles: arts, customers: custs, ids, transactions: tx, report })
+    }
+
+    /// Approximate heap bytes of the loaded data.
+    pub fn heap_bytes(&self) -> usize {
+        self.transactions.heap_bytes() + self.ids.heap_bytes() + self.customers.len() * 12 + self.articles.len() * 400
+    }
+}
