@@ -5,11 +5,18 @@ use std::time::Instant;
 pub struct Args {
     #[command(flatten)]
     pub data: DataArgs,
+    /// Load only transactions_train (customers are interned from it; no articles or customers file read).
+    #[arg(long)]
+    pub only_transactions: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let d = super::load(&a.data.data, &a.data.options())?;
+    let d = if a.only_transactions {
+        streamrec::data::Dataset::load_transactions_only(&a.data.data, &a.data.options(), &|_| {})?
+    } else {
+        super::load(&a.data.data, &a.data.options())?
+    };
     let secs = t0.elapsed().as_secs_f64();
     print!("{}", d.report);
     let rows = d.report.tx.rows as f64;

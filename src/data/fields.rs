@@ -97,30 +97,42 @@ pub fn check_channel(v: i64) -> Result<u8, FieldError> {
     }
 }
 
-/// 64 hex chars → 32 bytes (customer ids and postal codes are hashes).
+/// 64 hex chars → 32 bytes (customer ids and postal codes are hashes). Branch-free over a lookup table: this
+/// runs once per transaction row.
+#[inline]
 pub fn parse_hex32(column: &'static str, raw: &[u8]) -> Result<[u8; 32], FieldError> {
-    if raw.len() != 64 {
+    let Ok(raw64) = <&[u8; 64]>::try_from(raw) else {
         return Err(FieldError::new(column, raw, "expected 64 hex characters"));
-    }
+    };
     let mut out = [0u8; 32];
-    for (i, pair) in raw.chunks_exact(2).enumerate() {
-        let (Some(h), Some(l)) = (hex_val(pair[0]), hex_val(pair[1])) else {
-            return Err(FieldError::new(column, raw, "expected 64 hex characters"));
-        };
-        out[i] = (h << 4) | l;
+    let mut bad = 0u8;
+    for i in 0..32 {
+        let h = HEX_LUT[raw64[2 * i] as usize];
+        let l = HEX_LUT[raw64[2 * i + 1] as usize];
+        bad |= h | l;
+        out[i] = (h << 4) | (l & 0x0f);
+    }
+    if bad & 0xf0 != 0 {
+        return Err(FieldError::new(column, raw, "expected 64 hex characters"));
     }
     Ok(out)
 }
 
-#[inline]
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// Hex digit value, or 0xff for any other byte.
+const HEX_LUT: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c as u8 {
+            b'0'..=b'9' => c as u8 - b'0',
+            b'a'..=b'f' => c as u8 - b'a' + 10,
+            b'A'..=b'F' => c as u8 - b'A' + 10,
+            _ => 0xff,
+        };
+        c += 1;
     }
-}
+    t
+};
 
 pub fn format_hex32(key: &[u8; 32]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";

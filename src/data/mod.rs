@@ -116,6 +116,23 @@ impl Dataset {
         Ok(Dataset { articles: arts, customers: custs, ids, transactions: tx, report })
     }
 
+    /// Loads only `transactions_train` from `dir`: articles and customers get default attributes.
+    pub fn load_transactions_only(dir: &Path, opts: &LoadOptions, progress: &dyn Fn(u64)) -> Result<Self> {
+        let t = find_table(dir, "transactions_train")?;
+        let (mut articles, mut ids) = (Articles::default(), CustomerIds::default());
+        let (tx, stats, rej) = Transactions::load(&t, opts, &mut ids, &mut articles, progress)?;
+        let mut customers = Customers::default();
+        customers.extend_defaults(ids.len());
+        let mut report = LoadReport { tx: stats, ..Default::default() };
+        if !rej.is_empty() {
+            report.rejected.push((t.clone(), rej.len()));
+        }
+        if let Some(p) = rejects::write_rejects(opts, &t, &rej)? {
+            report.rejects_files.push(p);
+        }
+        Ok(Dataset { articles, customers, ids, transactions: tx, report })
+    }
+
     /// Approximate heap bytes of the loaded data.
     pub fn heap_bytes(&self) -> usize {
         self.transactions.heap_bytes() + self.ids.heap_bytes() + self.customers.len() * 12 + self.articles.len() * 400

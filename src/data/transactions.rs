@@ -1,7 +1,8 @@
-//! transactions_train.csv → compact columns (15 bytes a row). The CSV is read in blocks by one thread and
-//! parsed by worker threads, so the text is never held in memory whole; customer ids resolve against the
-//! interned customers table (shared read-only), and ids missing from it are interned afterwards in file order,
-//! so indices do not depend on thread timing.
+//! transactions_train.csv → compact columns (15 bytes a row). The CSV is memory-mapped and parsed in blocks by
+//! worker threads straight into the final columns; each block's pages are released once parsed, so the text
+//! never sits in memory whole. Customer ids resolve against the interned customers table (shared read-only);
+//! ids missing from it are numbered afterwards by first appearance in the file, so indices never depend on
+//! thread timing.
 
 use super::articles::{ArticleIdx, Articles};
 use super::error::{DataError, FieldError, Result};
@@ -9,7 +10,6 @@ use super::fields::{parse_article_id, parse_channel, parse_date, parse_hex32, pa
 use super::header::map_columns;
 use super::ids::{CustomerIds, CustomerIdx, CustomerKey};
 use super::rejects::{LoadOptions, Reject};
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -18,6 +18,7 @@ pub const TX_COLUMNS: [&str; 5] = ["t_dat", "customer_id", "article_id", "price"
 
 /// Customer ids not in the customers table are kept per chunk with this bit set until the merge.
 const LOCAL_BIT: u32 = 1 << 31;
+/// Nominal bytes per parse block.
 const BLOCK_BYTES: usize = 8 << 20;
 
 /// All purchases, sorted by day (stable: file order within a day). Index i across the columns is one row.
@@ -111,20 +112,24 @@ impl Transactions {
         articles: &mut Articles,
         progress: &dyn Fn(u64),
     ) -> Result<(Self, TxLoadStats, Vec<Reject>)> {
-        let (chunks, locals, rejects, bytes) = if super::table_reader::is_parquet(path) {
-            let mut chunk = Chunk::new(0, 0);
-            let mut local = CustomerIds::default();
-            let rejects = {
-                let mut parser = RowParser { ids, articles, local: &mut local, chunk: &mut chunk };
-                super::table_reader::read_rows(path, &TX_COLUMNS, opts, &mut |_, f| parser.push(f))?
-            };
-            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            (vec![chunk], vec![local], rejects, bytes)
+        let known_customers = ids.len();
+        let known_articles = articles.len();
+        let (mut tx, rejects, unknown_rows, bytes) = if super::table_reader::is_parquet(path) {
+            let (tx, rejects, unknown_rows) = load_rows(path, opts, ids, articles)?;
+            (tx, rejects, unknown_rows, std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
         } else {
-            read_csv_parallel(path, opts, ids, articles, progress)?
+            read_csv_parallel(path, opts, ids, articles, progress, BLOCK_BYTES)?
         };
-        let (mut tx, mut stats) = merge(chunks, &locals, ids, articles);
-        stats.bytes = bytes;
+        let mut stats = TxLoadStats {
+            rows: tx.len() as u64,
+            bytes,
+            unknown_customers: (ids.len() - known_customers) as u64,
+            rows_with_unknown_customer: unknown_rows,
+            unknown_articles: (articles.len() - known_articles) as u64,
+            rows_with_unknown_article: 0,
+            was_sorted: true,
+        };
+        stats.rows_with_unknown_article = tx.article.iter().filter(|&&a| a as usize >= known_articles).count() as u64;
         stats.was_sorted = tx.day.windows(2).all(|w| w[0] <= w[1]);
         if !stats.was_sorted {
             tx.sort_by_day();
@@ -133,181 +138,288 @@ impl Transactions {
     }
 }
 
-/// Rows parsed from one block, with customers still partly local to the worker that parsed it.
-struct Chunk {
-    seq: usize,
+/// Fields in [`TX_COLUMNS`] order → typed values.
+#[inline]
+fn parse_row(f: &[&[u8]; 5], last_date: &mut (Vec<u8>, Day)) -> std::result::Result<(Day, CustomerKey, u32, f32, u8), FieldError> {
+    let key = CustomerKey(parse_hex32("customer_id", f[1])?);
+    parse_row_with_key(f, key, last_date)
+}
+
+/// As [`parse_row`], with the customer key already decoded.
+#[inline]
+fn parse_row_with_key(f: &[&[u8]; 5], key: CustomerKey, last_date: &mut (Vec<u8>, Day)) -> std::result::Result<(Day, CustomerKey, u32, f32, u8), FieldError> {
+    let day = if f[0] == last_date.0.as_slice() {
+        last_date.1
+    } else {
+        let d = parse_date(f[0])?;
+        last_date.0.clear();
+        last_date.0.extend_from_slice(f[0]);
+        last_date.1 = d;
+        d
+    };
+    Ok((day, key, parse_article_id(f[2])?, parse_price(f[3])?, parse_channel(f[4])?))
+}
+
+/// Parquet (or any row source): one thread, ids interned as they come, which is file order.
+fn load_rows(path: &Path, opts: &LoadOptions, ids: &mut CustomerIds, articles: &mut Articles) -> Result<(Transactions, Vec<Reject>, u64)> {
+    let mut tx = Transactions::default();
+    let mut last_date = (Vec::new(), 0);
+    let mut unknown_rows = 0u64;
+    let known_customers = ids.len();
+    let rejects = super::table_reader::read_rows(path, &TX_COLUMNS, opts, &mut |_, f| {
+        let fields: &[&[u8]; 5] = f.try_into().map_err(|_| FieldError::new("row", b"", "wrong field count"))?;
+        let (day, key, raw, price, channel) = parse_row(fields, &mut last_date)?;
+        let c = ids.intern(key).0;
+        if c as usize >= known_customers {
+            unknown_rows += 1;
+        }
+        tx.push(day, c, articles.idx_or_insert(raw), price, channel);
+        Ok(())
+    })?;
+    Ok((tx, rejects, unknown_rows))
+}
+
+/// One block of the CSV: whole lines, parsed into its own slice of the final columns.
+struct Block<'a> {
+    text: std::ops::Range<usize>,
+    first_line: u64,
     worker: usize,
-    lines: u64,
-    tx: Transactions,
-    /// (row in chunk, raw article id) for ids missing from the catalogue.
-    unknown_articles: Vec<(u32, u32)>,
+    day: &'a mut [Day],
+    customer: &'a mut [CustomerIdx],
+    article: &'a mut [ArticleIdx],
+    price: &'a mut [f32],
+    channel: &'a mut [u8],
+    /// Rows written (from the start of the slices); lines that are blank or rejected leave room at the end.
+    rows: usize,
     rejects: Vec<Reject>,
     error: Option<DataError>,
 }
 
-impl Chunk {
-    fn new(seq: usize, worker: usize) -> Self {
-        Chunk { seq, worker, lines: 0, tx: Transactions::default(), unknown_articles: Vec::new(), rejects: Vec::new(), error: None }
+/// Ids a worker met that the customers table or the catalogue lacks, with the global row of their first
+/// appearance (rows carry the local index with [`LOCAL_BIT`] until the merge).
+#[derive(Default)]
+struct LocalIds {
+    ids: CustomerIds,
+    first_row: Vec<u64>,
+    articles: rustc_hash::FxHashMap<u32, u32>,
+    article_ids: Vec<u32>,
+    article_first_row: Vec<u64>,
+}
+
+impl LocalIds {
+    fn article(&mut self, raw: u32, row: u64) -> u32 {
+        let next = self.article_ids.len() as u32;
+        let l = *self.articles.entry(raw).or_insert(next);
+        if l == next {
+            self.article_ids.push(raw);
+            self.article_first_row.push(row);
+        }
+        l | LOCAL_BIT
     }
 }
 
-struct RowParser<'a> {
-    ids: &'a CustomerIds,
-    articles: &'a Articles,
-    local: &'a mut CustomerIds,
-    chunk: &'a mut Chunk,
-}
-
-impl RowParser<'_> {
-    /// Fields in [`TX_COLUMNS`] order.
-    #[inline]
-    fn push(&mut self, f: &[&[u8]]) -> std::result::Result<(), FieldError> {
-        let day = parse_date(f[0])?;
-        let key = CustomerKey(parse_hex32("customer_id", f[1])?);
-        let raw_article = parse_article_id(f[2])?;
-        let price = parse_price(f[3])?;
-        let channel = parse_channel(f[4])?;
-        let customer = match self.ids.get(&key) {
-            Some(c) => c,
-            None => self.local.intern(key).0 | LOCAL_BIT,
-        };
-        let article = match self.articles.idx(raw_article) {
-            Some(a) => a,
-            None => {
-                self.chunk.unknown_articles.push((self.chunk.tx.len() as u32, raw_article));
-                0
-            }
-        };
-        self.chunk.tx.push(day, customer, article, price, channel);
-        Ok(())
+/// Global index for every worker-local id, assigned in order of first appearance in the file.
+fn number_by_first_row(firsts_per_worker: Vec<&[u64]>, mut assign: impl FnMut(usize, u32) -> u32) -> Vec<Vec<u32>> {
+    let mut firsts: Vec<(u64, usize, u32)> = Vec::new();
+    for (w, rows) in firsts_per_worker.iter().enumerate() {
+        firsts.extend(rows.iter().enumerate().map(|(i, &row)| (row, w, i as u32)));
     }
+    firsts.sort_unstable();
+    let mut remap: Vec<Vec<u32>> = firsts_per_worker.iter().map(|r| vec![0; r.len()]).collect();
+    for (_, w, i) in firsts {
+        remap[w][i as usize] = assign(w, i);
+    }
+    remap
 }
 
-type Parsed = (Vec<Chunk>, Vec<CustomerIds>, Vec<Reject>, u64);
-
+/// Parses the CSV from a memory map in parallel, straight into the final columns:
+/// pass 1 counts each block's lines (so every block knows where its rows go), pass 2 parses. Pages are
+/// released after each pass over a block, so the file never counts against memory whole.
 fn read_csv_parallel(
     path: &Path,
     opts: &LoadOptions,
-    ids: &CustomerIds,
-    articles: &Articles,
+    ids: &mut CustomerIds,
+    articles: &mut Articles,
     progress: &dyn Fn(u64),
-) -> Result<Parsed> {
-    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut first = Vec::with_capacity(BLOCK_BYTES);
-    fill(&mut file, &mut first, BLOCK_BYTES).map_err(|e| DataError::io(path, e))?;
-    let header_end = memchr::memchr(b'\n', &first).unwrap_or(first.len());
-    if header_end == 0 && first.is_empty() {
+    block_bytes: usize,
+) -> Result<(Transactions, Vec<Reject>, u64, u64)> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let len = file.metadata().map_err(|e| DataError::io(path, e))?.len() as usize;
+    if len == 0 {
         return Err(DataError::Empty { file: path.to_path_buf() });
     }
-    let header_line = trim_cr(&first[..header_end]);
-    let header: Vec<&[u8]> = header_line.split(|&c| c == b',').collect();
-    let map = map_columns(path, &header, &TX_COLUMNS)?;
-    let carry = first.get(header_end + 1..).unwrap_or(&[]).to_vec();
+    // SAFETY: the map is read-only and private; a file truncated under us is the caller's race, as with any reader.
+    let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(|e| DataError::io(path, e))?;
+    let text: &[u8] = &map;
+    let header_end = memchr::memchr(b'\n', text).unwrap_or(len);
+    let header: Vec<&[u8]> = trim_cr(&text[..header_end]).split(|&c| c == b',').collect();
+    let cols = map_columns(path, &header, &TX_COLUMNS)?;
+    let release = |r: &std::ops::Range<usize>| {
+        // SAFETY: the mapping is private and never written: dropped pages refault from the file unchanged.
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, r.start, r.end - r.start) };
+    };
 
+    // Block boundaries at line ends.
+    let mut ranges = Vec::new();
+    let mut at = (header_end + 1).min(len);
+    while at < len {
+        let mut end = (at + block_bytes).min(len);
+        if end < len {
+            end = memchr::memchr(b'\n', &text[end..]).map_or(len, |p| end + p + 1);
+        }
+        ranges.push(at..end);
+        at = end;
+    }
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
-    let (send, recv) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(workers + 1);
-    let recv = Mutex::new(recv);
-    let abort = AtomicBool::new(false);
-    let mut total_bytes = first.len() as u64;
 
-    let results: Vec<(Vec<Chunk>, CustomerIds)> = std::thread::scope(|s| -> Result<_> {
+    // Pass 1: lines per block.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let lines: Vec<std::sync::atomic::AtomicU64> = ranges.iter().map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                let Some(r) = ranges.get(b) else { break };
+                let chunk = &text[r.clone()];
+                let n = memchr::memchr_iter(b'\n', chunk).count() + usize::from(chunk.last() != Some(&b'\n'));
+                lines[b].store(n as u64, Ordering::Relaxed);
+                release(r);
+            });
+        }
+    });
+    let lines: Vec<u64> = lines.into_iter().map(|a| a.into_inner()).collect();
+    let total_lines: u64 = lines.iter().sum();
+
+    let mut tx = Transactions {
+        day: vec![0; total_lines as usize],
+        customer: vec![0; total_lines as usize],
+        article: vec![0; total_lines as usize],
+        price: vec![0.0; total_lines as usize],
+        channel: vec![0; total_lines as usize],
+    };
+    let mut blocks: Vec<Mutex<Block>> = Vec::with_capacity(ranges.len());
+    {
+        let (mut d, mut c, mut a, mut p, mut ch) =
+            (&mut tx.day[..], &mut tx.customer[..], &mut tx.article[..], &mut tx.price[..], &mut tx.channel[..]);
+        let mut first_line = 2u64;
+        for (r, &n) in ranges.iter().zip(&lines) {
+            let n = n as usize;
+            let (d0, d1) = d.split_at_mut(n);
+            let (c0, c1) = c.split_at_mut(n);
+            let (a0, a1) = a.split_at_mut(n);
+            let (p0, p1) = p.split_at_mut(n);
+            let (ch0, ch1) = ch.split_at_mut(n);
+            (d, c, a, p, ch) = (d1, c1, a1, p1, ch1);
+            blocks.push(Mutex::new(Block {
+                text: r.clone(),
+                first_line,
+                worker: 0,
+                day: d0,
+                customer: c0,
+                article: a0,
+                price: p0,
+                channel: ch0,
+                rows: 0,
+                rejects: Vec::new(),
+                error: None,
+            }));
+            first_line += n as u64;
+        }
+    }
+
+    // Pass 2: parse.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let abort = AtomicBool::new(false);
+    let done_bytes = std::sync::atomic::AtomicU64::new(header_end as u64);
+    let row_base: Vec<u64> = lines.iter().scan(0u64, |acc, &n| { let b = *acc; *acc += n; Some(b) }).collect();
+    let (ids_ro, arts_ro) = (&*ids, &*articles);
+    let locals: Vec<LocalIds> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let (recv, abort, map) = (&recv, &abort, &map);
+                let (blocks, next, abort, done_bytes, cols, row_base) = (&blocks, &next, &abort, &done_bytes, &cols, &row_base);
                 s.spawn(move || {
-                    let mut local = CustomerIds::default();
-                    let mut out = Vec::new();
+                    let mut local = LocalIds::default();
                     loop {
-                        let msg = recv.lock().map(|r| r.recv()).unwrap_or_else(|p| p.into_inner().recv());
-                        let Ok((seq, block)) = msg else { break };
-                        let mut chunk = Chunk::new(seq, w);
-                        parse_block(path, &block, map, opts, ids, articles, &mut local, &mut chunk);
-                        if chunk.error.is_some() {
+                        if abort.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let b = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(m) = blocks.get(b) else { break };
+                        let mut blk = m.lock().unwrap_or_else(|p| p.into_inner());
+                        blk.worker = w;
+                        let r = blk.text.clone();
+                        parse_block(path, &text[r.clone()], cols, opts, ids_ro, arts_ro, &mut local, row_base[b], &mut blk);
+                        release(&r);
+                        if blk.error.is_some() && !opts.lenient {
                             abort.store(true, Ordering::Relaxed);
                         }
-                        out.push(chunk);
+                        done_bytes.fetch_add(r.len() as u64, Ordering::Relaxed);
                     }
-                    (out, local)
+                    local
                 })
             })
             .collect();
-        let mut carry = carry;
-        let mut seq = 0;
-        let read_result = (|| -> std::io::Result<()> {
-            loop {
-                if abort.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                let mut buf = Vec::with_capacity(BLOCK_BYTES + carry.len());
-                buf.extend_from_slice(&carry);
-                let n = fill(&mut file, &mut buf, BLOCK_BYTES)?;
-                total_bytes += n as u64;
-                progress(total_bytes);
-                let eof = n == 0;
-                let cut = if eof { buf.len() } else { memchr::memrchr(b'\n', &buf).map_or(0, |p| p + 1) };
-                carry = buf[cut..].to_vec();
-                buf.truncate(cut);
-                if !buf.is_empty() && send.send((seq, buf)).is_err() {
-                    return Ok(());
-                }
-                seq += 1;
-                if eof {
-                    return Ok(());
-                }
-            }
-        })();
-        drop(send);
-        let results = handles.into_iter().map(|h| h.join().expect("parser thread panicked")).collect();
-        read_result.map_err(|e| DataError::io(path, e))?;
-        Ok(results)
-    })?;
+        handles.into_iter().map(|h| h.join().expect("parser thread panicked")).collect()
+    });
+    progress(len as u64);
+    let mut blocks: Vec<Block> = blocks.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
 
-    let mut chunks = Vec::new();
-    let mut locals = Vec::new();
-    for (c, l) in results {
-        chunks.extend(c);
-        locals.push(l);
-    }
-    chunks.sort_by_key(|c| c.seq);
-    // Absolute lines: header is line 1; chunk k starts after all lines of chunks < k.
+    // Errors: the first block (in file order) with one; all earlier blocks finished, so its line is exact.
     let mut rejects = Vec::new();
-    let mut before = 1u64;
-    for c in &mut chunks {
-        if let Some(err) = c.error.take() {
-            return Err(shift_line(err, before));
+    for b in &mut blocks {
+        if let Some(e) = b.error.take() {
+            return Err(e);
         }
-        for mut r in c.rejects.drain(..) {
-            r.line += before;
-            rejects.push(r);
-        }
-        before += c.lines;
+        rejects.append(&mut b.rejects);
     }
-    Ok((chunks, locals, rejects, total_bytes))
+
+    // Ids missing from the customers table or the catalogue: numbered by first appearance in the file.
+    let cust_map = number_by_first_row(locals.iter().map(|l| l.first_row.as_slice()).collect(), |w, i| ids.intern(*locals[w].ids.key(i)).0);
+    let art_map = number_by_first_row(locals.iter().map(|l| l.article_first_row.as_slice()).collect(), |w, i| {
+        articles.idx_or_insert(locals[w].article_ids[i as usize])
+    });
+    let mut unknown_rows = 0u64;
+    let mut write = 0usize;
+    for b in &mut blocks {
+        for c in b.customer[..b.rows].iter_mut() {
+            if *c & LOCAL_BIT != 0 {
+                *c = cust_map[b.worker][(*c & !LOCAL_BIT) as usize];
+                unknown_rows += 1;
+            }
+        }
+        for a in b.article[..b.rows].iter_mut() {
+            if *a & LOCAL_BIT != 0 {
+                *a = art_map[b.worker][(*a & !LOCAL_BIT) as usize];
+            }
+        }
+        write += b.rows;
+    }
+    // Close the gaps left by blank or rejected lines (rare), keeping file order.
+    let counts: Vec<(usize, usize)> = blocks.iter().map(|b| (b.day.len(), b.rows)).collect();
+    drop(blocks);
+    if write as u64 != total_lines {
+        compact(&mut tx, &counts);
+    }
+    Ok((tx, rejects, unknown_rows, len as u64))
 }
 
-fn shift_line(err: DataError, before: u64) -> DataError {
-    match err {
-        DataError::Field { file, line, column, value, reason } => DataError::Field { file, line: line + before, column, value, reason },
-        DataError::FieldCount { file, line, expected, found } => DataError::FieldCount { file, line: line + before, expected, found },
-        other => other,
-    }
-}
-
-/// Reads until `want` more bytes are in `buf` or EOF; returns the bytes read.
-fn fill(file: &mut std::fs::File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
-    let start = buf.len();
-    buf.resize(start + want, 0);
-    let mut got = 0;
-    while got < want {
-        match file.read(&mut buf[start + got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Moves each block's rows down so the columns are contiguous; `counts` = (slots, rows) per block.
+fn compact(tx: &mut Transactions, counts: &[(usize, usize)]) {
+    fn shift<T: Copy>(v: &mut Vec<T>, counts: &[(usize, usize)]) {
+        let (mut read, mut write) = (0, 0);
+        for &(slots, rows) in counts {
+            v.copy_within(read..read + rows, write);
+            read += slots;
+            write += rows;
         }
+        v.truncate(write);
+        v.shrink_to_fit();
     }
-    buf.truncate(start + got);
-    Ok(got)
+    shift(&mut tx.day, counts);
+    shift(&mut tx.customer, counts);
+    shift(&mut tx.article, counts);
+    shift(&mut tx.price, counts);
+    shift(&mut tx.channel, counts);
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
@@ -322,6 +434,52 @@ fn unquote(f: &[u8]) -> &[u8] {
     }
 }
 
+/// Parsed rows waiting for their customer lookup (done a batch at a time, see [`CustomerIds::get_batch`]).
+#[derive(Default)]
+struct Pending {
+    day: Vec<Day>,
+    key: Vec<CustomerKey>,
+    article: Vec<u32>,
+    price: Vec<f32>,
+    channel: Vec<u8>,
+    found: Vec<Option<CustomerIdx>>,
+}
+
+const LOOKUP_BATCH: usize = 32;
+
+impl Pending {
+    fn flush(&mut self, ids: &CustomerIds, articles: &Articles, local: &mut LocalIds, row_base: u64, out: &mut Block) {
+        ids.get_batch(&self.key, &mut self.found);
+        for i in 0..self.key.len() {
+            let row = out.rows;
+            let global_row = row_base + row as u64;
+            out.customer[row] = match self.found[i] {
+                Some(c) => c,
+                None => {
+                    let (l, new) = local.ids.intern(self.key[i]);
+                    if new {
+                        local.first_row.push(global_row);
+                    }
+                    l | LOCAL_BIT
+                }
+            };
+            out.article[row] = match articles.idx(self.article[i]) {
+                Some(a) => a,
+                None => local.article(self.article[i], global_row),
+            };
+            out.day[row] = self.day[i];
+            out.price[row] = self.price[i];
+            out.channel[row] = self.channel[i];
+            out.rows += 1;
+        }
+        self.day.clear();
+        self.key.clear();
+        self.article.clear();
+        self.price.clear();
+        self.channel.clear();
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn parse_block(
     path: &Path,
@@ -330,13 +488,15 @@ fn parse_block(
     opts: &LoadOptions,
     ids: &CustomerIds,
     articles: &Articles,
-    local: &mut CustomerIds,
-    chunk: &mut Chunk,
+    local: &mut LocalIds,
+    row_base: u64,
+    out: &mut Block,
 ) {
     const MAX_FIELDS: usize = 32;
     let mut bounds = [0usize; MAX_FIELDS + 1];
-    let mut parser = RowParser { ids, articles, local, chunk: &mut Chunk::new(0, 0) };
-    std::mem::swap(parser.chunk, chunk);
+    let mut last_date = (Vec::with_capacity(16), 0);
+    let mut last_decoded: (&[u8], CustomerKey) = (&[], CustomerKey([0; 32]));
+    let mut pending = Pending::default();
     let mut line_start = 0usize;
     let mut n_fields = 0usize;
     let mut line_no = 0u64;
@@ -351,43 +511,54 @@ fn parse_block(
             n_fields += 1;
             continue;
         }
-        // End of a line at `at`.
         if pos.is_none() && line_start >= block.len() {
             break;
         }
-        line_no += 1;
         let line = trim_cr(&block[line_start..at]);
+        let width = n_fields + 1;
+        let this_line = out.first_line + line_no;
+        line_no += 1;
         if !line.is_empty() {
-            let width = n_fields + 1;
             let outcome = if width != map.width {
-                Err(DataError::FieldCount { file: path.to_path_buf(), line: line_no, expected: map.width, found: width })
+                Err(DataError::FieldCount { file: path.to_path_buf(), line: this_line, expected: map.width, found: width })
             } else {
                 let field = |i: usize| {
                     let s = if i == 0 { line_start } else { bounds[i - 1] + 1 };
                     let e = if i + 1 == width { line_start + line.len() } else { bounds[i] };
                     unquote(&block[s..e])
                 };
-                let f = [
-                    field(map.positions[0]),
-                    field(map.positions[1]),
-                    field(map.positions[2]),
-                    field(map.positions[3]),
-                    field(map.positions[4]),
-                ];
-                parser.push(&f).map_err(|e| e.at(path, line_no))
+                let f = [field(map.positions[0]), field(map.positions[1]), field(map.positions[2]), field(map.positions[3]), field(map.positions[4])];
+                // Rows of one basket repeat the customer id: decode it once.
+                let key = if f[1] == last_decoded.0 {
+                    Ok(last_decoded.1)
+                } else {
+                    parse_hex32("customer_id", f[1]).map(|k| {
+                        last_decoded = (f[1], CustomerKey(k));
+                        CustomerKey(k)
+                    })
+                };
+                key.and_then(|k| parse_row_with_key(&f, k, &mut last_date)).map_err(|e| e.at(path, this_line))
             };
-            if let Err(e) = outcome {
-                if !opts.lenient {
-                    parser.chunk.error = Some(e);
-                    parser.chunk.lines = line_no;
-                    std::mem::swap(parser.chunk, chunk);
-                    return;
+            match outcome {
+                Ok((day, key, raw_article, price, channel)) => {
+                    pending.day.push(day);
+                    pending.key.push(key);
+                    pending.article.push(raw_article);
+                    pending.price.push(price);
+                    pending.channel.push(channel);
+                    if pending.key.len() == LOOKUP_BATCH {
+                        pending.flush(ids, articles, local, row_base, out);
+                    }
                 }
-                parser.chunk.rejects.push(Reject {
-                    line: line_no,
+                Err(e) if opts.lenient => out.rejects.push(Reject {
+                    line: this_line,
                     reason: e.to_string(),
                     raw: String::from_utf8_lossy(line).into_owned(),
-                });
+                }),
+                Err(e) => {
+                    out.error = Some(e);
+                    return;
+                }
             }
         }
         n_fields = 0;
@@ -396,47 +567,73 @@ fn parse_block(
             break;
         }
     }
-    parser.chunk.lines = line_no;
-    std::mem::swap(parser.chunk, chunk);
+    pending.flush(ids, articles, local, row_base, out);
 }
 
-/// Resolves chunk-local customers and unknown articles in file order, then concatenates the columns one at a
-/// time so peak memory stays near one copy of the data.
-fn merge(mut chunks: Vec<Chunk>, locals: &[CustomerIds], ids: &mut CustomerIds, articles: &mut Articles) -> (Transactions, TxLoadStats) {
-    let mut stats = TxLoadStats::default();
-    let before_ids = ids.len();
-    let before_articles = articles.len();
-    for c in &mut chunks {
-        for cust in c.tx.customer.iter_mut() {
-            if *cust & LOCAL_BIT != 0 {
-                let key = *locals[c.worker].key(*cust & !LOCAL_BIT);
-                *cust = ids.intern(key).0;
-                stats.rows_with_unknown_customer += 1;
-            }
-        }
-        for &(row, raw) in &c.unknown_articles {
-            c.tx.article[row as usize] = articles.idx_or_insert(raw);
-        }
-        stats.rows_with_unknown_article += c.unknown_articles.len() as u64;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    const HEADER: &str = "t_dat,customer_id,article_id,price,sales_channel_id\n";
+
+    fn cust(i: usize) -> String {
+        format!("{i:064x}")
     }
-    stats.unknown_customers = (ids.len() - before_ids) as u64;
-    stats.unknown_articles = (articles.len() - before_articles) as u64;
-    let total: usize = chunks.iter().map(|c| c.tx.len()).sum();
-    stats.rows = total as u64;
-    fn concat<T: Copy>(chunks: &mut [Chunk], total: usize, col: impl Fn(&mut Transactions) -> &mut Vec<T>) -> Vec<T> {
-        let mut out = Vec::with_capacity(total);
-        for c in chunks.iter_mut() {
-            let v = std::mem::take(col(&mut c.tx));
-            out.extend_from_slice(&v);
+
+    fn write_rows(dir: &Path, rows: &[String]) -> std::path::PathBuf {
+        let p = dir.join("transactions_train.csv");
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(HEADER.as_bytes()).unwrap();
+        for r in rows {
+            writeln!(f, "{r}").unwrap();
         }
-        out
+        p
     }
-    let tx = Transactions {
-        day: concat(&mut chunks, total, |t| &mut t.day),
-        customer: concat(&mut chunks, total, |t| &mut t.customer),
-        article: concat(&mut chunks, total, |t| &mut t.article),
-        price: concat(&mut chunks, total, |t| &mut t.price),
-        channel: concat(&mut chunks, total, |t| &mut t.channel),
-    };
-    (tx, stats)
+
+    fn parse(path: &Path, opts: &LoadOptions, block: usize) -> Result<(Transactions, Vec<Reject>)> {
+        let mut ids = CustomerIds::default();
+        let mut arts = Articles::default();
+        let (tx, rejects, _, _) = read_csv_parallel(path, opts, &mut ids, &mut arts, &|_| {}, block)?;
+        Ok((tx, rejects))
+    }
+
+    #[test]
+    fn small_blocks_give_the_same_rows_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<String> = (0..5000)
+            .map(|i| format!("2020-09-{:02},{},{:010},0.{:04},{}", 1 + i / 500, cust(i % 97), 100_000 + i % 31, i, 1 + i % 2))
+            .collect();
+        let p = write_rows(dir.path(), &rows);
+        let (whole, _) = parse(&p, &LoadOptions::strict(), 8 << 20).unwrap();
+        let (blocks, _) = parse(&p, &LoadOptions::strict(), 1024).unwrap();
+        assert_eq!(whole.len(), 5000);
+        assert_eq!(whole, blocks);
+        assert!((whole.price[4321] - 0.4321).abs() < 1e-6);
+    }
+
+    #[test]
+    fn error_line_is_exact_across_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rows: Vec<String> = (0..3000).map(|i| format!("2020-09-01,{},0108775015,0.01,2", cust(i))).collect();
+        rows[2500] = format!("2020-13-01,{},0108775015,0.01,2", cust(1));
+        let p = write_rows(dir.path(), &rows);
+        let err = parse(&p, &LoadOptions::strict(), 2048).unwrap_err().to_string();
+        // header is line 1, row index 2500 is line 2502
+        assert!(err.contains(":2502:") && err.contains("t_dat"), "{err}");
+        let (tx, rejects) = parse(&p, &LoadOptions::lenient(dir.path()), 2048).unwrap();
+        assert_eq!(tx.len(), 2999);
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0].line, 2502);
+        assert!(rejects[0].raw.starts_with("2020-13-01"));
+    }
+
+    #[test]
+    fn unknown_customers_are_interned_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<String> = [5, 3, 5, 9, 3].iter().map(|&i| format!("2020-09-01,{},0108775015,0.01,1", cust(i))).collect();
+        let p = write_rows(dir.path(), &rows);
+        let (tx, _) = parse(&p, &LoadOptions::strict(), 64).unwrap();
+        assert_eq!(tx.customer, vec![0, 1, 0, 2, 1]);
+    }
 }

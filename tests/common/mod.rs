@@ -1,0 +1,34 @@
+#![allow(dead_code)]
+//! Helpers shared by the integration tests: synthetic data made on the spot.
+
+use std::path::{Path, PathBuf};
+use streamrec::data::write::Format;
+use streamrec::data::{Dataset, LoadOptions};
+use streamrec::generate::{generate, GenerateConfig, Scale, ScaleParams};
+
+pub fn gen(dir: &Path, params: ScaleParams, seed: u64, format: Format) -> PathBuf {
+    let cfg = GenerateConfig { params, seed, out: dir.to_path_buf(), format };
+    generate(&cfg, &|_, _| {}).expect("generate");
+    dir.to_path_buf()
+}
+
+pub fn tiny(dir: &Path, seed: u64) -> PathBuf {
+    gen(dir, Scale::Tiny.params(), seed, Format::Csv)
+}
+
+pub fn load(dir: &Path) -> Dataset {
+    Dataset::load_dir(dir, &LoadOptions::strict(), &|_| {}).expect("load")
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_streamrec"))
+}
+
+/// Replaces the transactions file of `dir` with `lines` (header included).
+pub fn write_tx(dir: &Path, lines: &[String]) {
+    std::fs::write(dir.join("transactions_train.csv"), lines.join("\n") + "\n").expect("write");
+}
+
+pub fn read_lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p).expect("read").lines().map(str::to_string).collect()
+}
