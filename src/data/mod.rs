@@ -11,6 +11,7 @@ pub mod ids;
 pub mod rejects;
 pub mod table_reader;
 pub mod transactions;
+mod tx_csv;
 pub mod write;
 
 pub use articles::{Article, ArticleIdx, Articles};
