@@ -113,17 +113,15 @@ impl Transactions {
         } else {
             super::tx_csv::read_csv_parallel(path, opts, ids, articles, progress, BLOCK_BYTES)?
         };
-        let mut stats = TxLoadStats {
+        let stats = TxLoadStats {
             rows: tx.len() as u64,
             bytes,
             unknown_customers: (ids.len() - known_customers) as u64,
             rows_with_unknown_customer: unknown_rows,
             unknown_articles: (articles.len() - known_articles) as u64,
-            rows_with_unknown_article: 0,
-            was_sorted: true,
+            rows_with_unknown_article: tx.article.iter().filter(|&&a| a as usize >= known_articles).count() as u64,
+            was_sorted: tx.day.windows(2).all(|w| w[0] <= w[1]),
         };
-        stats.rows_with_unknown_article = tx.article.iter().filter(|&&a| a as usize >= known_articles).count() as u64;
-        stats.was_sorted = tx.day.windows(2).all(|w| w[0] <= w[1]);
         if !stats.was_sorted {
             tx.sort_by_day();
         }

@@ -200,6 +200,11 @@ pub(super) fn read_csv_parallel(
                 })
             })
             .collect();
+        // The caller's progress callback stays on this thread: report the parsed bytes while workers run.
+        while !handles.iter().all(|h| h.is_finished()) {
+            progress(done_bytes.load(Ordering::Relaxed));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         handles.into_iter().map(|h| h.join().expect("parser thread panicked")).collect()
     });
     progress(len as u64);
