@@ -1,4 +1,6 @@
-//! Settings from `config/default.toml` (built in), overlaid by a user file given with `--config`.
+//! Settings from `config/default.toml` (built in), overlaid by a user file given with `--config`, then by
+//! environment variables `STREAMREC__SECTION__KEY=value` (value read as TOML, else as a string), then by the
+//! command's own flags. Every field is documented in config/default.toml.
 
 use serde::Deserialize;
 use std::path::Path;
@@ -9,6 +11,89 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub backtest: BacktestConfig,
+    pub kafka: KafkaConfig,
+    pub topics: TopicsConfig,
+    pub engine: EngineConfig,
+    pub decay: DecayConfig,
+    pub candidates: CandidatesConfig,
+    pub ranker: RankerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, HOST:PORT[,HOST:PORT].
+    pub brokers: String,
+    /// Consumer group of the engine instances.
+    pub group_id: String,
+    /// Partitions of the transactions topic when it is created.
+    pub transactions_partitions: i32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    pub transactions: String,
+    pub articles: String,
+    pub customers: String,
+    pub recommendations: String,
+    pub model_updates: String,
+    pub dead_letters: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EmitPolicy {
+    /// One list per customer when their basket (their rows of one day) is complete.
+    Basket,
+    /// One list after every purchase.
+    Event,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// When lists are published.
+    pub emit: EmitPolicy,
+    /// Events between checkpoints (0: only on shutdown).
+    pub checkpoint_every: u64,
+    /// Purchases kept per customer.
+    pub recent_max: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecayConfig {
+    pub user_half_life_days: f32,
+    pub affinity_half_life_days: f32,
+    pub item_half_lives_days: [f32; 3],
+    pub copurchase_half_life_days: f32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CandidatesConfig {
+    pub repurchase: usize,
+    pub copurchase: usize,
+    pub same_product: usize,
+    pub trending: usize,
+    pub trending_age: usize,
+    pub popular: usize,
+    /// Recent distinct purchases used as co-purchase and same-product seeds.
+    pub seeds: usize,
+    /// Partners kept per article in the co-purchase table.
+    pub copurchase_keep: usize,
+    /// Days back a previous purchase still pairs with a new one.
+    pub copurchase_days: u16,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RankerConfig {
+    /// Published with every list.
+    pub version: String,
+    /// Blend weights by feature name (src/features.rs).
+    pub weights: std::collections::BTreeMap<String, f32>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -42,8 +127,33 @@ impl Config {
             let over: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse { file: file.clone(), message: e.to_string() })?;
             merge(&mut base, over);
         }
+        merge(&mut base, env_overlay(std::env::vars()));
         Config::deserialize(toml::Value::Table(base)).map_err(|e| ConfigError::Parse { file: user.map(|p| p.display().to_string()).unwrap_or_default(), message: e.to_string() })
     }
+}
+
+/// `STREAMREC__ENGINE__EMIT=event` → `[engine] emit = "event"`. Values parse as TOML (numbers, arrays, booleans),
+/// falling back to a plain string.
+fn env_overlay(vars: impl Iterator<Item = (String, String)>) -> toml::Table {
+    let mut out = toml::Table::new();
+    for (k, v) in vars {
+        let Some(path) = k.strip_prefix("STREAMREC__") else { continue };
+        let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        let value = format!("v = {v}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")).unwrap_or(toml::Value::String(v));
+        let mut table = &mut out;
+        for (i, p) in parts.iter().enumerate() {
+            if i + 1 == parts.len() {
+                table.insert(p.clone(), value.clone());
+            } else {
+                let entry = table.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                match entry {
+                    toml::Value::Table(t) => table = t,
+                    _ => break,
+                }
+            }
+        }
+    }
+    out
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
@@ -73,5 +183,15 @@ mod tests {
         assert_eq!(c.backtest.copurchase_window_days, d.backtest.copurchase_window_days);
         std::fs::write(&p, "[backtest]\nbogus = 1\n").unwrap();
         assert!(Config::load(Some(&p)).unwrap_err().to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn env_overlay_sets_nested_keys_with_types() {
+        let vars = [("STREAMREC__ENGINE__EMIT", "event"), ("STREAMREC__ENGINE__CHECKPOINT_EVERY", "5"), ("OTHER", "x")];
+        let mut base: toml::Table = DEFAULT_TOML.parse().unwrap();
+        merge(&mut base, env_overlay(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))));
+        let c = Config::deserialize(toml::Value::Table(base)).unwrap();
+        assert_eq!(c.engine.emit, EmitPolicy::Event);
+        assert_eq!(c.engine.checkpoint_every, 5);
     }
 }

@@ -2,7 +2,7 @@
 //! day (a borrowed prefix of the day-sorted columns, so later rows are out of reach by construction) and the
 //! reference tables.
 
-use crate::data::{ArticleIdx, Articles, CustomerIdx, Customers, Dataset, Day};
+use crate::data::{ArticleIdx, Articles, CustomerIds, CustomerIdx, Customers, Dataset, Day};
 
 /// Borrowed columns of consecutive transaction rows, sorted by day.
 #[derive(Clone, Copy)]
@@ -47,6 +47,8 @@ pub struct History<'a> {
     pub tx: TxSlice<'a>,
     pub articles: &'a Articles,
     pub customers: &'a Customers,
+    /// Customer keys (for methods that replay history as events).
+    pub ids: &'a CustomerIds,
 }
 
 impl<'a> History<'a> {
@@ -55,7 +57,7 @@ impl<'a> History<'a> {
         let t = &data.transactions;
         let all = TxSlice { day: &t.day, customer: &t.customer, article: &t.article, price: &t.price, channel: &t.channel };
         let end = t.lower_bound(cutoff);
-        History { cutoff, tx: all.rows(0..end), articles: &data.articles, customers: &data.customers }
+        History { cutoff, tx: all.rows(0..end), articles: &data.articles, customers: &data.customers, ids: &data.ids }
     }
 
     pub fn n_customers(&self) -> usize {

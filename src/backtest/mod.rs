@@ -4,6 +4,7 @@
 //! [`Recommender`] plugs in: the baselines here, the streaming engine later.
 
 pub mod baselines;
+pub mod engine;
 pub mod history;
 pub mod report;
 

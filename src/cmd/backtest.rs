@@ -1,6 +1,6 @@
 use super::DataArgs;
 use anyhow::Context;
-use streamrec::backtest::{self, baselines, report, BacktestOptions, Recommender};
+use streamrec::backtest::{self, baselines, engine, report, BacktestOptions, Recommender};
 use streamrec::config::Config;
 use streamrec::data::{format_day, parse_date_str};
 use std::path::PathBuf;
@@ -29,6 +29,7 @@ pub fn methods(cfg: &Config) -> Vec<Box<dyn Recommender>> {
         Box::new(baselines::PopularRecent::new(b.popular_days)),
         Box::new(baselines::RepurchasePopular::new(b.repurchase_window_days)),
         Box::new(baselines::RepurchaseCoPurchase::new(b.repurchase_window_days, b.copurchase_window_days)),
+        Box::new(engine::EngineRecommender::new(cfg.clone())),
     ]
 }
 

@@ -38,7 +38,7 @@ pub const ARTICLE_COLUMNS: [&str; 25] = [
     "detail_desc",
 ];
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Article {
     pub article_id: u32,
     pub product_code: u32,

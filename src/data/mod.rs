@@ -17,7 +17,7 @@ pub mod write;
 pub use articles::{Article, ArticleIdx, Articles};
 pub use customers::{CustomerRow, Customers};
 pub use error::{DataError, Result};
-pub use fields::{date_from_day, format_article_id, format_day, parse_date_str, Day};
+pub use fields::{check_channel, date_from_day, format_article_id, format_day, format_hex32, parse_article_id, parse_date_str, parse_hex32, Day};
 pub use ids::{CustomerIds, CustomerIdx, CustomerKey};
 pub use rejects::{LoadOptions, Reject};
 pub use transactions::{Transactions, TxLoadStats};

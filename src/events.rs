@@ -1,0 +1,415 @@
+//! The plain data types that flow through the engine, and their JSON wire form on the Kafka topics
+//! (schemas/*.schema.json). Decoding turns a message into a typed [`Event`] or a [`DecodeError`] that names the
+//! field and the reason, so a bad message can go to the dead-letters topic instead of being dropped.
+
+use crate::data::customers::{ClubStatus, CustomerRow, NewsFrequency};
+use crate::data::{format_article_id, format_day, format_hex32, parse_article_id, parse_date_str, parse_hex32, Article, CustomerKey, Day};
+use serde::{Deserialize, Serialize};
+
+/// One purchase row as the engine sees it: event time is the day, then `seq`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TxEvent {
+    pub day: Day,
+    pub customer: CustomerKey,
+    pub article_id: u32,
+    pub price: f32,
+    pub channel: u8,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Transaction(TxEvent),
+    /// A catalogue row: new articles may arrive at any time (cold start).
+    Article(Box<Article>),
+    Customer(CustomerRow),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("not valid JSON for a {topic} message: {message}")]
+    Json { topic: &'static str, message: String },
+    #[error("field `{field}`: {reason} (got {value:?})")]
+    Field { field: &'static str, value: String, reason: String },
+    #[error("message has no payload")]
+    Empty,
+}
+
+/// Wire form of a `transactions` message.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxMsg<'a> {
+    pub t_dat: &'a str,
+    pub customer_id: &'a str,
+    pub article_id: &'a str,
+    pub price: f64,
+    pub sales_channel_id: i64,
+    pub seq: u64,
+}
+
+impl TxEvent {
+    pub fn to_json(&self) -> Vec<u8> {
+        let day = format_day(self.day);
+        let cust = format_hex32(&self.customer.0);
+        let art = format_article_id(self.article_id);
+        let msg = TxMsg {
+            t_dat: &day,
+            customer_id: &cust,
+            article_id: &art,
+            price: f64::from(self.price),
+            sales_channel_id: i64::from(self.channel),
+            seq: self.seq,
+        };
+        serde_json::to_vec(&msg).unwrap_or_default()
+    }
+}
+
+fn field_err(field: &'static str, value: impl ToString, reason: impl ToString) -> DecodeError {
+    DecodeError::Field { field, value: value.to_string(), reason: reason.to_string() }
+}
+
+fn json_err(topic: &'static str) -> impl Fn(serde_json::Error) -> DecodeError {
+    move |e| DecodeError::Json { topic, message: e.to_string() }
+}
+
+pub fn decode_transaction(payload: &[u8]) -> Result<TxEvent, DecodeError> {
+    let m: TxMsg = serde_json::from_slice(payload).map_err(json_err("transactions"))?;
+    let day = parse_date_str(m.t_dat).map_err(|e| field_err("t_dat", m.t_dat, e.reason))?;
+    let customer = CustomerKey(parse_hex32("customer_id", m.customer_id.as_bytes()).map_err(|e| field_err("customer_id", m.customer_id, e.reason))?);
+    let article_id = parse_article_id(m.article_id.as_bytes()).map_err(|e| field_err("article_id", m.article_id, e.reason))?;
+    if !(m.price.is_finite() && m.price >= 0.0) {
+        return Err(field_err("price", m.price, "expected a price >= 0"));
+    }
+    let channel = crate::data::check_channel(m.sales_channel_id).map_err(|e| field_err("sales_channel_id", m.sales_channel_id, e.reason))?;
+    Ok(TxEvent { day, customer, article_id, price: m.price as f32, channel, seq: m.seq })
+}
+
+/// Wire form of an `articles` message: the articles.csv columns, numbers as numbers.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArticleMsg {
+    pub article_id: String,
+    pub product_code: u32,
+    pub prod_name: String,
+    pub product_type_no: i32,
+    pub product_type_name: String,
+    pub product_group_name: String,
+    pub graphical_appearance_no: i32,
+    pub graphical_appearance_name: String,
+    pub colour_group_code: i32,
+    pub colour_group_name: String,
+    pub perceived_colour_value_id: i32,
+    pub perceived_colour_value_name: String,
+    pub perceived_colour_master_id: i32,
+    pub perceived_colour_master_name: String,
+    pub department_no: i32,
+    pub department_name: String,
+    pub index_code: String,
+    pub index_name: String,
+    pub index_group_no: i32,
+    pub index_group_name: String,
+    pub section_no: i32,
+    pub section_name: String,
+    pub garment_group_no: i32,
+    pub garment_group_name: String,
+    pub detail_desc: String,
+}
+
+pub fn article_to_json(a: &Article) -> Vec<u8> {
+    let m = ArticleMsg {
+        article_id: format_article_id(a.article_id),
+        product_code: a.product_code,
+        prod_name: a.prod_name.clone(),
+        product_type_no: a.product_type_no,
+        product_type_name: a.product_type_name.clone(),
+        product_group_name: a.product_group_name.clone(),
+        graphical_appearance_no: a.graphical_appearance_no,
+        graphical_appearance_name: a.graphical_appearance_name.clone(),
+        colour_group_code: a.colour_group_code,
+        colour_group_name: a.colour_group_name.clone(),
+        perceived_colour_value_id: a.perceived_colour_value_id,
+        perceived_colour_value_name: a.perceived_colour_value_name.clone(),
+        perceived_colour_master_id: a.perceived_colour_master_id,
+        perceived_colour_master_name: a.perceived_colour_master_name.clone(),
+        department_no: a.department_no,
+        department_name: a.department_name.clone(),
+        index_code: a.index_code.clone(),
+        index_name: a.index_name.clone(),
+        index_group_no: a.index_group_no,
+        index_group_name: a.index_group_name.clone(),
+        section_no: a.section_no,
+        section_name: a.section_name.clone(),
+        garment_group_no: a.garment_group_no,
+        garment_group_name: a.garment_group_name.clone(),
+        detail_desc: a.detail_desc.clone(),
+    };
+    serde_json::to_vec(&m).unwrap_or_default()
+}
+
+pub fn decode_article(payload: &[u8]) -> Result<Article, DecodeError> {
+    let m: ArticleMsg = serde_json::from_slice(payload).map_err(json_err("articles"))?;
+    let article_id = parse_article_id(m.article_id.as_bytes()).map_err(|e| field_err("article_id", &m.article_id, e.reason))?;
+    Ok(Article {
+        article_id,
+        product_code: m.product_code,
+        prod_name: m.prod_name,
+        product_type_no: m.product_type_no,
+        product_type_name: m.product_type_name,
+        product_group_name: m.product_group_name,
+        graphical_appearance_no: m.graphical_appearance_no,
+        graphical_appearance_name: m.graphical_appearance_name,
+        colour_group_code: m.colour_group_code,
+        colour_group_name: m.colour_group_name,
+        perceived_colour_value_id: m.perceived_colour_value_id,
+        perceived_colour_value_name: m.perceived_colour_value_name,
+        perceived_colour_master_id: m.perceived_colour_master_id,
+        perceived_colour_master_name: m.perceived_colour_master_name,
+        department_no: m.department_no,
+        department_name: m.department_name,
+        index_code: m.index_code,
+        index_name: m.index_name,
+        index_group_no: m.index_group_no,
+        index_group_name: m.index_group_name,
+        section_no: m.section_no,
+        section_name: m.section_name,
+        garment_group_no: m.garment_group_no,
+        garment_group_name: m.garment_group_name,
+        detail_desc: m.detail_desc,
+    })
+}
+
+/// Wire form of a `customers` message; empty CSV fields are `null`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerMsg {
+    pub customer_id: String,
+    #[serde(rename = "FN")]
+    pub fn_flag: bool,
+    #[serde(rename = "Active")]
+    pub active: bool,
+    pub club_member_status: Option<String>,
+    pub fashion_news_frequency: Option<String>,
+    pub age: Option<u8>,
+    pub postal_code: Option<String>,
+}
+
+pub fn customer_to_json(c: &CustomerRow) -> Vec<u8> {
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let m = CustomerMsg {
+        customer_id: format_hex32(&c.key),
+        fn_flag: c.fn_flag,
+        active: c.active,
+        club_member_status: opt(c.club.as_str()),
+        fashion_news_frequency: opt(c.news.as_str()),
+        age: c.age,
+        postal_code: (c.postal != [0; 32]).then(|| format_hex32(&c.postal)),
+    };
+    serde_json::to_vec(&m).unwrap_or_default()
+}
+
+pub fn decode_customer(payload: &[u8]) -> Result<CustomerRow, DecodeError> {
+    let m: CustomerMsg = serde_json::from_slice(payload).map_err(json_err("customers"))?;
+    let key = parse_hex32("customer_id", m.customer_id.as_bytes()).map_err(|e| field_err("customer_id", &m.customer_id, e.reason))?;
+    let club = match m.club_member_status.as_deref() {
+        None | Some("") => ClubStatus::Missing,
+        Some("ACTIVE") => ClubStatus::Active,
+        Some("PRE-CREATE") => ClubStatus::PreCreate,
+        Some("LEFT CLUB") => ClubStatus::LeftClub,
+        Some(other) => return Err(field_err("club_member_status", other, "expected ACTIVE, PRE-CREATE, LEFT CLUB or null")),
+    };
+    let news = match m.fashion_news_frequency.as_deref() {
+        None | Some("") => NewsFrequency::Missing,
+        Some("NONE") => NewsFrequency::NoneUpper,
+        Some("None") => NewsFrequency::NoneTitle,
+        Some("Regularly") => NewsFrequency::Regularly,
+        Some("Monthly") => NewsFrequency::Monthly,
+        Some(other) => return Err(field_err("fashion_news_frequency", other, "expected NONE, None, Regularly, Monthly or null")),
+    };
+    if let Some(age) = m.age {
+        if age > 120 {
+            return Err(field_err("age", age, "expected an age of at most 120"));
+        }
+    }
+    let postal = match m.postal_code.as_deref() {
+        None | Some("") => [0; 32],
+        Some(p) => parse_hex32("postal_code", p.as_bytes()).map_err(|e| field_err("postal_code", p, e.reason))?,
+    };
+    Ok(CustomerRow { key, fn_flag: m.fn_flag, active: m.active, club, news, age: m.age, postal })
+}
+
+/// Which candidate sources proposed an item (a bit set, so merging is an OR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Sources(pub u16);
+
+pub const SOURCE_NAMES: [&str; 8] = ["repurchase", "copurchase", "same_product", "trending", "trending_age", "popular", "two_tower", "text"];
+
+impl Sources {
+    pub fn with(self, id: usize) -> Self {
+        Sources(self.0 | (1 << id))
+    }
+    pub fn has(self, id: usize) -> bool {
+        self.0 & (1 << id) != 0
+    }
+    pub fn names(self) -> Vec<&'static str> {
+        SOURCE_NAMES.iter().enumerate().filter(|(i, _)| self.has(*i)).map(|(_, n)| *n).collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// The customer's basket (their rows of one day) closed.
+    Basket,
+    /// Emitted after every purchase event.
+    Event,
+}
+
+/// One ranked item, in engine indices.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecItem {
+    pub article: crate::data::ArticleIdx,
+    pub score: f32,
+    pub sources: Sources,
+}
+
+/// A customer's ranked list, produced when their basket closes (or per event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    pub customer: CustomerKey,
+    /// Event day of the basket that triggered it.
+    pub as_of: Day,
+    /// `seq` of the last transaction included.
+    pub seq: u64,
+    pub trigger: Trigger,
+    pub items: Vec<RecItem>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecItemMsg {
+    pub article_id: String,
+    pub score: f32,
+    pub sources: Vec<String>,
+}
+
+/// Wire form of a `recommendations` message.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendationMsg {
+    pub customer_id: String,
+    pub as_of: String,
+    pub seq: u64,
+    pub trigger: Trigger,
+    pub model_versions: std::collections::BTreeMap<String, String>,
+    pub items: Vec<RecItemMsg>,
+}
+
+impl Recommendation {
+    /// The wire message; `article_id` maps engine indices to catalogue ids.
+    pub fn to_msg(&self, article_id: impl Fn(crate::data::ArticleIdx) -> u32, model_versions: &std::collections::BTreeMap<String, String>) -> RecommendationMsg {
+        RecommendationMsg {
+            customer_id: format_hex32(&self.customer.0),
+            as_of: format_day(self.as_of),
+            seq: self.seq,
+            trigger: self.trigger,
+            model_versions: model_versions.clone(),
+            items: self
+                .items
+                .iter()
+                .map(|i| RecItemMsg {
+                    article_id: format_article_id(article_id(i.article)),
+                    score: i.score,
+                    sources: i.sources.names().into_iter().map(String::from).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Wire form of a `dead-letters` message: the original bytes (base64, and as text when UTF-8), where they came
+/// from, and why they were refused.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    pub source_topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: String,
+    pub payload_base64: String,
+    pub reason: String,
+}
+
+impl DeadLetter {
+    pub fn new(source_topic: &str, partition: i32, offset: i64, key: Option<&[u8]>, payload: &[u8], reason: String) -> Self {
+        use base64::Engine;
+        DeadLetter {
+            source_topic: source_topic.to_string(),
+            partition,
+            offset,
+            key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: String::from_utf8_lossy(payload).into_owned(),
+            payload_base64: base64::engine::general_purpose::STANDARD.encode(payload),
+            reason,
+        }
+    }
+}
+
+/// Wire form of a `model-updates` message.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelUpdate {
+    pub kind: String,
+    pub version: String,
+    pub path: String,
+    pub trained_until: String,
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx() -> TxEvent {
+        TxEvent { day: 18_500, customer: CustomerKey([0xab; 32]), article_id: 108_775_015, price: 0.0508, channel: 2, seq: 7 }
+    }
+
+    #[test]
+    fn transaction_round_trips_through_json() {
+        let t = tx();
+        let json = t.to_json();
+        let text = String::from_utf8(json.clone()).unwrap();
+        assert!(text.contains("\"article_id\":\"0108775015\""), "{text}");
+        assert_eq!(decode_transaction(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn bad_transactions_name_the_field() {
+        let good = String::from_utf8(tx().to_json()).unwrap();
+        let bad_channel = good.replace("\"sales_channel_id\":2", "\"sales_channel_id\":3");
+        assert!(matches!(decode_transaction(bad_channel.as_bytes()), Err(DecodeError::Field { field: "sales_channel_id", .. })));
+        let bad_date = good.replace("2020", "2020x");
+        assert!(matches!(decode_transaction(bad_date.as_bytes()), Err(DecodeError::Field { field: "t_dat", .. })));
+        let extra = good.replace("\"seq\"", "\"bogus\":1,\"seq\"");
+        assert!(matches!(decode_transaction(extra.as_bytes()), Err(DecodeError::Json { .. })));
+        assert!(matches!(decode_transaction(b"not json"), Err(DecodeError::Json { .. })));
+    }
+
+    #[test]
+    fn customer_and_article_round_trip() {
+        let c = CustomerRow { key: [1; 32], fn_flag: true, active: false, club: ClubStatus::PreCreate, news: NewsFrequency::NoneTitle, age: Some(31), postal: [2; 32] };
+        assert_eq!(decode_customer(&customer_to_json(&c)).unwrap(), c);
+        let c2 = CustomerRow { club: ClubStatus::Missing, news: NewsFrequency::Missing, age: None, postal: [0; 32], ..c };
+        assert_eq!(decode_customer(&customer_to_json(&c2)).unwrap(), c2);
+        let a = Article { article_id: 42, product_code: 1, prod_name: "x, \"y\"".into(), ..Article::default() };
+        assert_eq!(decode_article(&article_to_json(&a)).unwrap(), a);
+    }
+
+    #[test]
+    fn dead_letter_keeps_the_exact_bytes() {
+        use base64::Engine;
+        let bytes = [0xff, 0x00, b'a'];
+        let d = DeadLetter::new("transactions", 3, 99, Some(b"k"), &bytes, "bad".into());
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(&d.payload_base64).unwrap(), bytes);
+    }
+}

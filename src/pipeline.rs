@@ -1,0 +1,164 @@
+//! The engine's one code path, shared by live serving, file replay and the backtest:
+//! [`Pipeline::step`] folds an event into the state and returns the recommendations it triggers. It has no
+//! Kafka and no clock in it: the same events in the same order give the same lists.
+//!
+//! Emission: with the `basket` policy a customer's basket (their purchases of one day) closes when event time
+//! moves past that day; every open basket then gets one list, in the order the baskets opened. With `event`,
+//! every purchase gets a list at once.
+
+use crate::candidates::{self, CandidateSet, CandidateSource, UserView};
+use crate::config::{Config, EmitPolicy};
+use crate::data::{ArticleIdx, CustomerIdx, Day};
+use crate::events::{Event, RecItem, Recommendation, Trigger};
+use crate::features::{self, UserSummary};
+use crate::ranker::{BlendRanker, Ranker, RankerError};
+use crate::state::State;
+use rustc_hash::FxHashMap;
+
+pub struct Pipeline {
+    pub state: State,
+    sources: Vec<Box<dyn CandidateSource>>,
+    ranker: Box<dyn Ranker>,
+    emit: EmitPolicy,
+    seeds: usize,
+    k: usize,
+    /// Open baskets in opening order, with the seq of their latest purchase.
+    open: Vec<(CustomerIdx, u64)>,
+    open_index: FxHashMap<CustomerIdx, u32>,
+    open_day: Day,
+}
+
+impl Pipeline {
+    pub fn new(cfg: &Config) -> Result<Self, RankerError> {
+        Ok(Self::with_parts(State::new(cfg), Box::new(BlendRanker::new(&cfg.ranker)?), cfg))
+    }
+
+    pub fn with_parts(state: State, ranker: Box<dyn Ranker>, cfg: &Config) -> Self {
+        Pipeline {
+            state,
+            sources: candidates::build(&cfg.candidates),
+            ranker,
+            emit: cfg.engine.emit,
+            seeds: cfg.candidates.seeds,
+            k: cfg.backtest.k,
+            open: Vec::new(),
+            open_index: FxHashMap::default(),
+            open_day: 0,
+        }
+    }
+
+    pub fn ranker_version(&self) -> &str {
+        self.ranker.version()
+    }
+
+    /// Folds `ev` into the state and returns the lists it triggers.
+    pub fn step(&mut self, ev: Event) -> Vec<Recommendation> {
+        match ev {
+            Event::Article(a) => {
+                self.state.apply_article(*a);
+                Vec::new()
+            }
+            Event::Customer(c) => {
+                self.state.apply_customer(&c);
+                Vec::new()
+            }
+            Event::Transaction(t) => {
+                let mut out = Vec::new();
+                if t.day > self.open_day && !self.open.is_empty() {
+                    self.state.advance_to(t.day);
+                    out = self.close_baskets();
+                }
+                let c = self.state.apply_tx(&t);
+                match self.emit {
+                    EmitPolicy::Event => out.push(self.recommendation(c, t.day, t.seq, Trigger::Event)),
+                    EmitPolicy::Basket => {
+                        self.open_day = t.day;
+                        match self.open_index.get(&c) {
+                            Some(&i) => self.open[i as usize].1 = t.seq,
+                            None => {
+                                self.open_index.insert(c, self.open.len() as u32);
+                                self.open.push((c, t.seq));
+                            }
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Folds `ev` into the state without producing lists (history warm-up, backtest fitting).
+    pub fn apply(&mut self, ev: &Event) {
+        match ev {
+            Event::Article(a) => {
+                self.state.apply_article((**a).clone());
+            }
+            Event::Customer(c) => self.state.apply_customer(c),
+            Event::Transaction(t) => {
+                self.state.apply_tx(t);
+            }
+        }
+    }
+
+    /// Closes every open basket (end of input): event time moves to the day after, as a new day would.
+    pub fn finish(&mut self) -> Vec<Recommendation> {
+        if self.open.is_empty() {
+            return Vec::new();
+        }
+        self.state.advance_to(self.open_day.saturating_add(1));
+        self.close_baskets()
+    }
+
+    pub fn open_baskets(&self) -> usize {
+        self.open.len()
+    }
+
+    fn close_baskets(&mut self) -> Vec<Recommendation> {
+        let day = self.open_day;
+        let open = std::mem::take(&mut self.open);
+        self.open_index.clear();
+        open.into_iter().map(|(c, seq)| self.recommendation(c, day, seq, Trigger::Basket)).collect()
+    }
+
+    fn recommendation(&self, c: CustomerIdx, as_of: Day, seq: u64, trigger: Trigger) -> Recommendation {
+        Recommendation { customer: *self.state.ids.key(c), as_of, seq, trigger, items: self.recommend(c, self.k) }
+    }
+
+    /// The top `k` distinct articles for customer `c` as of the state's event time, best first.
+    pub fn recommend(&self, c: CustomerIdx, k: usize) -> Vec<RecItem> {
+        let s = &self.state;
+        if c as usize >= s.users.len() {
+            return self.fill(Vec::new(), k);
+        }
+        let view = UserView::new(s, c, self.seeds);
+        let mut set = CandidateSet::default();
+        for src in &self.sources {
+            src.propose(&view, s, &mut set);
+        }
+        let summary = UserSummary::new(&view, s);
+        let mut scored: Vec<RecItem> = set
+            .items
+            .iter()
+            .map(|cand| RecItem { article: cand.article, score: self.ranker.score(&features::compute(&view, &summary, cand, s)), sources: cand.sources })
+            .collect();
+        scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.article.cmp(&b.article)));
+        scored.truncate(k);
+        self.fill(scored, k)
+    }
+
+    /// Tops a short list up to `k` with the catalogue's best sellers, then with catalogue order.
+    fn fill(&self, mut items: Vec<RecItem>, k: usize) -> Vec<RecItem> {
+        let s = &self.state;
+        let popular = s.items.popular.iter().map(|x| x.0);
+        let any = 0..s.catalog.len() as ArticleIdx;
+        for a in popular.chain(any) {
+            if items.len() >= k {
+                break;
+            }
+            if !items.iter().any(|i| i.article == a) {
+                items.push(RecItem { article: a, score: 0.0, sources: crate::events::Sources::default().with(candidates::POPULAR) });
+            }
+        }
+        items
+    }
+}

@@ -1,0 +1,174 @@
+//! Item-level state: decayed sales per article (short, week and month half-lives, and the week one per age
+//! band), first-seen day and a decayed mean price; plus the ranked lists (trending overall and by age band,
+//! popular) rebuilt once per event-time day. All counters are decayed sums, so the state of two engine
+//! instances that each saw part of the stream adds up to the state of one that saw it all.
+
+use super::decay::{Decay, DecayedSum};
+use super::user::BANDS;
+use crate::data::{ArticleIdx, Day};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ItemStat {
+    /// Sales counters with half-lives `item_half_lives_days` (short, week, month).
+    pub sales: [DecayedSum; 3],
+    /// Week-half-life sales per buyer age band.
+    pub band: [f32; BANDS],
+    pub band_day: Day,
+    pub price: DecayedSum,
+    pub first_seen: Option<Day>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemStats {
+    pub items: Vec<ItemStat>,
+    pub decay: [Decay; 3],
+    /// Best articles by week sales, as of `lists_day`.
+    pub trending: Vec<(ArticleIdx, f32)>,
+    pub trending_band: Vec<Vec<(ArticleIdx, f32)>>,
+    /// Best articles by month sales.
+    pub popular: Vec<(ArticleIdx, f32)>,
+    pub lists_day: Day,
+    /// Highest week-sales value in `trending` (for normalised features).
+    pub top_week: f32,
+    pub top_band: [f32; BANDS],
+}
+
+/// Length of the ranked lists kept.
+const LIST_LEN: usize = 128;
+
+impl ItemStats {
+    pub fn new(half_lives: [f32; 3]) -> Self {
+        ItemStats {
+            items: Vec::new(),
+            decay: half_lives.map(Decay::new),
+            trending: Vec::new(),
+            trending_band: vec![Vec::new(); BANDS],
+            popular: Vec::new(),
+            lists_day: 0,
+            top_week: 0.0,
+            top_band: [0.0; BANDS],
+        }
+    }
+
+    pub fn ensure(&mut self, n: usize) {
+        if self.items.len() < n {
+            self.items.resize(n, ItemStat::default());
+        }
+    }
+
+    #[inline]
+    pub fn record(&mut self, a: ArticleIdx, day: Day, band: u8, price: f32) {
+        let [d0, d1, d2] = &self.decay;
+        let s = &mut self.items[a as usize];
+        s.sales[0].add(d0, day, 1.0);
+        s.sales[1].add(d1, day, 1.0);
+        s.sales[2].add(d2, day, 1.0);
+        let f = d1.factor(s.band_day, day);
+        if f != 1.0 {
+            for b in &mut s.band {
+                *b *= f;
+            }
+        }
+        s.band_day = s.band_day.max(day);
+        if let Some(b) = s.band.get_mut(band as usize) {
+            *b += 1.0;
+        }
+        s.price.add(d2, day, price);
+        if s.first_seen.is_none() {
+            s.first_seen = Some(day);
+        }
+    }
+
+    /// Week sales of `a` aged to `day`.
+    #[inline]
+    pub fn week(&self, a: ArticleIdx, day: Day) -> f32 {
+        self.items.get(a as usize).map_or(0.0, |s| s.sales[1].at(&self.decay[1], day))
+    }
+
+    /// Short-over-week ratio: above 1 when an article sells faster now than over its recent week.
+    #[inline]
+    pub fn trend(&self, a: ArticleIdx, day: Day) -> f32 {
+        let Some(s) = self.items.get(a as usize) else { return 0.0 };
+        let short = s.sales[0].at(&self.decay[0], day);
+        let week = s.sales[1].at(&self.decay[1], day);
+        // The short counter integrates ~1.44 days of sales, the week one ~10.1: compare rates.
+        if week <= 0.0 {
+            return 0.0;
+        }
+        (short / 1.4427) / (week / 10.099)
+    }
+
+    #[inline]
+    pub fn band_week(&self, a: ArticleIdx, band: u8, day: Day) -> f32 {
+        let Some(s) = self.items.get(a as usize) else { return 0.0 };
+        s.band.get(band as usize).copied().unwrap_or(0.0) * self.decay[1].factor(s.band_day, day)
+    }
+
+    pub fn mean_price(&self, a: ArticleIdx, day: Day) -> f32 {
+        let Some(s) = self.items.get(a as usize) else { return 0.0 };
+        let n = s.sales[2].at(&self.decay[2], day);
+        if n > 0.0 {
+            s.price.at(&self.decay[2], day) / n
+        } else {
+            0.0
+        }
+    }
+
+    /// Rebuilds the ranked lists as of `day` (called when event time enters a new day).
+    pub fn rebuild_lists(&mut self, day: Day) {
+        let n = self.items.len();
+        let week: Vec<f32> = (0..n as u32).map(|a| self.week(a, day)).collect();
+        self.trending = top_k(&week, LIST_LEN);
+        self.top_week = self.trending.first().map_or(0.0, |x| x.1);
+        let month: Vec<f32> = self.items.iter().map(|s| s.sales[2].at(&self.decay[2], day)).collect();
+        self.popular = top_k(&month, LIST_LEN);
+        for b in 0..BANDS {
+            let v: Vec<f32> = (0..n as u32).map(|a| self.band_week(a, b as u8, day)).collect();
+            self.trending_band[b] = top_k(&v, LIST_LEN);
+            self.top_band[b] = self.trending_band[b].first().map_or(0.0, |x| x.1);
+        }
+        self.lists_day = day;
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.items.capacity() * std::mem::size_of::<ItemStat>() + (BANDS + 2) * LIST_LEN * 8
+    }
+}
+
+/// The `k` largest positive values with their indices, largest first (ties: lower index first).
+pub fn top_k(values: &[f32], k: usize) -> Vec<(ArticleIdx, f32)> {
+    let mut idx: Vec<(ArticleIdx, f32)> = values.iter().enumerate().filter(|(_, &v)| v > 0.0).map(|(i, &v)| (i as u32, v)).collect();
+    let cmp = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if idx.len() > k {
+        idx.select_nth_unstable_by(k, cmp);
+        idx.truncate(k);
+    }
+    idx.sort_unstable_by(cmp);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_rank_recent_sales_and_bands_split_by_age() {
+        let mut s = ItemStats::new([1.0, 7.0, 30.0]);
+        s.ensure(4);
+        for _ in 0..5 {
+            s.record(0, 10, 0, 0.02); // sold long ago, young buyers
+        }
+        for _ in 0..3 {
+            s.record(1, 40, 4, 0.03); // sold recently, older buyers
+        }
+        s.record(2, 40, 0, 0.01);
+        s.rebuild_lists(41);
+        assert_eq!(s.trending[0].0, 1);
+        assert_eq!(s.trending_band[4][0].0, 1);
+        assert_eq!(s.trending_band[0][0].0, 2);
+        assert!(s.trend(1, 41) > s.trend(0, 41));
+        assert!((s.mean_price(1, 41) - 0.03).abs() < 1e-6);
+        assert_eq!(top_k(&[0.0, 3.0, 1.0, 3.0], 2), vec![(1, 3.0), (3, 3.0)]);
+    }
+}

@@ -1,0 +1,172 @@
+//! The engine's state, updated one event at a time in event-time order: the catalogue, per-customer state
+//! (indexed by interned customer), item statistics and co-purchase counts. Nothing here knows about Kafka or the
+//! wall clock; the same events in the same order always give the same state.
+
+pub mod catalog;
+pub mod copurchase;
+pub mod decay;
+pub mod items;
+pub mod user;
+
+pub use catalog::Catalog;
+pub use copurchase::CoPurchase;
+pub use decay::{Decay, DecayedSum};
+pub use items::ItemStats;
+pub use user::{age_band, Purchase, UserState};
+
+use crate::config::Config;
+use crate::data::{ArticleIdx, CustomerIds, CustomerIdx, CustomerKey, CustomerRow, Day};
+use crate::events::TxEvent;
+use serde::{Deserialize, Serialize};
+
+/// The parameters state updates need, taken from [`Config`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StateParams {
+    pub recent_max: usize,
+    pub copurchase_days: u16,
+    pub seeds: usize,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct State {
+    pub params: StateParams,
+    pub catalog: Catalog,
+    /// Interned customers; serialised as the key list and rebuilt on restore.
+    #[serde(skip)]
+    pub ids: CustomerIds,
+    pub users: Vec<UserState>,
+    pub items: ItemStats,
+    pub copurchase: CoPurchase,
+    pub user_decay: Decay,
+    pub affinity_decay: Decay,
+    /// Event time: the latest day seen (lists are as of this day).
+    pub clock: Day,
+    /// Transactions applied so far.
+    pub events: u64,
+    /// Customers first seen in a purchase (no customers row yet).
+    pub unknown_customers: u64,
+}
+
+impl State {
+    pub fn new(cfg: &Config) -> Self {
+        State {
+            params: StateParams {
+                recent_max: cfg.engine.recent_max,
+                copurchase_days: cfg.candidates.copurchase_days,
+                seeds: cfg.candidates.seeds,
+            },
+            catalog: Catalog::default(),
+            ids: CustomerIds::with_capacity(1024),
+            users: Vec::new(),
+            items: ItemStats::new(cfg.decay.item_half_lives_days),
+            copurchase: CoPurchase::new(cfg.decay.copurchase_half_life_days, cfg.candidates.copurchase_keep),
+            user_decay: Decay::new(cfg.decay.user_half_life_days),
+            affinity_decay: Decay::new(cfg.decay.affinity_half_life_days),
+            clock: 0,
+            events: 0,
+            unknown_customers: 0,
+        }
+    }
+
+    pub fn customer(&self, key: &CustomerKey) -> Option<CustomerIdx> {
+        self.ids.get(key)
+    }
+
+    fn intern(&mut self, key: CustomerKey) -> (CustomerIdx, bool) {
+        let (idx, new) = self.ids.intern(key);
+        if new {
+            self.users.push(UserState::new(user::UNKNOWN_BAND));
+        }
+        (idx, new)
+    }
+
+    pub fn apply_customer(&mut self, row: &CustomerRow) {
+        let (idx, _) = self.intern(CustomerKey(row.key));
+        self.users[idx as usize].band = age_band(row.age);
+    }
+
+    pub fn apply_article(&mut self, a: crate::data::Article) -> ArticleIdx {
+        let idx = self.catalog.upsert(a);
+        self.ensure_items();
+        idx
+    }
+
+    fn ensure_items(&mut self) {
+        let n = self.catalog.len();
+        self.items.ensure(n);
+        self.copurchase.ensure(n);
+    }
+
+    /// Moves event time to `day`; entering a new day rebuilds the ranked item lists.
+    pub fn advance_to(&mut self, day: Day) {
+        self.clock = self.clock.max(day);
+        if self.items.lists_day != self.clock || self.items.trending.is_empty() {
+            self.items.rebuild_lists(self.clock);
+        }
+    }
+
+    /// Folds one purchase into user, item and co-purchase state. Returns the customer's index.
+    pub fn apply_tx(&mut self, t: &TxEvent) -> CustomerIdx {
+        if t.day > self.clock {
+            self.advance_to(t.day);
+        }
+        let (c, new) = self.intern(t.customer);
+        if new {
+            self.unknown_customers += 1;
+        }
+        let a = match self.catalog.idx(t.article_id) {
+            Some(a) => a,
+            None => {
+                let a = self.catalog.idx_or_placeholder(t.article_id);
+                self.ensure_items();
+                a
+            }
+        };
+        let band = self.users[c as usize].band;
+        self.items.record(a, t.day, band, t.price);
+        // Co-purchase seeds: the customer's recent distinct purchases within the window, newest first.
+        let window_start = t.day.saturating_sub(self.params.copurchase_days);
+        let mut seen = 0usize;
+        let user = &self.users[c as usize];
+        for (i, p) in user.recent.iter().enumerate().rev() {
+            if p.day < window_start || seen >= self.params.seeds {
+                break;
+            }
+            if p.article == a || user.recent[i + 1..].iter().any(|q| q.article == p.article) {
+                continue;
+            }
+            seen += 1;
+            if p.day == t.day {
+                self.copurchase.add(p.article, a, t.day, 1.0);
+                self.copurchase.add(a, p.article, t.day, 1.0);
+            } else {
+                self.copurchase.add(p.article, a, t.day, copurchase::EARLIER_WEIGHT);
+            }
+        }
+        let slot = self.catalog.type_slot(a);
+        let (ud, ad, max) = (&self.user_decay, &self.affinity_decay, self.params.recent_max);
+        self.users[c as usize].record(Purchase { article: a, day: t.day }, t.price, t.channel == 2, slot, ud, ad, max);
+        self.events += 1;
+        c
+    }
+
+    /// Bytes held on the heap (for the bytes-per-customer figure).
+    pub fn heap_bytes(&self) -> usize {
+        self.catalog.heap_bytes()
+            + self.ids.heap_bytes()
+            + self.users.capacity() * std::mem::size_of::<UserState>()
+            + self.users.iter().map(UserState::heap_bytes).sum::<usize>()
+            + self.items.heap_bytes()
+            + self.copurchase.heap_bytes()
+    }
+
+    /// Rebuilds what a checkpoint does not store (indices) from `keys`.
+    pub fn restore_ids(&mut self, keys: &[CustomerKey]) {
+        let mut ids = CustomerIds::with_capacity(keys.len().max(1024));
+        for k in keys {
+            ids.intern(*k);
+        }
+        self.ids = ids;
+        self.catalog.reindex();
+    }
+}
