@@ -7,9 +7,11 @@ use crate::data::ArticleIdx;
 use crate::state::State;
 
 /// Feature names, in vector order.
-pub const FEATURES: [&str; 12] = [
+pub const FEATURES: [&str; 14] = [
     "rep_count",
     "rep_recency",
+    "rep_4w",
+    "rep_rank",
     "copurchase",
     "same_product",
     "pop_week",
@@ -55,7 +57,8 @@ impl UserSummary {
 pub fn compute(u: &UserView<'_>, summary: &UserSummary, c: &Candidate, s: &State) -> [f32; N_FEATURES] {
     let a = c.article;
     let day = u.day;
-    let (rep_count, rep_recency) = summary.own.iter().find(|x| x.0 == a).map_or((0.0, 0.0), |x| (x.1, 1.0 / (1.0 + f32::from(x.2))));
+    // Recency of the customer's last purchase of this article: halves every week.
+    let (rep_count, rep_recency) = summary.own.iter().find(|x| x.0 == a).map_or((0.0, 0.0), |x| (x.1, 0.5f32.powf(f32::from(x.2) / 7.0)));
     let pop_week = s.items.week(a, day) / s.items.top_week.max(1e-6);
     let band = u.user.band as usize;
     let pop_age = s.items.band_week(a, u.user.band, day) / s.items.top_band.get(band).copied().unwrap_or(0.0).max(1e-6);
@@ -68,9 +71,14 @@ pub fn compute(u: &UserView<'_>, summary: &UserSummary, c: &Candidate, s: &State
     let price = s.items.mean_price(a, day);
     let price_ratio = if summary.mean_price > 0.0 && price > 0.0 { (price / summary.mean_price).min(5.0) } else { 1.0 };
     let n_sources = (0..N_SOURCES).filter(|&i| c.sources.has(i)).count() as f32;
+    // Position among the customer's distinct purchases, newest first (1, 1/2, 1/3, ...).
+    let rep_rank = summary.own.iter().position(|x| x.0 == a).map_or(0.0, |i| 1.0 / (1.0 + i as f32));
+    let rep_4w = summary.own.iter().find(|x| x.0 == a).map_or(0.0, |x| if x.2 < 28 { 1.0 } else { 0.0 });
     [
         rep_count,
         rep_recency,
+        rep_4w,
+        rep_rank,
         c.scores[COPURCHASE],
         c.scores[SAME_PRODUCT],
         pop_week,

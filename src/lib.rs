@@ -9,6 +9,7 @@ pub mod data;
 pub mod events;
 pub mod features;
 pub mod generate;
+pub mod kafka;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;

@@ -162,3 +162,17 @@ impl Pipeline {
         items
     }
 }
+
+impl Pipeline {
+    /// Open baskets and their day (for checkpoints).
+    pub fn open_state(&self) -> (Vec<(CustomerIdx, u64)>, Day) {
+        (self.open.clone(), self.open_day)
+    }
+
+    /// Restores what [`Pipeline::open_state`] returned.
+    pub fn restore_open(&mut self, open: Vec<(CustomerIdx, u64)>, day: Day) {
+        self.open_index = open.iter().enumerate().map(|(i, (c, _))| (*c, i as u32)).collect();
+        self.open = open;
+        self.open_day = day;
+    }
+}

@@ -17,7 +17,12 @@ pub struct ItemStat {
     pub band_day: Day,
     pub price: DecayedSum,
     pub first_seen: Option<Day>,
+    /// Exact sales per day for the last `WINDOW_DAYS + 1` days: (day, count) in ring slots `day % len`.
+    pub daily: [(Day, u32); WINDOW_DAYS + 1],
 }
+
+/// The exact window popularity counts over (the competition's strongest simple signal: last week's sales).
+pub const WINDOW_DAYS: usize = 7;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemStats {
@@ -75,15 +80,23 @@ impl ItemStats {
             *b += 1.0;
         }
         s.price.add(d2, day, price);
+        let slot = &mut s.daily[day as usize % (WINDOW_DAYS + 1)];
+        if slot.0 == day {
+            slot.1 += 1;
+        } else if slot.0 < day || slot.1 == 0 {
+            *slot = (day, 1);
+        }
         if s.first_seen.is_none() {
             s.first_seen = Some(day);
         }
     }
 
-    /// Week sales of `a` aged to `day`.
+    /// Sales of `a` in the `WINDOW_DAYS` days before `day` (exact counts).
     #[inline]
     pub fn week(&self, a: ArticleIdx, day: Day) -> f32 {
-        self.items.get(a as usize).map_or(0.0, |s| s.sales[1].at(&self.decay[1], day))
+        let Some(s) = self.items.get(a as usize) else { return 0.0 };
+        let from = day.saturating_sub(WINDOW_DAYS as Day);
+        s.daily.iter().filter(|(d, _)| *d >= from && *d < day).map(|(_, n)| *n as f32).sum()
     }
 
     /// Short-over-week ratio: above 1 when an article sells faster now than over its recent week.
@@ -162,6 +175,9 @@ mod tests {
         for _ in 0..3 {
             s.record(1, 40, 4, 0.03); // sold recently, older buyers
         }
+        assert_eq!(s.week(1, 41), 3.0);
+        assert_eq!(s.week(1, 40), 0.0, "the window ends before its day");
+        assert_eq!(s.week(1, 48), 0.0, "a week later it has left the window");
         s.record(2, 40, 0, 0.01);
         s.rebuild_lists(41);
         assert_eq!(s.trending[0].0, 1);

@@ -1,0 +1,184 @@
+//! The only module that imports rdkafka's consumer API. Two readers:
+//! - [`GroupReader`]: a consumer-group member on one topic (the engine's transactions input), with manual
+//!   offset commits and end-of-partition reports;
+//! - [`TopicReader`]: reads every partition of one topic without a group, from the start, the end or given
+//!   offsets (reference data every engine instance needs in full, and `subscribe`).
+
+use super::{client_config, KafkaError};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One message, copied out of the client's buffers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Polled {
+    Record(Record),
+    /// The partition has no more messages for now.
+    Eof(i32),
+}
+
+fn record<M: Message>(m: &M) -> Record {
+    Record {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().map(<[u8]>::to_vec),
+    }
+}
+
+/// Tracks the partitions the group gave this member.
+#[derive(Default)]
+pub struct GroupContext {
+    assigned: Arc<Mutex<Vec<i32>>>,
+    generation: Arc<Mutex<u64>>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        let mut a = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+        match r {
+            Rebalance::Assign(tpl) => {
+                *a = tpl.elements().iter().map(|e| e.partition()).collect();
+                a.sort_unstable();
+                tracing::info!(partitions = ?*a, "assigned");
+            }
+            Rebalance::Revoke(_) => {
+                a.clear();
+                tracing::info!("partitions revoked");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+        *self.generation.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+}
+
+pub struct GroupReader {
+    consumer: StreamConsumer<GroupContext>,
+    topic: String,
+    assigned: Arc<Mutex<Vec<i32>>>,
+    generation: Arc<Mutex<u64>>,
+}
+
+impl GroupReader {
+    /// Joins `group` on `topic`. With no committed offset a partition is read from its start.
+    pub fn new(brokers: &str, group: &str, topic: &str) -> Result<Self, KafkaError> {
+        let ctx = GroupContext::default();
+        let (assigned, generation) = (ctx.assigned.clone(), ctx.generation.clone());
+        let consumer: StreamConsumer<GroupContext> = client_config(brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .set("topic.metadata.refresh.interval.ms", "2000")
+            .create_with_context(ctx)?;
+        consumer.subscribe(&[topic])?;
+        Ok(GroupReader { consumer, topic: topic.to_string(), assigned, generation })
+    }
+
+    pub async fn recv(&self) -> Result<Polled, KafkaError> {
+        match self.consumer.recv().await {
+            Ok(m) => Ok(Polled::Record(record(&m))),
+            Err(RdError::PartitionEOF(p)) => Ok(Polled::Eof(p)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Partitions currently assigned, and a counter that changes on every rebalance.
+    pub fn assignment(&self) -> (Vec<i32>, u64) {
+        let a = self.assigned.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let g = *self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        (a, g)
+    }
+
+    /// Commits `next` offsets (the first offset NOT yet processed) per partition.
+    pub fn commit(&self, next: &[(i32, i64)], sync: bool) -> Result<(), KafkaError> {
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for &(p, o) in next {
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(o))?;
+        }
+        self.consumer.commit(&tpl, if sync { CommitMode::Sync } else { CommitMode::Async })?;
+        Ok(())
+    }
+
+    /// The group's committed offsets for the assigned partitions.
+    pub fn committed(&self, timeout: Duration) -> Result<Vec<(i32, i64)>, KafkaError> {
+        let tpl = self.consumer.committed(timeout)?;
+        Ok(tpl.elements().iter().filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        }).collect())
+    }
+}
+
+/// Where a [`TopicReader`] starts in each partition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    Beginning,
+    End,
+    /// Given next offsets per partition; partitions not listed start at the beginning.
+    At(Vec<(i32, i64)>),
+}
+
+pub struct TopicReader {
+    consumer: StreamConsumer,
+    /// High watermarks when the reader started: reading up to them means "caught up".
+    pub end_at_start: Vec<(i32, i64)>,
+}
+
+impl TopicReader {
+    pub fn new(brokers: &str, topic: &str, start: Start) -> Result<Self, KafkaError> {
+        let consumer: StreamConsumer = client_config(brokers)
+            .set("group.id", "streamrec-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("topic.metadata.refresh.interval.ms", "2000")
+            .create()?;
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let parts: Vec<i32> = md.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+        if parts.is_empty() {
+            return Err(KafkaError::Topic { topic: topic.to_string(), reason: "not found on the broker".into() });
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut end_at_start = Vec::new();
+        for &p in &parts {
+            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            end_at_start.push((p, high));
+            let offset = match &start {
+                Start::Beginning => Offset::Beginning,
+                Start::End => Offset::End,
+                Start::At(v) => v.iter().find(|x| x.0 == p).map_or(Offset::Beginning, |x| Offset::Offset(x.1)),
+            };
+            tpl.add_partition_offset(topic, p, offset)?;
+        }
+        consumer.assign(&tpl)?;
+        Ok(TopicReader { consumer, end_at_start })
+    }
+
+    pub async fn recv(&self) -> Result<Polled, KafkaError> {
+        match self.consumer.recv().await {
+            Ok(m) => Ok(Polled::Record(record(&m))),
+            Err(RdError::PartitionEOF(p)) => Ok(Polled::Eof(p)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Producing with delivery reports. `send` hands back a future per message; callers wait for a batch of them
+//! before they treat what caused the messages as done (the engine commits input offsets only then).
+
+use super::{client_config, KafkaError};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Sink {
+    producer: FutureProducer,
+}
+
+/// One message in flight: its topic and its delivery report.
+pub struct Pending {
+    topic: String,
+    future: DeliveryFuture,
+}
+
+impl Sink {
+    /// `linger_ms`: how long the client may wait to fill a batch (0 for lowest latency).
+    pub fn new(brokers: &str, linger_ms: u32) -> Result<Self, KafkaError> {
+        let producer = client_config(brokers)
+            .set("linger.ms", linger_ms.to_string())
+            .set("queue.buffering.max.messages", "1000000")
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("batch.num.messages", "10000")
+            .set("message.timeout.ms", "30000")
+            .set("enable.idempotence", "false")
+            .create()?;
+        Ok(Sink { producer })
+    }
+
+    /// Queues one message; waits (without blocking the thread's runtime for long) while the local queue is full.
+    pub async fn send(&self, topic: &str, key: &[u8], payload: &[u8]) -> Result<Pending, KafkaError> {
+        loop {
+            match self.producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+                Ok(future) => return Ok(Pending { topic: topic.to_string(), future }),
+                Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(KafkaError::Delivery { topic: topic.to_string(), reason: e.to_string() }),
+            }
+        }
+    }
+
+    /// Waits for every delivery report; the first failure is the error.
+    pub async fn wait(pending: Vec<Pending>) -> Result<usize, KafkaError> {
+        let n = pending.len();
+        for p in pending {
+            match p.future.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(KafkaError::Delivery { topic: p.topic, reason: e.to_string() }),
+                Err(_) => return Err(KafkaError::Delivery { topic: p.topic, reason: "producer dropped the message".into() }),
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! Checkpoints: the engine state, the open baskets and the input offsets they correspond to, written
+//! atomically (temporary file, fsync, rename, fsync of the directory) so a crash leaves either the old or the
+//! new checkpoint, never a torn one. Format: magic, format version, CRC-32 of the body, body (postcard).
+//! Restart = load, then skip input below the stored offsets.
+
+use crate::data::{CustomerIdx, CustomerKey, Day};
+use crate::state::State;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 4] = b"SRCK";
+/// Bump on any change to [`Checkpoint`]'s layout; older files are refused with a clear error.
+pub const FORMAT_VERSION: u32 = 1;
+const FILE: &str = "engine.ckpt";
+
+#[derive(Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub state: State,
+    pub customer_keys: Vec<CustomerKey>,
+    pub open_baskets: Vec<(CustomerIdx, u64)>,
+    pub open_day: Day,
+    /// Next transactions offset to read, per partition.
+    pub tx_offsets: Vec<(i32, i64)>,
+    /// Next offsets of the reference topics: (topic, partition, offset).
+    pub ref_offsets: Vec<(String, i32, i64)>,
+    pub recommendations_sent: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint {path} is not a streamrec checkpoint or is damaged: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("checkpoint {path} has format version {found}, this build reads {FORMAT_VERSION}; remove it to start fresh")]
+    Version { path: PathBuf, found: u32 },
+}
+
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+pub fn write(dir: &Path, c: &Checkpoint) -> Result<u64, CheckpointError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckpointError::Io { path: path.clone(), source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let body = postcard::to_stdvec(c).map_err(|e| CheckpointError::Corrupt { path: path(dir), reason: e.to_string() })?;
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(MAGIC).map_err(io(&tmp))?;
+        f.write_all(&FORMAT_VERSION.to_le_bytes()).map_err(io(&tmp))?;
+        f.write_all(&crc32fast::hash(&body).to_le_bytes()).map_err(io(&tmp))?;
+        f.write_all(&body).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    let dest = path(dir);
+    std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(body.len() as u64 + 12)
+}
+
+/// The checkpoint in `dir`, if there is one.
+pub fn read(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
+    let p = path(dir);
+    let bytes = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CheckpointError::Io { path: p, source }),
+    };
+    let corrupt = |reason: &str| CheckpointError::Corrupt { path: p.clone(), reason: reason.to_string() };
+    if bytes.len() < 12 || &bytes[..4] != MAGIC {
+        return Err(corrupt("bad header"));
+    }
+    let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    if version != FORMAT_VERSION {
+        return Err(CheckpointError::Version { path: p, found: version });
+    }
+    let crc = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let body = &bytes[12..];
+    if crc32fast::hash(body) != crc {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let mut c: Checkpoint = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+    let keys = std::mem::take(&mut c.customer_keys);
+    c.state.restore_ids(&keys);
+    if c.state.ids.len() != c.state.users.len() {
+        return Err(corrupt("customer keys and user states differ in number"));
+    }
+    Ok(Some(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::events::TxEvent;
+
+    #[test]
+    fn round_trip_and_damage_is_detected() {
+        let cfg = Config::load(None).unwrap();
+        let mut s = State::new(&cfg);
+        s.apply_tx(&TxEvent { day: 100, customer: CustomerKey([3; 32]), article_id: 5, price: 0.1, channel: 1, seq: 0 });
+        let keys = vec![*s.ids.key(0)];
+        let c = Checkpoint { state: s, customer_keys: keys, open_baskets: vec![(0, 0)], open_day: 100, tx_offsets: vec![(0, 1)], ref_offsets: vec![], recommendations_sent: 0 };
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path()).unwrap().is_none());
+        write(dir.path(), &c).unwrap();
+        let back = read(dir.path()).unwrap().unwrap();
+        assert_eq!(back.state.customer(&CustomerKey([3; 32])), Some(0));
+        assert_eq!(back.state.users, c.state.users);
+        assert_eq!(back.state.catalog.idx(5), Some(0));
+        assert_eq!(back.tx_offsets, vec![(0, 1)]);
+        let mut bytes = std::fs::read(path(dir.path())).unwrap();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0xff;
+        std::fs::write(path(dir.path()), &bytes).unwrap();
+        assert!(matches!(read(dir.path()), Err(CheckpointError::Corrupt { .. })));
+    }
+}
