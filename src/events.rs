@@ -262,6 +262,8 @@ pub enum Trigger {
     Basket,
     /// Emitted after every purchase event.
     Event,
+    /// Asked for over HTTP (never published).
+    Query,
 }
 
 /// One ranked item, in engine indices.

@@ -15,4 +15,6 @@ pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod ranker;
+pub mod replay;
+pub mod serve;
 pub mod state;

@@ -14,23 +14,46 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Everything in one process with no server: embedded broker, tiny data, replay → engine → lists, backtest.
+    Demo(cmd::demo::Args),
+    /// Publish the trio to Kafka: reference data, then purchases in file order at event-time speed.
+    Replay(cmd::replay::Args),
+    /// The engine: consume purchases, keep state, publish each customer's top-12 (plus HTTP and metrics).
+    Serve(cmd::serve::Args),
+    /// Follow a topic (recommendations by default) and print one JSON line per message.
+    Subscribe(cmd::subscribe::Args),
+    /// Run the embedded development broker (librdkafka mock cluster); prints `bootstrap=HOST:PORT`.
+    Broker(cmd::broker::Args),
+    /// Score the engine and the baselines on the last K weeks of a dataset with MAP@12 and recall@12.
+    Backtest(cmd::backtest::Args),
     /// Write a synthetic H&M trio (articles, customers, transactions_train) in the real files' format.
     Generate(cmd::generate::Args),
-    /// Score the baselines on the last K weeks of a dataset with MAP@12 and recall@12.
-    Backtest(cmd::backtest::Args),
     /// Load a dataset, report what was read (unknown ids, rejects), how fast, and peak memory.
     Stats(cmd::stats::Args),
-    /// The main job on the embedded default: generate tiny data on first run, then backtest it.
-    Demo(cmd::demo::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Backtest(a) => cmd::backtest::run(a),
         Command::Stats(a) => cmd::stats::run(a),
-        Command::Demo(a) => cmd::demo::run(a),
+        Command::Demo(a) => runtime.block_on(cmd::demo::run(a)),
+        Command::Replay(a) => runtime.block_on(cmd::replay::run(a)),
+        Command::Serve(a) => runtime.block_on(cmd::serve::run(a)),
+        Command::Subscribe(a) => runtime.block_on(cmd::subscribe::run(a)),
+        Command::Broker(a) => runtime.block_on(cmd::broker::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,17 @@
+//! The embedded default: one process, no server. Starts librdkafka's mock cluster as the broker, generates tiny
+//! synthetic data on first run, replays it through Kafka into the engine, prints a live summary and a few
+//! customers' lists, then scores the engine against the baselines with the backtest.
+
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use streamrec::config::Config;
+use streamrec::data::{format_article_id, format_day, format_hex32};
 use streamrec::generate::{self, Scale};
+use streamrec::kafka::{embedded::EmbeddedBroker, topic_specs};
+use streamrec::replay::{self, ReplaySettings};
+use streamrec::serve::{self, ServeSettings};
+use streamrec_replay::Speed;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -9,15 +21,80 @@ pub struct Args {
     /// Where the demo's backtest report goes.
     #[arg(long, default_value = "reports/demo")]
     pub out: PathBuf,
-    /// Weeks to backtest.
+    /// Weeks to backtest after the live run.
     #[arg(long, default_value_t = 2)]
     pub weeks: usize,
+    /// Replay speed in event-time days per wall second.
+    #[arg(long, default_value_t = 8.0)]
+    pub days_per_second: f64,
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+pub async fn run(a: Args) -> anyhow::Result<()> {
     if generate::ensure(&a.data, Scale::Tiny, 42)? {
         println!("generated tiny synthetic data in {}", a.data.display());
     }
+    let data = super::load(&a.data, &streamrec::data::LoadOptions::default())?;
+    let mut cfg = Config::load(None)?;
+    let broker = EmbeddedBroker::start(&topic_specs(&cfg))?;
+    cfg.kafka.brokers = broker.bootstrap().to_string();
+    println!("embedded broker (librdkafka mock cluster) at {}", broker.bootstrap());
+
+    let (shared_tx, mut shared_rx) = tokio::sync::watch::channel(None);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let settings = ServeSettings { cfg: cfg.clone(), checkpoint_dir: None, http: None, idle_close: Duration::from_millis(500), exit_when_idle: true };
+    let engine = tokio::spawn(serve::run(settings, Some(shared_tx), stop_rx.clone()));
+    let shared = loop {
+        if let Some(s) = shared_rx.borrow().clone() {
+            break s;
+        }
+        if engine.is_finished() {
+            return Err(anyhow::anyhow!("engine stopped before it started: {:?}", engine.await?.err()));
+        }
+        shared_rx.changed().await?;
+    };
+
+    let rs = ReplaySettings { cfg: cfg.clone(), speed: Speed::factor(a.days_per_second * 86_400.0)?, rate: None, from: None, until: None, resume_file: PathBuf::from(".streamrec-demo-replay.json"), resume: false };
+    let replay_stop = stop_rx.clone();
+    let replay_data = std::sync::Arc::new(data);
+    let rd = replay_data.clone();
+    let replayer = tokio::spawn(async move { replay::run(&rs, &rd, replay_stop, &|_, _| {}).await });
+
+    println!("{:>6} {:>10} {:>9} {:>10} {:>8} {:>6}  event day", "secs", "events", "events/s", "lists", "lists/s", "dead");
+    let t0 = Instant::now();
+    let (mut last_e, mut last_r) = (0u64, 0u64);
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.tick().await;
+    while !engine.is_finished() {
+        interval.tick().await;
+        let c = &shared.counters;
+        let (e, r, d) = (c.events.load(Ordering::Relaxed), c.recommendations.load(Ordering::Relaxed), c.dead_letters.load(Ordering::Relaxed));
+        let day = shared.pipeline.read().map(|p| format_day(p.state.clock)).unwrap_or_default();
+        println!("{:>6.1} {:>10} {:>9} {:>10} {:>8} {:>6}  {day}", t0.elapsed().as_secs_f64(), e, e - last_e, r, r - last_r, d);
+        (last_e, last_r) = (e, r);
+        if t0.elapsed() > Duration::from_secs(600) {
+            let _ = stop_tx.send(true);
+        }
+    }
+    let rep = replayer.await??;
+    let report = engine.await??;
+    println!(
+        "replayed {} transactions; engine: {} events → {} lists, {} dead letters, {:.1} s",
+        rep.transactions, report.events, report.recommendations, report.dead_letters, report.secs
+    );
+    {
+        let p = shared.pipeline.read().unwrap_or_else(|e| e.into_inner());
+        let mut busiest: Vec<(usize, u32)> = p.state.users.iter().enumerate().map(|(i, u)| (u.recent.len(), i as u32)).collect();
+        busiest.sort_unstable_by(|x, y| y.cmp(x));
+        for &(_, c) in busiest.iter().take(3) {
+            println!("\ncustomer {}… (as of {}):", &format_hex32(&p.state.ids.key(c).0)[..16], format_day(p.state.clock));
+            for (i, it) in p.recommend(c, 12).iter().enumerate() {
+                let art = p.state.catalog.get(it.article);
+                println!("  {:>2}. {} {:<28} {:<18} {:.3}  {}", i + 1, format_article_id(art.article_id), art.prod_name, art.product_type_name, it.score, it.sources.names().join("+"));
+            }
+        }
+    }
+    drop(broker);
+    println!("\nbacktest (same engine code, fed from files):");
     super::backtest::run(super::backtest::Args {
         data: super::DataArgs { data: a.data, lenient: false, rejects: "rejects".into() },
         weeks: a.weeks,

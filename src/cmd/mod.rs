@@ -1,9 +1,14 @@
 //! One module per subcommand: flags → validated settings → library calls → what the user sees.
 
 pub mod backtest;
+pub mod broker;
 pub mod demo;
 pub mod generate;
+pub mod kafka_args;
+pub mod replay;
+pub mod serve;
 pub mod stats;
+pub mod subscribe;
 
 use streamrec::data::{Dataset, LoadOptions};
 use std::path::{Path, PathBuf};

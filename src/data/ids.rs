@@ -6,7 +6,7 @@
 /// Dense index of a customer (order: customers.csv rows, then customers only seen in transactions).
 pub type CustomerIdx = u32;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, serde::Serialize, serde::Deserialize)]
 pub struct CustomerKey(pub [u8; 32]);
 
 impl CustomerKey {

@@ -42,6 +42,8 @@ pub struct LoadReport {
     pub tx: TxLoadStats,
     pub rejected: Vec<(PathBuf, usize)>,
     pub rejects_files: Vec<PathBuf>,
+    /// Every skipped row with its file (lenient mode), for replay's dead-letters topic.
+    pub reject_rows: Vec<(PathBuf, Reject)>,
 }
 
 impl std::fmt::Display for LoadReport {
@@ -113,6 +115,7 @@ impl Dataset {
             if let Some(p) = rejects::write_rejects(opts, path, &rej)? {
                 report.rejects_files.push(p);
             }
+            report.reject_rows.extend(rej.into_iter().map(|r| (path.to_path_buf(), r)));
         }
         Ok(Dataset { articles: arts, customers: custs, ids, transactions: tx, report })
     }

@@ -45,7 +45,30 @@ pub struct GroupContext {
     generation: Arc<Mutex<u64>>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn error(&self, error: RdError, reason: &str) {
+        quiet_error(error, reason)
+    }
+}
+
+/// End of partition is expected (we ask for it); every other client error is logged.
+fn quiet_error(error: RdError, reason: &str) {
+    if !matches!(error, RdError::PartitionEOF(_)) {
+        tracing::error!(%error, reason, "kafka client error");
+    }
+}
+
+/// The reader's context: only quiets end-of-partition reports.
+#[derive(Default)]
+pub struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: RdError, reason: &str) {
+        quiet_error(error, reason)
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
@@ -140,19 +163,19 @@ pub enum Start {
 }
 
 pub struct TopicReader {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<ReaderContext>,
     /// High watermarks when the reader started: reading up to them means "caught up".
     pub end_at_start: Vec<(i32, i64)>,
 }
 
 impl TopicReader {
     pub fn new(brokers: &str, topic: &str, start: Start) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = client_config(brokers)
+        let consumer: StreamConsumer<ReaderContext> = client_config(brokers)
             .set("group.id", "streamrec-reader")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("topic.metadata.refresh.interval.ms", "2000")
-            .create()?;
+            .create_with_context(ReaderContext)?;
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let parts: Vec<i32> = md.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
         if parts.is_empty() {

@@ -1,0 +1,58 @@
+use super::kafka_args::{shutdown_on_signal, KafkaArgs};
+use std::path::PathBuf;
+use std::time::Duration;
+use streamrec::config::EmitPolicy;
+use streamrec::serve::{self, ServeSettings};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Directory for checkpoints (state + offsets); a restart resumes from it. None: no checkpoints, offsets
+    /// committed after every delivered batch.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Serve HTTP (GET /recommendations/{customer_id}, /metrics, /health) on this address, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    pub http: Option<std::net::SocketAddr>,
+    /// When lists are published: basket (once a customer's day is complete) or event (every purchase).
+    #[arg(long, value_parser = ["basket", "event"])]
+    pub emit: Option<String>,
+    /// Events between checkpoints (default: [engine] checkpoint_every).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Close the last day's baskets after the input has been read to its end and quiet this long (ms).
+    #[arg(long, default_value_t = 1000)]
+    pub idle_close_ms: u64,
+    /// Exit once all input is processed and every list delivered (tests and benchmarks).
+    #[arg(long)]
+    pub exit_when_idle: bool,
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let mut cfg = a.kafka.config()?;
+    if let Some(e) = &a.emit {
+        cfg.engine.emit = if e == "event" { EmitPolicy::Event } else { EmitPolicy::Basket };
+    }
+    if let Some(n) = a.checkpoint_every {
+        cfg.engine.checkpoint_every = n;
+    }
+    let settings = ServeSettings {
+        cfg,
+        checkpoint_dir: a.checkpoint_dir,
+        http: a.http,
+        idle_close: Duration::from_millis(a.idle_close_ms),
+        exit_when_idle: a.exit_when_idle,
+    };
+    let r = serve::run(settings, None, shutdown_on_signal()).await?;
+    println!(
+        "engine: {} events, {} recommendations, {} dead letters, {} checkpoints in {:.1} s{}",
+        r.events,
+        r.recommendations,
+        r.dead_letters,
+        r.checkpoints,
+        r.secs,
+        if r.resumed_from_checkpoint { " (resumed from checkpoint)" } else { "" }
+    );
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! `streamrec serve`: the engine as a Kafka consumer-group member. One loop (the only place that touches both
+//! Kafka ends) reads reference data (every partition: each instance needs the whole catalogue) and its share
+//! of the transactions, restores the replay's order with [`merge::SeqMerge`], runs [`Pipeline::step`], and
+//! produces each list to `recommendations` keyed by customer. Input offsets are committed only after the lists
+//! they caused are delivered (at-least-once; the keyed, compacted output makes repeats harmless). With a
+//! checkpoint directory, state + offsets are written every N events and on shutdown, and offsets are
+//! committed right after each checkpoint, so a restart resumes exactly where the state left off.
+
+pub mod checkpoint;
+pub mod http;
+pub mod merge;
+
+use crate::config::{Config, TopicsConfig};
+use crate::events::{decode_article, decode_customer, decode_transaction, DeadLetter, Event, Recommendation, TxEvent};
+use crate::kafka::consumer::{GroupReader, Polled, Record, Start, TopicReader};
+use crate::kafka::producer::{Pending, Sink};
+use crate::kafka::{self, KafkaError};
+use crate::pipeline::Pipeline;
+use checkpoint::{Checkpoint, CheckpointError};
+use merge::{Item, SeqMerge};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Ranker(#[from] crate::ranker::RankerError),
+    #[error("http server: {0}")]
+    Http(String),
+}
+
+/// Validated settings of one engine instance.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub cfg: Config,
+    pub checkpoint_dir: Option<PathBuf>,
+    pub http: Option<std::net::SocketAddr>,
+    /// Close open baskets once the input has been fully read and quiet this long (the last day of a replay has
+    /// no later day to close it).
+    pub idle_close: Duration,
+    /// Exit once the input is drained, quiet for `idle_close`, and every list is delivered (tests, benches).
+    pub exit_when_idle: bool,
+}
+
+/// What the loop has done; shared with the HTTP endpoint and the demo's live summary.
+#[derive(Default)]
+pub struct Counters {
+    pub events: AtomicU64,
+    pub reference: AtomicU64,
+    pub recommendations: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub skipped_replayed: AtomicU64,
+}
+
+pub struct Shared {
+    pub pipeline: RwLock<Pipeline>,
+    pub counters: Counters,
+    pub model_versions: BTreeMap<String, String>,
+}
+
+impl Shared {
+    /// The wire message of a list.
+    pub fn message(&self, p: &Pipeline, r: &Recommendation) -> Vec<u8> {
+        serde_json::to_vec(&r.to_msg(|a| p.state.catalog.id(a), &self.model_versions)).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServeReport {
+    pub events: u64,
+    pub recommendations: u64,
+    pub dead_letters: u64,
+    pub checkpoints: u64,
+    pub resumed_from_checkpoint: bool,
+    pub secs: f64,
+}
+
+/// Builds the pipeline, from the checkpoint when there is one.
+fn restore(s: &ServeSettings) -> Result<(Pipeline, Option<Checkpoint>), ServeError> {
+    let mut p = Pipeline::new(&s.cfg)?;
+    let Some(dir) = &s.checkpoint_dir else { return Ok((p, None)) };
+    match checkpoint::read(dir)? {
+        Some(mut c) => {
+            let state = std::mem::replace(&mut c.state, crate::state::State::new(&s.cfg));
+            let ranker = Box::new(crate::ranker::BlendRanker::new(&s.cfg.ranker)?);
+            p = Pipeline::with_parts(state, ranker, &s.cfg);
+            p.restore_open(std::mem::take(&mut c.open_baskets), c.open_day);
+            tracing::info!(events = p.state.events, customers = p.state.users.len(), "resumed from checkpoint");
+            Ok((p, Some(c)))
+        }
+        None => Ok((p, None)),
+    }
+}
+
+/// The engine loop. Returns when `shutdown` turns true (or, with `exit_when_idle`, when the input is done).
+pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<Shared>>>>, mut shutdown: watch::Receiver<bool>) -> Result<ServeReport, ServeError> {
+    let started = Instant::now();
+    let cfg = &s.cfg;
+    let brokers = cfg.kafka.brokers.clone();
+    let topics = cfg.topics.clone();
+    kafka::admin::ensure_topics(&brokers, &kafka::topic_specs(cfg)).await?;
+    let (pipeline, ckpt) = restore(&s)?;
+    let resumed = ckpt.is_some();
+    let mut tx_next: BTreeMap<i32, i64> = ckpt.as_ref().map(|c| c.tx_offsets.iter().copied().collect()).unwrap_or_default();
+    let mut ref_next: BTreeMap<(String, i32), i64> = ckpt.as_ref().map(|c| c.ref_offsets.iter().map(|(t, p, o)| ((t.clone(), *p), *o)).collect()).unwrap_or_default();
+    let mut sent_total = ckpt.as_ref().map_or(0, |c| c.recommendations_sent);
+    let mut model_versions = BTreeMap::new();
+    model_versions.insert("ranker".to_string(), pipeline.ranker_version().to_string());
+    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), model_versions });
+    if let Some(tx) = &shared_out {
+        let _ = tx.send(Some(shared.clone()));
+    }
+    let http_task = match s.http {
+        Some(addr) => Some(http::spawn(addr, shared.clone()).await?),
+        None => None,
+    };
+    let sink = Sink::new(&brokers, 0)?;
+    let mut pending: Vec<Pending> = Vec::new();
+
+    // Reference data first: the whole of every partition, up to where it ended when we started.
+    let start_at = |topic: &str| Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect());
+    let articles = TopicReader::new(&brokers, &topics.articles, start_at(&topics.articles))?;
+    let customers = TopicReader::new(&brokers, &topics.customers, start_at(&topics.customers))?;
+    for reader in [&articles, &customers] {
+        let mut behind: BTreeMap<i32, i64> = reader.end_at_start.iter().copied().collect();
+        for (p, end) in behind.iter_mut() {
+            let from = ref_next.iter().find(|((_, q), _)| q == p).map_or(0, |(_, o)| *o);
+            if from >= *end {
+                *end = -1;
+            }
+        }
+        behind.retain(|_, e| *e >= 0);
+        while !behind.is_empty() {
+            match reader.recv().await? {
+                Polled::Record(r) => {
+                    let (topic, p, o) = (r.topic.clone(), r.partition, r.offset);
+                    apply_reference(&shared, &sink, &topics, r, &mut pending).await?;
+                    ref_next.insert((topic, p), o + 1);
+                    if behind.get(&p).is_some_and(|&end| o + 1 >= end) {
+                        behind.remove(&p);
+                    }
+                }
+                Polled::Eof(p) => {
+                    behind.remove(&p);
+                }
+            }
+        }
+    }
+    tracing::info!(articles = shared.pipeline.read().map(|p| p.state.catalog.len()).unwrap_or(0), "reference data loaded");
+
+    let group = GroupReader::new(&brokers, &cfg.kafka.group_id, &topics.transactions)?;
+    let mut merge: SeqMerge<Result<TxEvent, String>> = SeqMerge::default();
+    let mut generation = u64::MAX;
+    let mut processed: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut since_ckpt = 0u64;
+    let mut last_input = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut report = ServeReport { resumed_from_checkpoint: resumed, ..Default::default() };
+    let every = cfg.engine.checkpoint_every;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() { break; }
+            }
+            got = group.recv() => {
+                last_input = Instant::now();
+                match got? {
+                    Polled::Record(r) => {
+                        let seq_value = match r.payload.as_deref() {
+                            None => Err("message has no payload".to_string()),
+                            Some(b) => decode_transaction(b).map_err(|e| e.to_string()),
+                        };
+                        if let Err(reason) = &seq_value {
+                            dead_letter(&shared, &sink, &topics.dead_letters, &r, reason.clone(), &mut pending).await?;
+                        }
+                        let seq = seq_value.as_ref().ok().map(|t| t.seq);
+                        merge.push(Item { partition: r.partition, offset: r.offset, seq, value: seq_value });
+                    }
+                    Polled::Eof(p) => merge.end_of_partition(p),
+                }
+            }
+            got = articles.recv() => { live_reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
+            got = customers.recv() => { live_reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
+            _ = tick.tick() => {}
+        }
+        let (parts, gen) = group.assignment();
+        if gen != generation {
+            generation = gen;
+            merge.assign(&parts);
+        }
+        // Release what can be ordered now and run it through the pipeline.
+        let mut recs: Vec<Recommendation> = Vec::new();
+        let mut bytes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        {
+            let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
+            while let Some(item) = merge.pop() {
+                if item.offset < tx_next.get(&item.partition).copied().unwrap_or(0) {
+                    shared.counters.skipped_replayed.fetch_add(1, Ordering::Relaxed);
+                    continue; // already in the checkpointed state
+                }
+                processed.insert(item.partition, item.offset + 1);
+                if let Ok(t) = item.value {
+                    recs.extend(p.step(Event::Transaction(t)));
+                    shared.counters.events.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("streamrec_events_total", "topic" => "transactions").increment(1);
+                    since_ckpt += 1;
+                }
+            }
+            if merge.drained() && p.open_baskets() > 0 && last_input.elapsed() >= s.idle_close {
+                recs.extend(p.finish());
+            }
+            for r in &recs {
+                bytes.push((crate::data::format_hex32(&r.customer.0).into_bytes(), shared.message(&p, r)));
+            }
+        }
+        for (key, value) in &bytes {
+            pending.push(sink.send(&topics.recommendations, key, value).await?);
+        }
+        let n = bytes.len() as u64;
+        if n > 0 {
+            shared.counters.recommendations.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!("streamrec_recommendations_total").increment(n);
+            sent_total += n;
+        }
+        let quiet = last_input.elapsed() >= Duration::from_millis(50);
+        let due_ckpt = s.checkpoint_dir.is_some() && every > 0 && since_ckpt >= every;
+        if pending.len() >= 50_000 || due_ckpt || (quiet && (!pending.is_empty() || !processed.is_empty())) {
+            Sink::wait(std::mem::take(&mut pending)).await?;
+            for (p, o) in &processed {
+                tx_next.insert(*p, *o);
+            }
+            processed.clear();
+            if due_ckpt {
+                write_checkpoint(&s, &shared, &tx_next, &ref_next, sent_total)?;
+                since_ckpt = 0;
+                group.commit(&tx_next.iter().map(|(p, o)| (*p, *o)).collect::<Vec<_>>(), false)?;
+            } else if s.checkpoint_dir.is_none() {
+                group.commit(&tx_next.iter().map(|(p, o)| (*p, *o)).collect::<Vec<_>>(), false)?;
+            }
+        }
+        let open = shared.pipeline.read().map(|p| p.open_baskets()).unwrap_or(0);
+        if s.exit_when_idle && merge.drained() && open == 0 && pending.is_empty() && processed.is_empty() && last_input.elapsed() >= s.idle_close && generation != u64::MAX && !group.assignment().0.is_empty() {
+            break;
+        }
+    }
+    // Shutdown: deliver, checkpoint, commit.
+    Sink::wait(std::mem::take(&mut pending)).await?;
+    for (p, o) in &processed {
+        tx_next.insert(*p, *o);
+    }
+    if s.checkpoint_dir.is_some() {
+        write_checkpoint(&s, &shared, &tx_next, &ref_next, sent_total)?;
+    }
+    group.commit(&tx_next.iter().map(|(p, o)| (*p, *o)).collect::<Vec<_>>(), true)?;
+    sink.flush(Duration::from_secs(10))?;
+    if let Some(h) = http_task {
+        h.abort();
+    }
+    let c = &shared.counters;
+    report.events = c.events.load(Ordering::Relaxed);
+    report.recommendations = c.recommendations.load(Ordering::Relaxed);
+    report.dead_letters = c.dead_letters.load(Ordering::Relaxed);
+    report.checkpoints = c.checkpoints.load(Ordering::Relaxed);
+    report.secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn write_checkpoint(s: &ServeSettings, shared: &Shared, tx_next: &BTreeMap<i32, i64>, ref_next: &BTreeMap<(String, i32), i64>, sent: u64) -> Result<(), ServeError> {
+    let Some(dir) = &s.checkpoint_dir else { return Ok(()) };
+    let t0 = Instant::now();
+    let p = shared.pipeline.read().unwrap_or_else(|e| e.into_inner());
+    let (open_baskets, open_day) = p.open_state();
+    let c = Checkpoint {
+        state: p.state.clone(),
+        customer_keys: (0..p.state.ids.len() as u32).map(|i| *p.state.ids.key(i)).collect(),
+        open_baskets,
+        open_day,
+        tx_offsets: tx_next.iter().map(|(p, o)| (*p, *o)).collect(),
+        ref_offsets: ref_next.iter().map(|((t, p), o)| (t.clone(), *p, *o)).collect(),
+        recommendations_sent: sent,
+    };
+    drop(p);
+    let bytes = checkpoint::write(dir, &c)?;
+    shared.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("streamrec_checkpoints_total").increment(1);
+    tracing::info!(bytes, ms = t0.elapsed().as_millis() as u64, "checkpoint written");
+    Ok(())
+}
+
+async fn dead_letter(shared: &Shared, sink: &Sink, topic: &str, r: &Record, reason: String, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
+    tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, %reason, "dead letter");
+    let d = DeadLetter::new(&r.topic, r.partition, r.offset, r.key.as_deref(), r.payload.as_deref().unwrap_or(&[]), reason);
+    let bytes = serde_json::to_vec(&d).unwrap_or_default();
+    pending.push(sink.send(topic, r.key.as_deref().unwrap_or(&[]), &bytes).await?);
+    shared.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("streamrec_dead_letters_total").increment(1);
+    Ok(())
+}
+
+async fn apply_reference(shared: &Shared, sink: &Sink, topics: &TopicsConfig, r: Record, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
+    let dlq = topics.dead_letters.as_str();
+    let payload = r.payload.as_deref().unwrap_or(&[]);
+    let is_articles = r.topic == topics.articles;
+    let ev = if is_articles { decode_article(payload).map(|a| Event::Article(Box::new(a))) } else { decode_customer(payload).map(Event::Customer) };
+    match ev {
+        Ok(ev) => {
+            shared.pipeline.write().unwrap_or_else(|e| e.into_inner()).step(ev);
+            shared.counters.reference.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("streamrec_events_total", "topic" => if is_articles { "articles" } else { "customers" }).increment(1);
+            Ok(())
+        }
+        Err(e) => dead_letter(shared, sink, dlq, &r, e.to_string(), pending).await,
+    }
+}
+
+async fn live_reference(shared: &Shared, sink: &Sink, topics: &TopicsConfig, got: Polled, ref_next: &mut BTreeMap<(String, i32), i64>, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
+    if let Polled::Record(r) = got {
+        let key = (r.topic.clone(), r.partition);
+        let next = r.offset + 1;
+        if r.offset >= ref_next.get(&key).copied().unwrap_or(0) {
+            apply_reference(shared, sink, topics, r, pending).await?;
+            ref_next.insert(key, next);
+        }
+    }
+    Ok(())
+}
