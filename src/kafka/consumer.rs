@@ -164,11 +164,16 @@ pub enum Start {
 
 pub struct TopicReader {
     consumer: StreamConsumer<ReaderContext>,
+    topic: String,
     /// High watermarks when the reader started: reading up to them means "caught up".
     pub end_at_start: Vec<(i32, i64)>,
 }
 
 impl TopicReader {
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     pub fn new(brokers: &str, topic: &str, start: Start) -> Result<Self, KafkaError> {
         let consumer: StreamConsumer<ReaderContext> = client_config(brokers)
             .set("group.id", "streamrec-reader")
@@ -194,7 +199,7 @@ impl TopicReader {
             tpl.add_partition_offset(topic, p, offset)?;
         }
         consumer.assign(&tpl)?;
-        Ok(TopicReader { consumer, end_at_start })
+        Ok(TopicReader { consumer, topic: topic.to_string(), end_at_start })
     }
 
     pub async fn recv(&self) -> Result<Polled, KafkaError> {
@@ -204,4 +209,38 @@ impl TopicReader {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The offsets `group` has committed on `topic` (partitions with no commit are left out). Does not join the group.
+pub fn committed_offsets(brokers: &str, group: &str, topic: &str, timeout: Duration) -> Result<Vec<(i32, i64)>, KafkaError> {
+    let consumer: BaseConsumer<ReaderContext> = client_config(brokers).set("group.id", group).create_with_context(ReaderContext)?;
+    let md = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+    }
+    let got = consumer.committed_offsets(tpl, timeout)?;
+    Ok(got.elements().iter().filter_map(|e| match e.offset() {
+        Offset::Offset(o) => Some((e.partition(), o)),
+        _ => None,
+    }).collect())
+}
+
+/// Every message of `topic` up to its end when called, in partition then offset order.
+pub async fn read_to_end(brokers: &str, topic: &str) -> Result<Vec<Record>, KafkaError> {
+    let reader = TopicReader::new(brokers, topic, Start::Beginning)?;
+    let mut left: std::collections::BTreeMap<i32, i64> = reader.end_at_start.iter().copied().filter(|&(_, e)| e > 0).collect();
+    let mut out = Vec::new();
+    while !left.is_empty() {
+        if let Polled::Record(r) = reader.recv().await? {
+            if left.get(&r.partition).is_some_and(|&end| r.offset + 1 >= end) {
+                left.remove(&r.partition);
+            }
+            out.push(r);
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    Ok(out)
 }

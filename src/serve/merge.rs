@@ -55,9 +55,10 @@ impl<T> SeqMerge<T> {
         }
     }
 
-    /// Every assigned partition has reported its end and nothing is held.
+    /// Partitions are assigned, every one has reported its end, and nothing is held. (Before the group has
+    /// assigned anything the input is not "drained": it has not started.)
     pub fn drained(&self) -> bool {
-        self.parts.values().all(|p| p.at_end && p.queue.is_empty())
+        !self.parts.is_empty() && self.parts.values().all(|p| p.at_end && p.queue.is_empty())
     }
 
     pub fn buffered(&self) -> usize {
@@ -100,6 +101,7 @@ mod tests {
     #[test]
     fn releases_in_seq_order_whatever_the_arrival_order() {
         let mut m = SeqMerge::default();
+        assert!(!m.drained(), "nothing assigned yet: not drained (a restored engine must not close baskets)");
         m.assign(&[0, 1]);
         m.push(item(0, 0, Some(2)));
         m.push(item(0, 1, Some(3)));

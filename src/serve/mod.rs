@@ -132,8 +132,9 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let customers = TopicReader::new(&brokers, &topics.customers, start_at(&topics.customers))?;
     for reader in [&articles, &customers] {
         let mut behind: BTreeMap<i32, i64> = reader.end_at_start.iter().copied().collect();
+        let topic = reader.topic().to_string();
         for (p, end) in behind.iter_mut() {
-            let from = ref_next.iter().find(|((_, q), _)| q == p).map_or(0, |(_, o)| *o);
+            let from = ref_next.get(&(topic.clone(), *p)).copied().unwrap_or(0);
             if from >= *end {
                 *end = -1;
             }

@@ -1,0 +1,294 @@
+//! The streaming spine end to end, as separate processes against a real Kafka-protocol broker process:
+//! `streamrec broker` (librdkafka's mock cluster) and, when installed by scripts/test.sh, `tansu`.
+//! replay → serve → subscribe; every message checked against its JSON Schema; the lists equal what the same
+//! pipeline computes from the files (transport does not change results); bad messages reach dead-letters;
+//! offsets are committed once lists are delivered; kill -9 + restart from a checkpoint ends in the same lists.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use streamrec::config::Config;
+use streamrec::data::{format_article_id, format_hex32, CustomerIdx, Dataset};
+use streamrec::events::{Event, TxEvent};
+use streamrec::generate::ScaleParams;
+use streamrec::kafka::consumer::{committed_offsets, read_to_end, Record};
+use streamrec::pipeline::Pipeline;
+
+/// A child process killed when the test ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+}
+
+fn start_mock_broker() -> (Proc, String) {
+    let mut child = Command::new(common::bin()).arg("broker").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn broker");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read bootstrap");
+    let addr = line.trim().strip_prefix("bootstrap=").unwrap_or_else(|| panic!("first line should be bootstrap=…, got {line:?}")).to_string();
+    (Proc(child), addr)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("STREAMREC_TANSU") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/streamrec/tools/bin/tansu")
+}
+
+fn start_tansu() -> (Proc, String) {
+    let bin = tansu_bin();
+    assert!(bin.exists(), "tansu not found at {} — scripts/test.sh installs it (or set STREAMREC_TANSU)", bin.display());
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(&bin)
+        .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tansu");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (Proc(child), format!("127.0.0.1:{port}"))
+}
+
+fn small_data(dir: &Path) -> Dataset {
+    let params = ScaleParams { customers: 300, articles: 200, weeks: 3, rows: 3_000 };
+    common::gen(dir, params, 7, streamrec::data::write::Format::Csv);
+    common::load(dir)
+}
+
+fn cli(args: &[&str], brokers: &str, cwd: &Path) -> std::process::Output {
+    let out = Command::new(common::bin()).args(args).args(["--brokers", brokers]).current_dir(cwd).output().expect("run");
+    assert!(out.status.success(), "streamrec {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn serve_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["serve", "--exit-when-idle", "--idle-close-ms", "300"];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// The lists the same pipeline produces from the files: customer → every list, in order.
+fn file_lists(data: &Dataset, cfg: &Config) -> BTreeMap<String, Vec<Vec<String>>> {
+    let mut p = Pipeline::new(cfg).expect("pipeline");
+    let mut recs = Vec::new();
+    for a in &data.articles.rows {
+        p.step(Event::Article(Box::new(a.clone())));
+    }
+    for c in 0..data.customers.len() as CustomerIdx {
+        p.step(Event::Customer(data.customers.row(&data.ids, c)));
+    }
+    let tx = &data.transactions;
+    for i in 0..tx.len() {
+        let ev = TxEvent { day: tx.day[i], customer: *data.ids.key(tx.customer[i]), article_id: data.articles.id(tx.article[i]), price: tx.price[i], channel: tx.channel[i], seq: i as u64 };
+        recs.extend(p.step(Event::Transaction(ev)));
+    }
+    recs.extend(p.finish());
+    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for r in recs {
+        let ids = r.items.iter().map(|i| format_article_id(p.state.catalog.id(i.article))).collect();
+        out.entry(format_hex32(&r.customer.0)).or_default().push(ids);
+    }
+    out
+}
+
+fn kafka_lists(recs: &[Record]) -> BTreeMap<String, Vec<Vec<String>>> {
+    let mut by_seq: Vec<(u64, String, Vec<String>)> = recs
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json");
+            let ids = v["items"].as_array().expect("items").iter().map(|i| i["article_id"].as_str().expect("id").to_string()).collect();
+            (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("customer").to_string(), ids)
+        })
+        .collect();
+    by_seq.sort();
+    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for (_, c, ids) in by_seq {
+        out.entry(c).or_default().push(ids);
+    }
+    out
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(format!("{name}.schema.json"));
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("schema")).expect("schema json");
+    jsonschema::validator_for(&s).expect("valid schema")
+}
+
+fn assert_valid(name: &str, recs: &[Record]) {
+    assert!(!recs.is_empty(), "no messages on {name}");
+    let v = schema(name);
+    for r in recs {
+        let value: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap_or(&[])).unwrap_or_else(|e| panic!("{name} offset {}: not JSON: {e}", r.offset));
+        if let Err(e) = v.validate(&value) {
+            panic!("{name} message at {}:{} breaks its schema: {e}\n{value}", r.partition, r.offset);
+        }
+        if name == "recommendations" {
+            let ids: std::collections::BTreeSet<&str> = value["items"].as_array().expect("items").iter().filter_map(|i| i["article_id"].as_str()).collect();
+            assert_eq!(ids.len(), 12, "12 distinct articles: {value}");
+            assert_eq!(r.key.as_deref(), value["customer_id"].as_str().map(str::as_bytes), "keyed by customer");
+        }
+    }
+}
+
+/// replay → serve → subscribe as processes; returns the recommendations records.
+fn spine(brokers: &str, dir: &Path, data: &Dataset) {
+    let cwd = dir;
+    let out = cli(&["replay", "--data", dir.to_str().expect("utf8"), "--max"], brokers, cwd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("{} transactions", data.transactions.len())), "{text}");
+    // Two bad messages on the input topic: not JSON, and a bad channel.
+    let bad: [&[u8]; 2] = [b"{not json", br#"{"t_dat":"2020-09-01","customer_id":"00","article_id":"0108775015","price":0.1,"sales_channel_id":7,"seq":1}"#];
+    rt().block_on(async {
+        let sink = streamrec::kafka::producer::Sink::new(brokers, 0).expect("sink");
+        let mut pending = Vec::new();
+        for b in bad {
+            pending.push(sink.send("transactions", b"bad", b).await.expect("send"));
+        }
+        streamrec::kafka::producer::Sink::wait(pending).await.expect("delivered");
+    });
+    let out = cli(&serve_args(&[]), brokers, cwd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("{} events", data.transactions.len())), "{text}");
+
+    let (recs, dead, txs, arts, custs) = rt().block_on(async {
+        (
+            read_to_end(brokers, "recommendations").await.expect("recs"),
+            read_to_end(brokers, "dead-letters").await.expect("dead"),
+            read_to_end(brokers, "transactions").await.expect("tx"),
+            read_to_end(brokers, "articles").await.expect("articles"),
+            read_to_end(brokers, "customers").await.expect("customers"),
+        )
+    });
+    // Schemas: every message on every topic.
+    assert_valid("recommendations", &recs);
+    assert_valid("dead-letters", &dead);
+    let good_tx: Vec<Record> = txs.iter().filter(|r| r.key.as_deref() != Some(b"bad")).cloned().collect();
+    assert_valid("transactions", &good_tx);
+    assert_valid("articles", &arts);
+    assert_valid("customers", &custs);
+    assert_eq!(arts.len(), data.articles.len());
+
+    // Bad input: both in dead-letters with their exact bytes and a reason; nothing else lost.
+    assert_eq!(dead.len(), 2, "dead letters: {dead:?}");
+    for (d, b) in dead.iter().zip(bad) {
+        let v: serde_json::Value = serde_json::from_slice(d.payload.as_deref().expect("payload")).expect("json");
+        use base64::Engine;
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(v["payload_base64"].as_str().expect("b64")).expect("b64"), b);
+        assert_eq!(v["source_topic"], "transactions");
+        assert!(!v["reason"].as_str().expect("reason").is_empty());
+    }
+    assert!(dead.iter().any(|d| String::from_utf8_lossy(d.payload.as_deref().unwrap_or(&[])).contains("sales_channel_id")), "reason names the field");
+
+    // Same lists as the file-fed pipeline, list for list, in order.
+    let cfg = Config::load(None).expect("config");
+    let expected = file_lists(data, &cfg);
+    let got = kafka_lists(&recs);
+    assert_eq!(got.len(), expected.len(), "customers with lists");
+    assert_eq!(got, expected, "lists through Kafka differ from the file pipeline");
+
+    // Offsets committed only after delivery, and all of them by the end: committed = end of every partition.
+    let committed = committed_offsets(brokers, &cfg.kafka.group_id, "transactions", Duration::from_secs(10)).expect("committed");
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in &txs {
+        ends.insert(r.partition, r.offset + 1);
+    }
+    let committed: BTreeMap<i32, i64> = committed.into_iter().collect();
+    assert_eq!(committed, ends, "every consumed offset committed after its lists were delivered");
+
+    // subscribe as a process: N lines, one per message, filtered by customer.
+    let first = recs[0].clone();
+    let customer = String::from_utf8(first.key.clone().expect("key")).expect("utf8");
+    let n_for_customer = recs.iter().filter(|r| r.key == first.key).count();
+    let out = cli(&["subscribe", "--from-beginning", "--customer", &customer, "--max", &n_for_customer.to_string()], brokers, cwd);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines.len(), n_for_customer);
+    assert!(lines.iter().all(|l| l["customer_id"] == customer.as_str()));
+}
+
+#[test]
+fn spine_on_the_embedded_broker_process() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = small_data(dir.path());
+    let (_broker, addr) = start_mock_broker();
+    spine(&addr, dir.path(), &data);
+}
+
+#[test]
+fn spine_on_tansu() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = small_data(dir.path());
+    let (_broker, addr) = start_tansu();
+    spine(&addr, dir.path(), &data);
+}
+
+#[test]
+fn kill_9_mid_run_then_restart_ends_in_the_same_lists() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 11));
+    let (_broker, addr) = start_mock_broker();
+    cli(&["replay", "--data", dir.path().to_str().expect("utf8"), "--max"], &addr, dir.path());
+    let ckpt = dir.path().join("ckpt");
+    let ck = ckpt.to_str().expect("utf8");
+    let mut first = Proc(
+        Command::new(common::bin())
+            .args(serve_args(&["--checkpoint-dir", ck, "--checkpoint-every", "2000"]))
+            .args(["--brokers", &addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve"),
+    );
+    let file = streamrec::serve::checkpoint::path(&ckpt);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no checkpoint written");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    first.0.kill().expect("kill -9"); // SIGKILL: no shutdown path runs
+    let _ = first.0.wait();
+    let at_kill = streamrec::serve::checkpoint::read(&ckpt).expect("read").expect("checkpoint");
+    assert!(at_kill.state.events < data.transactions.len() as u64, "killed mid-run ({} of {} events)", at_kill.state.events, data.transactions.len());
+    let out = cli(&serve_args(&["--checkpoint-dir", ck, "--checkpoint-every", "2000"]), &addr, dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("resumed from checkpoint"));
+
+    let recs = rt().block_on(read_to_end(&addr, "recommendations")).expect("recs");
+    // Compacted output: the last list per customer is what a reader keeps.
+    let mut last: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+    for (c, lists) in kafka_lists(&recs) {
+        last.insert(c, (0, lists.last().cloned().unwrap_or_default()));
+    }
+    let expected = file_lists(&data, &Config::load(None).expect("config"));
+    assert_eq!(last.len(), expected.len());
+    for (c, lists) in expected {
+        if last.get(&c).map(|x| &x.1) != lists.last() {
+            for r in recs.iter().filter(|r| r.key.as_deref() == Some(c.as_bytes())) {
+                let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap();
+                eprintln!("p{} o{} seq {} as_of {} {:?}", r.partition, r.offset, v["seq"], v["as_of"], v["items"].as_array().unwrap().iter().map(|i| i["article_id"].as_str().unwrap().to_string()).collect::<Vec<_>>());
+            }
+            eprintln!("expected {:?}", lists);
+            eprintln!("checkpoint events {}", at_kill.state.events);
+        }
+        assert_eq!(last.get(&c).map(|x| &x.1), lists.last(), "final list of {c}");
+    }
+}
