@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test (unit, integration, CLI) in release mode, sharing one build with the binaries.
+# Runs every test (unit, integration, CLI, streaming against real broker processes) in release mode, sharing one
+# build with the binaries. Installs what the tests start: the tansu broker (cached outside the clone) and
+# Debian's docker-compose (to validate docker-compose.yml offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 streamrec_apt_install
+TOOLS="$HOME/.cache/streamrec/tools"
+if [ ! -x "$TOOLS/bin/tansu" ]; then
+    echo "installing the tansu broker (once, ~7 min) into $TOOLS"
+    cargo install tansu --version 0.6.0 --locked --features dynostore --root "$TOOLS"
+fi
+export STREAMREC_TANSU="$TOOLS/bin/tansu"
+bash scripts/check-compose.sh
 cargo test --release --workspace "$@"

@@ -53,7 +53,8 @@ impl ClientContext for GroupContext {
 
 /// End of partition is expected (we ask for it); every other client error is logged.
 fn quiet_error(error: RdError, reason: &str) {
-    if !matches!(error, RdError::PartitionEOF(_)) {
+    let eof = matches!(error, RdError::PartitionEOF(_)) || matches!(&error, RdError::Global(code) if *code == rdkafka::types::RDKafkaErrorCode::PartitionEOF);
+    if !eof {
         tracing::error!(%error, reason, "kafka client error");
     }
 }
@@ -228,17 +229,17 @@ pub fn committed_offsets(brokers: &str, group: &str, topic: &str, timeout: Durat
     }).collect())
 }
 
-/// Every message of `topic` up to its end when called, in partition then offset order.
+/// Every message of `topic` up to where each partition reports its end, in partition then offset order.
 pub async fn read_to_end(brokers: &str, topic: &str) -> Result<Vec<Record>, KafkaError> {
     let reader = TopicReader::new(brokers, topic, Start::Beginning)?;
-    let mut left: std::collections::BTreeMap<i32, i64> = reader.end_at_start.iter().copied().filter(|&(_, e)| e > 0).collect();
+    let mut left: std::collections::BTreeSet<i32> = reader.end_at_start.iter().map(|&(p, _)| p).collect();
     let mut out = Vec::new();
     while !left.is_empty() {
-        if let Polled::Record(r) = reader.recv().await? {
-            if left.get(&r.partition).is_some_and(|&end| r.offset + 1 >= end) {
-                left.remove(&r.partition);
+        match reader.recv().await? {
+            Polled::Record(r) => out.push(r),
+            Polled::Eof(p) => {
+                left.remove(&p);
             }
-            out.push(r);
         }
     }
     out.sort_by_key(|r| (r.partition, r.offset));

@@ -130,25 +130,16 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let start_at = |topic: &str| Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect());
     let articles = TopicReader::new(&brokers, &topics.articles, start_at(&topics.articles))?;
     let customers = TopicReader::new(&brokers, &topics.customers, start_at(&topics.customers))?;
+    // Caught up = every partition has reported its end once (a broker's watermark alone is not trusted).
     for reader in [&articles, &customers] {
-        let mut behind: BTreeMap<i32, i64> = reader.end_at_start.iter().copied().collect();
-        let topic = reader.topic().to_string();
-        for (p, end) in behind.iter_mut() {
-            let from = ref_next.get(&(topic.clone(), *p)).copied().unwrap_or(0);
-            if from >= *end {
-                *end = -1;
-            }
-        }
-        behind.retain(|_, e| *e >= 0);
+        let mut behind: std::collections::BTreeSet<i32> = reader.end_at_start.iter().map(|&(p, _)| p).collect();
         while !behind.is_empty() {
             match reader.recv().await? {
                 Polled::Record(r) => {
-                    let (topic, p, o) = (r.topic.clone(), r.partition, r.offset);
+                    let key = (r.topic.clone(), r.partition);
+                    let next = r.offset + 1;
                     apply_reference(&shared, &sink, &topics, r, &mut pending).await?;
-                    ref_next.insert((topic, p), o + 1);
-                    if behind.get(&p).is_some_and(|&end| o + 1 >= end) {
-                        behind.remove(&p);
-                    }
+                    ref_next.insert(key, next);
                 }
                 Polled::Eof(p) => {
                     behind.remove(&p);
