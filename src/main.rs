@@ -28,6 +28,8 @@ enum Command {
     Backtest(cmd::backtest::Args),
     /// Write a synthetic H&M trio (articles, customers, transactions_train) in the real files' format.
     Generate(cmd::generate::Args),
+    /// In-process engine figures: state update rate, full replay with lists per basket, memory per customer.
+    Bench(cmd::bench::Args),
     /// Load a dataset, report what was read (unknown ids, rejects), how fast, and peak memory.
     Stats(cmd::stats::Args),
 }
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Backtest(a) => cmd::backtest::run(a),
         Command::Stats(a) => cmd::stats::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
         Command::Demo(a) => runtime.block_on(cmd::demo::run(a)),
         Command::Replay(a) => runtime.block_on(cmd::replay::run(a)),
         Command::Serve(a) => runtime.block_on(cmd::serve::run(a)),

@@ -1,6 +1,7 @@
 //! One module per subcommand: flags → validated settings → library calls → what the user sees.
 
 pub mod backtest;
+pub mod bench;
 pub mod broker;
 pub mod demo;
 pub mod generate;

@@ -1,0 +1,74 @@
+//! `streamrec bench`: end-to-end figures for BENCHMARKS.md, in process (no broker): the state update rate
+//! (one core), a full replay of the file through the pipeline with a list per closed basket, and memory.
+
+use super::DataArgs;
+use std::time::Instant;
+use streamrec::config::Config;
+use streamrec::data::CustomerIdx;
+use streamrec::events::{Event, TxEvent};
+use streamrec::pipeline::Pipeline;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Settings file laid over config/default.toml.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Skip the full pipeline run (lists per basket) and measure only the state update.
+    #[arg(long)]
+    pub state_only: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let cfg = Config::load(a.config.as_deref())?;
+    let data = super::load(&a.data.data, &a.data.options())?;
+    let tx = &data.transactions;
+    let events: Vec<TxEvent> = (0..tx.len())
+        .map(|i| TxEvent { day: tx.day[i], customer: *data.ids.key(tx.customer[i]), article_id: data.articles.id(tx.article[i]), price: tx.price[i], channel: tx.channel[i], seq: i as u64 })
+        .collect();
+    let reference = |p: &mut Pipeline| {
+        for r in &data.articles.rows {
+            p.apply(&Event::Article(Box::new(r.clone())));
+        }
+        for c in 0..data.customers.len() as CustomerIdx {
+            p.apply(&Event::Customer(data.customers.row(&data.ids, c)));
+        }
+    };
+    println!("| measure | events | lists | wall s | events/s | note |");
+    println!("|---|---|---|---|---|---|");
+    let mut p = Pipeline::new(&cfg)?;
+    reference(&mut p);
+    let rss0 = streamrec::memory::rss_bytes().unwrap_or(0);
+    let t0 = Instant::now();
+    for e in &events {
+        p.state.apply_tx(e);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!("| state update (1 thread) | {} | 0 | {:.2} | {:.0} | user + item + co-purchase state |", events.len(), secs, events.len() as f64 / secs);
+    let heap = p.state.heap_bytes();
+    let customers = p.state.users.len().max(1);
+    let rss1 = streamrec::memory::rss_bytes().unwrap_or(0);
+    println!(
+        "| engine state memory | | | | | {:.0} MB heap ({:.0} B/customer over {customers} customers); process RSS {:.0} MB (+{:.0} MB for the state) |",
+        heap as f64 / 1e6,
+        heap as f64 / customers as f64,
+        rss1 as f64 / 1e6,
+        rss1.saturating_sub(rss0) as f64 / 1e6
+    );
+    drop(p);
+    if !a.state_only {
+        let mut p = Pipeline::new(&cfg)?;
+        reference(&mut p);
+        let t0 = Instant::now();
+        let mut lists = 0usize;
+        for e in &events {
+            lists += p.step(Event::Transaction(*e)).len();
+        }
+        lists += p.finish().len();
+        let secs = t0.elapsed().as_secs_f64();
+        println!("| full replay, list per basket (1 thread) | {} | {lists} | {:.1} | {:.0} | candidates + features + ranking per closed basket |", events.len(), secs, events.len() as f64 / secs);
+    }
+    println!("peak RSS {:.0} MB", streamrec::memory::peak_rss_bytes().unwrap_or(0) as f64 / 1e6);
+    Ok(())
+}
