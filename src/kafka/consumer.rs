@@ -131,26 +131,17 @@ impl GroupReader {
         (a, g)
     }
 
-    /// Commits `next` offsets (the first offset NOT yet processed) per partition.
-    pub fn commit(&self, next: &[(i32, i64)], sync: bool) -> Result<(), KafkaError> {
+    /// Commits `next` offsets (partition → the first offset NOT yet processed).
+    pub fn commit(&self, next: &std::collections::BTreeMap<i32, i64>, sync: bool) -> Result<(), KafkaError> {
         if next.is_empty() {
             return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
-        for &(p, o) in next {
+        for (&p, &o) in next {
             tpl.add_partition_offset(&self.topic, p, Offset::Offset(o))?;
         }
         self.consumer.commit(&tpl, if sync { CommitMode::Sync } else { CommitMode::Async })?;
         Ok(())
-    }
-
-    /// The group's committed offsets for the assigned partitions.
-    pub fn committed(&self, timeout: Duration) -> Result<Vec<(i32, i64)>, KafkaError> {
-        let tpl = self.consumer.committed(timeout)?;
-        Ok(tpl.elements().iter().filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        }).collect())
     }
 }
 

@@ -7,7 +7,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
 pub struct EmbeddedBroker {
-    cluster: MockCluster<'static, DefaultProducerContext>,
+    /// Held, never read: dropping it shuts the broker down.
+    _cluster: MockCluster<'static, DefaultProducerContext>,
     bootstrap: String,
 }
 
@@ -19,16 +20,11 @@ impl EmbeddedBroker {
             cluster.create_topic(&t.name, t.partitions, 1).map_err(|e| KafkaError::Topic { topic: t.name.clone(), reason: e.to_string() })?;
         }
         let bootstrap = cluster.bootstrap_servers();
-        Ok(EmbeddedBroker { cluster, bootstrap })
+        Ok(EmbeddedBroker { _cluster: cluster, bootstrap })
     }
 
     /// `HOST:PORT` of the broker.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
-    }
-
-    /// Creates one more topic.
-    pub fn create_topic(&self, t: &TopicSpec) -> Result<(), KafkaError> {
-        self.cluster.create_topic(&t.name, t.partitions, 1).map_err(|e| KafkaError::Topic { topic: t.name.clone(), reason: e.to_string() })
     }
 }

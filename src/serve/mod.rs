@@ -54,11 +54,9 @@ pub struct ServeSettings {
 #[derive(Default)]
 pub struct Counters {
     pub events: AtomicU64,
-    pub reference: AtomicU64,
     pub recommendations: AtomicU64,
     pub dead_letters: AtomicU64,
     pub checkpoints: AtomicU64,
-    pub skipped_replayed: AtomicU64,
 }
 
 pub struct Shared {
@@ -85,20 +83,27 @@ pub struct ServeReport {
 }
 
 /// Builds the pipeline, from the checkpoint when there is one.
-fn restore(s: &ServeSettings) -> Result<(Pipeline, Option<Checkpoint>), ServeError> {
+fn restore(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeError> {
     let mut p = Pipeline::new(&s.cfg)?;
     let Some(dir) = &s.checkpoint_dir else { return Ok((p, None)) };
     match checkpoint::read(dir)? {
-        Some(mut c) => {
-            let state = std::mem::replace(&mut c.state, crate::state::State::new(&s.cfg));
+        Some(c) => {
+            let Checkpoint { state, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
             let ranker = Box::new(crate::ranker::BlendRanker::new(&s.cfg.ranker)?);
             p = Pipeline::with_parts(state, ranker, &s.cfg);
-            p.restore_open(std::mem::take(&mut c.open_baskets), c.open_day);
+            p.restore_open(open_baskets, open_day);
             tracing::info!(events = p.state.events, customers = p.state.users.len(), "resumed from checkpoint");
-            Ok((p, Some(c)))
+            Ok((p, Some(Resume { tx_offsets, ref_offsets, recommendations_sent })))
         }
         None => Ok((p, None)),
     }
+}
+
+/// The input positions a checkpoint restores.
+struct Resume {
+    tx_offsets: Vec<(i32, i64)>,
+    ref_offsets: Vec<(String, i32, i64)>,
+    recommendations_sent: u64,
 }
 
 /// The engine loop. Returns when `shutdown` turns true (or, with `exit_when_idle`, when the input is done).
@@ -135,15 +140,10 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
         let mut behind: std::collections::BTreeSet<i32> = reader.end_at_start.iter().map(|&(p, _)| p).collect();
         while !behind.is_empty() {
             match reader.recv().await? {
-                Polled::Record(r) => {
-                    let key = (r.topic.clone(), r.partition);
-                    let next = r.offset + 1;
-                    apply_reference(&shared, &sink, &topics, r, &mut pending).await?;
-                    ref_next.insert(key, next);
-                }
                 Polled::Eof(p) => {
                     behind.remove(&p);
                 }
+                got => reference(&shared, &sink, &topics, got, &mut ref_next, &mut pending).await?,
             }
         }
     }
@@ -181,8 +181,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
                     Polled::Eof(p) => merge.end_of_partition(p),
                 }
             }
-            got = articles.recv() => { live_reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
-            got = customers.recv() => { live_reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
+            got = articles.recv() => { reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
+            got = customers.recv() => { reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
             _ = tick.tick() => {}
         }
         let (parts, gen) = group.assignment();
@@ -197,7 +197,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
             while let Some(item) = merge.pop() {
                 if item.offset < tx_next.get(&item.partition).copied().unwrap_or(0) {
-                    shared.counters.skipped_replayed.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("streamrec_skipped_already_applied_total").increment(1);
                     continue; // already in the checkpointed state
                 }
                 processed.insert(item.partition, item.offset + 1);
@@ -235,13 +235,13 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             if due_ckpt {
                 write_checkpoint(&s, &shared, &tx_next, &ref_next, sent_total)?;
                 since_ckpt = 0;
-                group.commit(&tx_next.iter().map(|(p, o)| (*p, *o)).collect::<Vec<_>>(), false)?;
+                group.commit(&tx_next, false)?;
             } else if s.checkpoint_dir.is_none() {
-                group.commit(&tx_next.iter().map(|(p, o)| (*p, *o)).collect::<Vec<_>>(), false)?;
+                group.commit(&tx_next, false)?;
             }
         }
         let open = shared.pipeline.read().map(|p| p.open_baskets()).unwrap_or(0);
-        if s.exit_when_idle && merge.drained() && open == 0 && pending.is_empty() && processed.is_empty() && last_input.elapsed() >= s.idle_close && generation != u64::MAX && !group.assignment().0.is_empty() {
+        if s.exit_when_idle && merge.drained() && open == 0 && pending.is_empty() && processed.is_empty() && last_input.elapsed() >= s.idle_close {
             break;
         }
     }
@@ -253,7 +253,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     if s.checkpoint_dir.is_some() {
         write_checkpoint(&s, &shared, &tx_next, &ref_next, sent_total)?;
     }
-    group.commit(&tx_next.iter().map(|(p, o)| (*p, *o)).collect::<Vec<_>>(), true)?;
+    group.commit(&tx_next, true)?;
     sink.flush(Duration::from_secs(10))?;
     if let Some(h) = http_task {
         h.abort();
@@ -307,7 +307,6 @@ async fn apply_reference(shared: &Shared, sink: &Sink, topics: &TopicsConfig, r:
     match ev {
         Ok(ev) => {
             shared.pipeline.write().unwrap_or_else(|e| e.into_inner()).step(ev);
-            shared.counters.reference.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("streamrec_events_total", "topic" => if is_articles { "articles" } else { "customers" }).increment(1);
             Ok(())
         }
@@ -315,7 +314,8 @@ async fn apply_reference(shared: &Shared, sink: &Sink, topics: &TopicsConfig, r:
     }
 }
 
-async fn live_reference(shared: &Shared, sink: &Sink, topics: &TopicsConfig, got: Polled, ref_next: &mut BTreeMap<(String, i32), i64>, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
+/// Applies a reference-data record not yet in the state (offsets below `ref_next` are) and moves `ref_next`.
+async fn reference(shared: &Shared, sink: &Sink, topics: &TopicsConfig, got: Polled, ref_next: &mut BTreeMap<(String, i32), i64>, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
     if let Polled::Record(r) = got {
         let key = (r.topic.clone(), r.partition);
         let next = r.offset + 1;

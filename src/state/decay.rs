@@ -9,7 +9,6 @@ const SPAN: usize = 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Decay {
-    half_life_days: f32,
     factors: Vec<f32>,
 }
 
@@ -17,7 +16,7 @@ impl Decay {
     pub fn new(half_life_days: f32) -> Self {
         let h = half_life_days.max(1e-3);
         let factors = (0..SPAN).map(|dt| 0.5f32.powf(dt as f32 / h)).collect();
-        Decay { half_life_days: h, factors }
+        Decay { factors }
     }
 
     /// The factor that ages a value by `later - earlier` days (1 when `later <= earlier`).
@@ -25,10 +24,6 @@ impl Decay {
     pub fn factor(&self, earlier: Day, later: Day) -> f32 {
         let dt = later.saturating_sub(earlier) as usize;
         self.factors.get(dt).copied().unwrap_or(0.0)
-    }
-
-    pub fn half_life_days(&self) -> f32 {
-        self.half_life_days
     }
 }
 
