@@ -10,7 +10,7 @@ use crate::candidates::{self, CandidateSet, CandidateSource, UserView};
 use crate::config::{Config, EmitPolicy};
 use crate::data::{ArticleIdx, CustomerIdx, Day};
 use crate::events::{Event, RecItem, Recommendation, Trigger};
-use crate::features::{self, UserSummary};
+use crate::features;
 use crate::ranker::{BlendRanker, Ranker, RankerError};
 use crate::state::State;
 use rustc_hash::FxHashMap;
@@ -135,11 +135,10 @@ impl Pipeline {
         for src in &self.sources {
             src.propose(&view, s, &mut set);
         }
-        let summary = UserSummary::new(&view, s);
         let mut scored: Vec<RecItem> = set
             .items
             .iter()
-            .map(|cand| RecItem { article: cand.article, score: self.ranker.score(&features::compute(&view, &summary, cand, s)), sources: cand.sources })
+            .map(|cand| RecItem { article: cand.article, score: self.ranker.score(&features::compute(&view, cand, s)), sources: cand.sources })
             .collect();
         scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.article.cmp(&b.article)));
         scored.truncate(k);

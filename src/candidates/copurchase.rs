@@ -15,7 +15,7 @@ impl CandidateSource for CoPurchaseSource {
     }
     fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) {
         let mut agg: Vec<(u32, f32)> = Vec::new();
-        for &(seed, recency) in &u.seeds {
+        for (seed, recency) in u.seeds() {
             let total = s.copurchase.total(seed, u.day);
             if total <= 0.0 {
                 continue;

@@ -57,29 +57,53 @@ impl CandidateSet {
     }
 }
 
-/// What sources see of one customer at one moment: their state, event time, and their recent distinct
-/// purchases (newest first) with a recency weight — the seeds co-purchase and same-product expand.
+/// What sources and features see of one customer at one moment, computed in one pass over their history:
+/// their state, event time, and their distinct purchases newest first with decayed count, age and recency
+/// weight. The first `n_seeds` of those are the seeds co-purchase and same-product expand.
 pub struct UserView<'a> {
     pub idx: CustomerIdx,
     pub user: &'a UserState,
     pub day: Day,
-    pub seeds: Vec<(ArticleIdx, f32)>,
+    pub own: Vec<OwnPurchase>,
+    n_seeds: usize,
+    /// Decayed spend over decayed count (0 with no purchases).
+    pub mean_price: f32,
+    /// ln(1 + decayed purchase count).
+    pub activity: f32,
+}
+
+/// One article the customer bought (entries are distinct, newest purchase first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OwnPurchase {
+    pub article: ArticleIdx,
+    /// Sum of the decayed weights of every purchase of it.
+    pub count: f32,
+    /// Days since the newest purchase of it.
+    pub age: u16,
+    /// Decayed weight of the newest purchase.
+    pub recency: f32,
 }
 
 impl<'a> UserView<'a> {
     pub fn new(state: &'a State, idx: CustomerIdx, n_seeds: usize) -> Self {
         let user = &state.users[idx as usize];
         let day = state.clock;
-        let mut seeds: Vec<(ArticleIdx, f32)> = Vec::with_capacity(n_seeds);
+        let mut own: Vec<OwnPurchase> = Vec::with_capacity(user.recent.len());
         for p in user.recent.iter().rev() {
-            if seeds.len() >= n_seeds {
-                break;
-            }
-            if !seeds.iter().any(|s| s.0 == p.article) {
-                seeds.push((p.article, state.user_decay.factor(p.day, day)));
+            let w = state.user_decay.factor(p.day, day);
+            match own.iter_mut().find(|x| x.article == p.article) {
+                Some(x) => x.count += w,
+                None => own.push(OwnPurchase { article: p.article, count: w, age: day.saturating_sub(p.day), recency: w }),
             }
         }
-        UserView { idx, user, day, seeds }
+        let n = user.count.at(&state.user_decay, day);
+        let spend = user.spend.at(&state.user_decay, day);
+        UserView { idx, user, day, own, n_seeds, mean_price: if n > 0.0 { spend / n } else { 0.0 }, activity: (1.0 + n).ln() }
+    }
+
+    /// The seeds: (article, recency weight) of the newest `n_seeds` distinct purchases.
+    pub fn seeds(&self) -> impl Iterator<Item = (ArticleIdx, f32)> + '_ {
+        self.own.iter().take(self.n_seeds).map(|o| (o.article, o.recency))
     }
 }
 

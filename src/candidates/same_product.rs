@@ -18,7 +18,7 @@ impl CandidateSource for SameProductSource {
     fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) {
         let top = s.items.top_week.max(1e-6);
         let mut agg: Vec<(u32, f32)> = Vec::new();
-        for &(seed, recency) in &u.seeds {
+        for (seed, recency) in u.seeds() {
             let mut vs: Vec<(u32, f32)> = s.catalog.variants(seed).iter().filter(|&&v| v != seed).map(|&v| (v, s.items.week(v, u.day) / top)).collect();
             vs = best(vs, PER_SEED);
             for (v, pop) in vs {
