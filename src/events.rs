@@ -84,98 +84,13 @@ pub fn decode_transaction(payload: &[u8]) -> Result<TxEvent, DecodeError> {
     Ok(TxEvent { day, customer, article_id, price: m.price as f32, channel, seq: m.seq })
 }
 
-/// Wire form of an `articles` message: the articles.csv columns, numbers as numbers.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArticleMsg {
-    pub article_id: String,
-    pub product_code: u32,
-    pub prod_name: String,
-    pub product_type_no: i32,
-    pub product_type_name: String,
-    pub product_group_name: String,
-    pub graphical_appearance_no: i32,
-    pub graphical_appearance_name: String,
-    pub colour_group_code: i32,
-    pub colour_group_name: String,
-    pub perceived_colour_value_id: i32,
-    pub perceived_colour_value_name: String,
-    pub perceived_colour_master_id: i32,
-    pub perceived_colour_master_name: String,
-    pub department_no: i32,
-    pub department_name: String,
-    pub index_code: String,
-    pub index_name: String,
-    pub index_group_no: i32,
-    pub index_group_name: String,
-    pub section_no: i32,
-    pub section_name: String,
-    pub garment_group_no: i32,
-    pub garment_group_name: String,
-    pub detail_desc: String,
-}
-
+/// An `articles` message is an [`Article`] as JSON (its serde form).
 pub fn article_to_json(a: &Article) -> Vec<u8> {
-    let m = ArticleMsg {
-        article_id: format_article_id(a.article_id),
-        product_code: a.product_code,
-        prod_name: a.prod_name.clone(),
-        product_type_no: a.product_type_no,
-        product_type_name: a.product_type_name.clone(),
-        product_group_name: a.product_group_name.clone(),
-        graphical_appearance_no: a.graphical_appearance_no,
-        graphical_appearance_name: a.graphical_appearance_name.clone(),
-        colour_group_code: a.colour_group_code,
-        colour_group_name: a.colour_group_name.clone(),
-        perceived_colour_value_id: a.perceived_colour_value_id,
-        perceived_colour_value_name: a.perceived_colour_value_name.clone(),
-        perceived_colour_master_id: a.perceived_colour_master_id,
-        perceived_colour_master_name: a.perceived_colour_master_name.clone(),
-        department_no: a.department_no,
-        department_name: a.department_name.clone(),
-        index_code: a.index_code.clone(),
-        index_name: a.index_name.clone(),
-        index_group_no: a.index_group_no,
-        index_group_name: a.index_group_name.clone(),
-        section_no: a.section_no,
-        section_name: a.section_name.clone(),
-        garment_group_no: a.garment_group_no,
-        garment_group_name: a.garment_group_name.clone(),
-        detail_desc: a.detail_desc.clone(),
-    };
-    serde_json::to_vec(&m).unwrap_or_default()
+    serde_json::to_vec(a).unwrap_or_default()
 }
 
 pub fn decode_article(payload: &[u8]) -> Result<Article, DecodeError> {
-    let m: ArticleMsg = serde_json::from_slice(payload).map_err(json_err("articles"))?;
-    let article_id = parse_article_id(m.article_id.as_bytes()).map_err(|e| field_err("article_id", &m.article_id, e.reason))?;
-    Ok(Article {
-        article_id,
-        product_code: m.product_code,
-        prod_name: m.prod_name,
-        product_type_no: m.product_type_no,
-        product_type_name: m.product_type_name,
-        product_group_name: m.product_group_name,
-        graphical_appearance_no: m.graphical_appearance_no,
-        graphical_appearance_name: m.graphical_appearance_name,
-        colour_group_code: m.colour_group_code,
-        colour_group_name: m.colour_group_name,
-        perceived_colour_value_id: m.perceived_colour_value_id,
-        perceived_colour_value_name: m.perceived_colour_value_name,
-        perceived_colour_master_id: m.perceived_colour_master_id,
-        perceived_colour_master_name: m.perceived_colour_master_name,
-        department_no: m.department_no,
-        department_name: m.department_name,
-        index_code: m.index_code,
-        index_name: m.index_name,
-        index_group_no: m.index_group_no,
-        index_group_name: m.index_group_name,
-        section_no: m.section_no,
-        section_name: m.section_name,
-        garment_group_no: m.garment_group_no,
-        garment_group_name: m.garment_group_name,
-        detail_desc: m.detail_desc,
-    })
+    serde_json::from_slice(payload).map_err(json_err("articles"))
 }
 
 /// Wire form of a `customers` message; empty CSV fields are `null`.
@@ -404,7 +319,11 @@ mod tests {
         let c2 = CustomerRow { club: ClubStatus::Missing, news: NewsFrequency::Missing, age: None, postal: [0; 32], ..c };
         assert_eq!(decode_customer(&customer_to_json(&c2)).unwrap(), c2);
         let a = Article { article_id: 42, product_code: 1, prod_name: "x, \"y\"".into(), ..Article::default() };
-        assert_eq!(decode_article(&article_to_json(&a)).unwrap(), a);
+        let json = article_to_json(&a);
+        assert!(String::from_utf8_lossy(&json).starts_with(r#"{"article_id":"0000000042","product_code":1,"#));
+        assert_eq!(decode_article(&json).unwrap(), a);
+        let bad = String::from_utf8(json).unwrap().replace("0000000042", "x42");
+        assert!(matches!(decode_article(bad.as_bytes()), Err(DecodeError::Json { message, .. }) if message.contains("article_id")));
     }
 
     #[test]

@@ -38,8 +38,11 @@ pub const ARTICLE_COLUMNS: [&str; 25] = [
     "detail_desc",
 ];
 
+/// Also the value of an `articles` topic message (JSON, fields in file order, the id as 10-digit text).
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Article {
+    #[serde(with = "super::fields::article_id_text")]
     pub article_id: u32,
     pub product_code: u32,
     pub prod_name: String,

@@ -56,6 +56,18 @@ pub fn format_article_id(id: u32) -> String {
     format!("{id:010}")
 }
 
+/// Serde form of an article id: the 10-digit text of the files and topics (`#[serde(with = ...)]`).
+pub mod article_id_text {
+    pub fn serialize<S: serde::Serializer>(id: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_article_id(*id))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        super::parse_article_id(text.as_bytes()).map_err(|e| serde::de::Error::custom(format!("article_id: {} (got {text:?})", e.reason)))
+    }
+}
+
 /// Digits only, at most 10, fits in u32. Also accepts a pandas-style `123.0`.
 pub fn parse_u32_digits(raw: &[u8]) -> Option<u32> {
     let raw = raw.strip_suffix(b".0").unwrap_or(raw);
