@@ -88,7 +88,7 @@ pub async fn run(s: &ReplaySettings, data: &Dataset, mut shutdown: watch::Receiv
     let total = hi.saturating_sub(start) as u64;
     let mut pacer = Pacer::new(s.speed);
     let wall0 = Instant::now();
-    let mut day_start = start;
+    let (mut day_start, mut day_len) = (start, 1usize);
     let mut stopped = None;
     for i in start..hi {
         if i % 1024 == 0 && (shutdown.has_changed().unwrap_or(false) && *shutdown.borrow_and_update()) {
@@ -99,11 +99,11 @@ pub async fn run(s: &ReplaySettings, data: &Dataset, mut shutdown: watch::Receiv
         // Pace: rows of one day are spread evenly across it.
         if i == start || tx.day[i - 1] != day {
             day_start = i;
+            day_len = tx.day[i..hi].partition_point(|&d| d == day).max(1);
         }
         let due = match s.rate {
             Some(r) => (i - start) as f64 / r,
             None => {
-                let day_len = tx.day[day_start..hi].partition_point(|&d| d == day).max(1);
                 let secs = i64::from(day) * 86_400 + ((i - day_start) as i64 * 86_400) / day_len as i64;
                 pacer.due(secs)?
             }
