@@ -3,7 +3,7 @@
 //! field and the reason, so a bad message can go to the dead-letters topic instead of being dropped.
 
 use crate::data::customers::{ClubStatus, CustomerRow, NewsFrequency};
-use crate::data::{format_article_id, format_day, format_hex32, parse_article_id, parse_date_str, parse_hex32, Article, CustomerKey, Day};
+use crate::data::{format_article_id, format_day, format_hex32, parse_article_id, parse_date_str, parse_hex32, Article, CustomerKey, Dataset, Day};
 use serde::{Deserialize, Serialize};
 
 /// One purchase row as the engine sees it: event time is the day, then `seq`.
@@ -35,6 +35,14 @@ pub enum DecodeError {
     Empty,
 }
 
+/// A dataset as the event stream replay publishes: articles, customers, then every purchase in order.
+pub fn dataset_events(data: &Dataset) -> impl Iterator<Item = Event> + '_ {
+    let articles = data.articles.rows.iter().map(|a| Event::Article(Box::new(a.clone())));
+    let customers = (0..data.customers.len() as crate::data::CustomerIdx).map(|c| Event::Customer(data.customers.row(&data.ids, c)));
+    let purchases = (0..data.transactions.len()).map(|i| Event::Transaction(TxEvent::of_row(data, i)));
+    articles.chain(customers).chain(purchases)
+}
+
 /// Wire form of a `transactions` message.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +56,12 @@ pub struct TxMsg<'a> {
 }
 
 impl TxEvent {
+    /// Row `i` of the dataset's day-sorted transactions; `seq` is the row's position.
+    pub fn of_row(data: &Dataset, i: usize) -> Self {
+        let tx = &data.transactions;
+        TxEvent { day: tx.day[i], customer: *data.ids.key(tx.customer[i]), article_id: data.articles.id(tx.article[i]), price: tx.price[i], channel: tx.channel[i], seq: i as u64 }
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         let day = format_day(self.day);
         let cust = format_hex32(&self.customer.0);

@@ -120,14 +120,7 @@ pub async fn run(s: &ReplaySettings, data: &Dataset, mut shutdown: watch::Receiv
                 }
             }
         }
-        let ev = TxEvent {
-            day,
-            customer: *data.ids.key(tx.customer[i]),
-            article_id: data.articles.id(tx.article[i]),
-            price: tx.price[i],
-            channel: tx.channel[i],
-            seq: i as u64,
-        };
+        let ev = TxEvent::of_row(data, i);
         pending.push(sink.send(&topics.transactions, format_hex32(&ev.customer.0).as_bytes(), &ev.to_json()).await?);
         report.transactions += 1;
         if pending.len() >= IN_FLIGHT {

@@ -4,20 +4,9 @@
 mod common;
 
 use streamrec::config::Config;
-use streamrec::data::{CustomerIdx, Dataset};
-use streamrec::events::{Event, Recommendation, TxEvent};
+use streamrec::events::{dataset_events, Event, Recommendation};
 use streamrec::pipeline::Pipeline;
 use streamrec::serve::checkpoint::{self, Checkpoint};
-
-fn events(data: &Dataset) -> Vec<Event> {
-    let mut v: Vec<Event> = data.articles.rows.iter().map(|a| Event::Article(Box::new(a.clone()))).collect();
-    v.extend((0..data.customers.len() as CustomerIdx).map(|c| Event::Customer(data.customers.row(&data.ids, c))));
-    let tx = &data.transactions;
-    v.extend((0..tx.len()).map(|i| {
-        Event::Transaction(TxEvent { day: tx.day[i], customer: *data.ids.key(tx.customer[i]), article_id: data.articles.id(tx.article[i]), price: tx.price[i], channel: tx.channel[i], seq: i as u64 })
-    }));
-    v
-}
 
 fn run(p: &mut Pipeline, evs: &[Event]) -> Vec<Recommendation> {
     let mut out = Vec::new();
@@ -32,7 +21,7 @@ fn same_input_same_lists_and_checkpoint_restore_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::load(&common::tiny(dir.path(), 11));
     let cfg = Config::load(None).unwrap();
-    let evs = events(&data);
+    let evs: Vec<Event> = dataset_events(&data).collect();
     let mut a = Pipeline::new(&cfg).unwrap();
     let mut whole = run(&mut a, &evs);
     whole.extend(a.finish());

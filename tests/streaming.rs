@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use streamrec::config::Config;
-use streamrec::data::{format_article_id, format_hex32, CustomerIdx, Dataset};
-use streamrec::events::{Event, TxEvent};
+use streamrec::data::{format_article_id, format_hex32, Dataset};
+use streamrec::events::dataset_events;
 use streamrec::generate::ScaleParams;
 use streamrec::kafka::consumer::{committed_offsets, read_to_end, Record};
 use streamrec::pipeline::Pipeline;
@@ -92,16 +92,8 @@ fn serve_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 fn file_lists(data: &Dataset, cfg: &Config) -> BTreeMap<String, Vec<Vec<String>>> {
     let mut p = Pipeline::new(cfg).expect("pipeline");
     let mut recs = Vec::new();
-    for a in &data.articles.rows {
-        p.step(Event::Article(Box::new(a.clone())));
-    }
-    for c in 0..data.customers.len() as CustomerIdx {
-        p.step(Event::Customer(data.customers.row(&data.ids, c)));
-    }
-    let tx = &data.transactions;
-    for i in 0..tx.len() {
-        let ev = TxEvent { day: tx.day[i], customer: *data.ids.key(tx.customer[i]), article_id: data.articles.id(tx.article[i]), price: tx.price[i], channel: tx.channel[i], seq: i as u64 };
-        recs.extend(p.step(Event::Transaction(ev)));
+    for ev in dataset_events(data) {
+        recs.extend(p.step(ev));
     }
     recs.extend(p.finish());
     let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
