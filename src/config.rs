@@ -90,10 +90,26 @@ pub struct CandidatesConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RankerConfig {
-    /// Published with every list.
+    /// Which ranker scores candidates.
+    pub kind: RankerKind,
+    /// Where trained rankers live (`<models_dir>/<version>/manifest.json`).
+    pub models_dir: String,
+    /// One model directory to load instead of the newest in `models_dir` ("" = newest).
+    pub model: String,
+    /// Published with every list by the blend.
     pub version: String,
     /// Blend weights by feature name (src/features.rs).
     pub weights: std::collections::BTreeMap<String, f32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RankerKind {
+    /// The newest trained model when there is one, else the blend.
+    Auto,
+    Blend,
+    /// A trained model; an error when there is none.
+    Catboost,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

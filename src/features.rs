@@ -1,28 +1,68 @@
 //! The one feature module: turns (customer, candidate, state) into the feature vector every ranker scores.
-//! The blend ranker reads it now; the learned ranker will be trained on rows written by this same code, so
-//! training and serving cannot drift apart.
+//! Serving and the ranker's training rows (`training` module) both call [`compute`], so training and
+//! serving cannot drift apart. Every feature is a number (categories are encoded here), so models need float
+//! features only. A trained model records these names in order; the engine refuses a model whose list differs.
 
-use crate::candidates::{Candidate, UserView, COPURCHASE, N_SOURCES, SAME_PRODUCT};
+use crate::candidates::{Candidate, UserView, COPURCHASE, POPULAR, REPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE};
 use crate::state::State;
 
 /// Feature names, in vector order.
-pub const FEATURES: [&str; 14] = [
+pub const FEATURES: [&str; 45] = [
+    // The customer.
+    "age_band",
+    "user_days_since_last",
+    "user_activity",
+    "user_mean_price",
+    "user_online_share",
+    "user_distinct",
+    // The article.
+    "item_sales_1d",
+    "item_sales_7d",
+    "item_sales_30d",
+    "pop_week",
+    "pop_age",
+    "trend",
+    "item_age_days",
+    "item_price",
+    // The pair.
+    "price_ratio",
+    "aff_type",
+    "aff_colour",
+    "aff_index_group",
+    "aff_department",
     "rep_count",
     "rep_recency",
     "rep_4w",
     "rep_rank",
-    "copurchase",
-    "same_product",
-    "pop_week",
-    "pop_age",
-    "trend",
-    "type_affinity",
-    "item_freshness",
-    "price_ratio",
-    "user_activity",
+    "rep_times",
+    "rep_days_since",
+    "bought_variant",
+    // Candidate sources: score, rank in the source's list, membership.
+    "score_repurchase",
+    "score_copurchase",
+    "score_same_product",
+    "score_trending",
+    "score_trending_age",
+    "score_popular",
+    "rank_repurchase",
+    "rank_copurchase",
+    "rank_same_product",
+    "rank_trending",
+    "rank_trending_age",
+    "rank_popular",
+    "in_repurchase",
+    "in_copurchase",
+    "in_same_product",
+    "in_trending",
+    "in_trending_age",
+    "in_popular",
     "n_sources",
 ];
 pub const N_FEATURES: usize = FEATURES.len();
+/// The value of "days since" and "rank" features when there is nothing to count from.
+pub const NEVER: f32 = 999.0;
+/// The sources that have score, rank and membership features, in feature order.
+const SOURCES: [usize; 6] = [REPURCHASE, COPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE, POPULAR];
 
 pub fn index_of(name: &str) -> Option<usize> {
     FEATURES.iter().position(|f| *f == name)
@@ -31,41 +71,97 @@ pub fn index_of(name: &str) -> Option<usize> {
 pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] {
     let a = c.article;
     let day = u.day;
+    let items = &s.items;
+    let days = |from: Option<crate::data::Day>| from.map_or(NEVER, |d| f32::from(day.saturating_sub(d)));
     // The customer's own purchases of this article: decayed count; recency of the last one, halving every
     // week; bought in the last 4 weeks; position among their distinct purchases, newest first (1, 1/2, ...).
-    let (rep_count, rep_recency, rep_4w, rep_rank) = match u.own.iter().position(|x| x.article == a) {
+    let (rep_count, rep_recency, rep_4w, rep_rank, rep_times, rep_days) = match u.own.iter().position(|x| x.article == a) {
         Some(i) => {
             let o = &u.own[i];
-            (o.count, 0.5f32.powf(f32::from(o.age) / 7.0), if o.age < 28 { 1.0 } else { 0.0 }, 1.0 / (1.0 + i as f32))
+            let recency = 0.5f32.powf(f32::from(o.age) / 7.0);
+            (o.count, recency, if o.age < 28 { 1.0 } else { 0.0 }, 1.0 / (1.0 + i as f32), f32::from(o.times), f32::from(o.age))
         }
-        None => (0.0, 0.0, 0.0, 0.0),
+        None => (0.0, 0.0, 0.0, 0.0, 0.0, NEVER),
     };
-    let pop_week = s.items.week(a, day) / s.items.top_week.max(1e-6);
+    let stat = items.items.get(a as usize);
+    let sales = |i: usize| stat.map_or(0.0, |st| st.sales[i].at(&items.decay[i], day));
     let band = u.user.band as usize;
-    let pop_age = s.items.band_week(a, u.user.band, day) / s.items.top_band.get(band).copied().unwrap_or(0.0).max(1e-6);
-    let trend = s.items.trend(a, day).min(5.0);
-    let type_affinity = u.user.type_share(s.catalog.type_slot(a));
-    let freshness = match s.items.items.get(a as usize).and_then(|i| i.first_seen) {
-        Some(first) => 1.0 / (1.0 + f32::from(day.saturating_sub(first)) / 7.0),
-        None => 0.0,
-    };
-    let price = s.items.mean_price(a, day);
+    let pop_week = items.week(a, day) / items.top_week.max(1e-6);
+    let pop_age = items.band_week(a, u.user.band, day) / items.top_band.get(band).copied().unwrap_or(0.0).max(1e-6);
+    let price = items.mean_price(a, day);
     let price_ratio = if u.mean_price > 0.0 && price > 0.0 { (price / u.mean_price).min(5.0) } else { 1.0 };
-    let n_sources = (0..N_SOURCES).filter(|&i| c.sources.has(i)).count() as f32;
+    let slots = s.catalog.attr_slots(a);
+    let article = s.catalog.get(a);
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let src = |f: &dyn Fn(usize) -> f32| SOURCES.map(f);
+    let scores = src(&|i| c.scores[i]);
+    let ranks = src(&|i| if c.ranks[i] == u16::MAX { NEVER } else { f32::from(c.ranks[i]) });
+    let member = src(&|i| flag(c.sources.has(i)));
+    let last_purchase = u.user.recent.last().map(|p| p.day);
     [
+        f32::from(u.user.band),
+        days(last_purchase),
+        u.activity,
+        u.mean_price,
+        u.online_share,
+        u.own.len() as f32,
+        sales(0),
+        sales(1),
+        sales(2),
+        pop_week,
+        pop_age,
+        items.trend(a, day).min(5.0),
+        days(stat.and_then(|st| st.first_seen)),
+        price,
+        price_ratio,
+        u.affinity_share(0, slots[0]),
+        u.affinity_share(1, slots[1]),
+        u.affinity_share(2, slots[2]),
+        u.affinity_share(3, slots[3]),
         rep_count,
         rep_recency,
         rep_4w,
         rep_rank,
-        c.scores[COPURCHASE],
-        c.scores[SAME_PRODUCT],
-        pop_week,
-        pop_age,
-        trend,
-        type_affinity,
-        freshness,
-        price_ratio,
-        u.activity,
-        n_sources,
+        rep_times,
+        rep_days,
+        flag(u.bought_variant(a, article.product_code)),
+        scores[0],
+        scores[1],
+        scores[2],
+        scores[3],
+        scores[4],
+        scores[5],
+        ranks[0],
+        ranks[1],
+        ranks[2],
+        ranks[3],
+        ranks[4],
+        ranks[5],
+        member[0],
+        member[1],
+        member[2],
+        member[3],
+        member[4],
+        member[5],
+        member.iter().sum(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_distinct_and_cover_every_ranked_source() {
+        let mut names = FEATURES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), N_FEATURES);
+        for &src in &SOURCES {
+            let name = crate::events::SOURCE_NAMES[src];
+            for prefix in ["score_", "rank_", "in_"] {
+                assert!(index_of(&format!("{prefix}{name}")).is_some(), "{prefix}{name}");
+            }
+        }
+    }
 }

@@ -18,3 +18,4 @@ pub mod ranker;
 pub mod replay;
 pub mod serve;
 pub mod state;
+pub mod training;

@@ -30,6 +30,11 @@ enum Command {
     Generate(cmd::generate::Args),
     /// In-process engine figures: state update rate, full replay with lists per basket, memory per customer.
     Bench(cmd::bench::Args),
+    /// Train models from a dataset (the learned ranker).
+    #[command(subcommand)]
+    Train(cmd::train::Command),
+    /// Score feature rows (csv or parquet) with a CatBoost JSON model; one score per line.
+    RankerPredict(cmd::ranker_predict::Args),
     /// Load a dataset, report what was read (unknown ids, rejects), how fast, and peak memory.
     Stats(cmd::stats::Args),
 }
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
         Command::Backtest(a) => cmd::backtest::run(a),
         Command::Stats(a) => cmd::stats::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Train(c) => cmd::train::run(c),
+        Command::RankerPredict(a) => cmd::ranker_predict::run(a),
         Command::Demo(a) => runtime.block_on(cmd::demo::run(a)),
         Command::Replay(a) => runtime.block_on(cmd::replay::run(a)),
         Command::Serve(a) => runtime.block_on(cmd::serve::run(a)),

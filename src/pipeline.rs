@@ -10,8 +10,8 @@ use crate::candidates::{self, CandidateSet, CandidateSource, UserView};
 use crate::config::{Config, EmitPolicy};
 use crate::data::{ArticleIdx, CustomerIdx, Day};
 use crate::events::{Event, RecItem, Recommendation, Trigger};
-use crate::features;
-use crate::ranker::{BlendRanker, Ranker, RankerError};
+use crate::features::{self, N_FEATURES};
+use crate::ranker::{self, Ranker, RankerError};
 use crate::state::State;
 use rustc_hash::FxHashMap;
 
@@ -30,7 +30,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(cfg: &Config) -> Result<Self, RankerError> {
-        Ok(Self::with_parts(State::new(cfg), Box::new(BlendRanker::new(&cfg.ranker)?), cfg))
+        Ok(Self::with_parts(State::new(cfg), ranker::from_config(&cfg.ranker)?, cfg))
     }
 
     pub fn with_parts(state: State, ranker: Box<dyn Ranker>, cfg: &Config) -> Self {
@@ -49,6 +49,11 @@ impl Pipeline {
 
     pub fn ranker_version(&self) -> &str {
         self.ranker.version()
+    }
+
+    /// Replaces the ranker between two events (hot swap); returns the old one.
+    pub fn set_ranker(&mut self, ranker: Box<dyn Ranker>) -> Box<dyn Ranker> {
+        std::mem::replace(&mut self.ranker, ranker)
     }
 
     /// Folds `ev` into the state and returns the lists it triggers.
@@ -124,22 +129,29 @@ impl Pipeline {
         Recommendation { customer: *self.state.ids.key(c), as_of, seq, trigger, items: self.recommend(c, self.k) }
     }
 
-    /// The top `k` distinct articles for customer `c` as of the state's event time, best first.
-    pub fn recommend(&self, c: CustomerIdx, k: usize) -> Vec<RecItem> {
+    /// Customer `c`'s candidates as of the state's event time and their feature rows, in the same order: what
+    /// ranking and the ranker's training rows both start from. `None` for a customer the state does not know.
+    pub fn candidates(&self, c: CustomerIdx) -> Option<(CandidateSet, Vec<[f32; N_FEATURES]>)> {
         let s = &self.state;
         if c as usize >= s.users.len() {
-            return self.fill(Vec::new(), k);
+            return None;
         }
         let view = UserView::new(s, c, self.seeds);
         let mut set = CandidateSet::default();
         for src in &self.sources {
             src.propose(&view, s, &mut set);
         }
-        let mut scored: Vec<RecItem> = set
-            .items
-            .iter()
-            .map(|cand| RecItem { article: cand.article, score: self.ranker.score(&features::compute(&view, cand, s)), sources: cand.sources })
-            .collect();
+        let rows = set.items.iter().map(|cand| features::compute(&view, cand, s)).collect();
+        Some((set, rows))
+    }
+
+    /// The top `k` distinct articles for customer `c` as of the state's event time, best first.
+    pub fn recommend(&self, c: CustomerIdx, k: usize) -> Vec<RecItem> {
+        let Some((set, rows)) = self.candidates(c) else { return self.fill(Vec::new(), k) };
+        let mut scores = Vec::with_capacity(rows.len());
+        self.ranker.score(&rows, &mut scores);
+        let mut scored: Vec<RecItem> =
+            set.items.iter().zip(&scores).map(|(cand, &score)| RecItem { article: cand.article, score, sources: cand.sources }).collect();
         scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.article.cmp(&b.article)));
         scored.truncate(k);
         self.fill(scored, k)

@@ -2,7 +2,11 @@
 //! [`Pipeline`] that serves live (catalogue, customers, then purchases in file order), moves event time to the
 //! cutoff, and `recommend` asks the pipeline — so the backtest scores exactly the code that runs in `serve`.
 
-use super::{BacktestError, History, Recommender};
+use super::recall::Recall;
+use super::{BacktestError, History, Recommender, WeekTruth};
+use crate::candidates::CandidateSet;
+use crate::features::N_FEATURES;
+use rayon::prelude::*;
 use crate::config::Config;
 use crate::data::{ArticleIdx, CustomerIdx};
 use crate::events::{Event, TxEvent};
@@ -21,8 +25,23 @@ impl EngineRecommender {
         EngineRecommender { cfg, name: "engine".into(), pipeline: None, map: Vec::new() }
     }
 
+    /// The same engine under another name (two configurations side by side in one backtest).
+    pub fn named(cfg: Config, name: &str) -> Self {
+        EngineRecommender { name: name.into(), ..Self::new(cfg) }
+    }
+
     pub fn pipeline(&self) -> Option<&Pipeline> {
         self.pipeline.as_ref()
+    }
+
+    /// The engine's index of dataset customer `customer` (after `fit`).
+    fn engine_idx(&self, customer: CustomerIdx) -> CustomerIdx {
+        self.map.get(customer as usize).copied().flatten().unwrap_or(CustomerIdx::MAX)
+    }
+
+    /// Candidates and their feature rows for dataset customer `customer` as of the fitted cutoff.
+    pub fn candidates(&self, customer: CustomerIdx) -> Option<(CandidateSet, Vec<[f32; N_FEATURES]>)> {
+        self.pipeline.as_ref()?.candidates(self.engine_idx(customer))
     }
 }
 
@@ -64,8 +83,24 @@ impl Recommender for EngineRecommender {
 
     fn recommend(&self, customer: CustomerIdx, k: usize) -> Vec<ArticleIdx> {
         let Some(p) = &self.pipeline else { return Vec::new() };
-        let engine_idx = self.map.get(customer as usize).copied().flatten().unwrap_or(CustomerIdx::MAX);
         // Engine article indices follow the catalogue order replayed in `fit`, which is the dataset's.
-        p.recommend(engine_idx, k).into_iter().map(|i| i.article).collect()
+        p.recommend(self.engine_idx(customer), k).into_iter().map(|i| i.article).collect()
+    }
+
+    fn candidate_recall(&self, truth: &WeekTruth) -> Option<Recall> {
+        let per: Vec<Recall> = truth
+            .customers
+            .par_iter()
+            .zip(&truth.articles)
+            .map(|(&c, bought)| match self.candidates(c) {
+                Some((set, _)) => Recall::of_customer(&set, bought),
+                None => Recall { truth: bought.len() as u64, customers: 1, ..Default::default() },
+            })
+            .collect();
+        let mut total = Recall::default();
+        for r in &per {
+            total.add(r);
+        }
+        Some(total)
     }
 }

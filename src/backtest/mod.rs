@@ -6,6 +6,7 @@
 pub mod baselines;
 pub mod engine;
 pub mod history;
+pub mod recall;
 pub mod report;
 
 pub use history::{History, TxSlice};
@@ -38,6 +39,10 @@ pub trait Recommender: Send + Sync {
     fn fit(&mut self, history: &History<'_>) -> Result<(), BacktestError>;
     /// Up to `k` distinct articles for `customer`, best first.
     fn recommend(&self, customer: CustomerIdx, k: usize) -> Vec<ArticleIdx>;
+    /// For methods with a candidate stage: how much of the week's truth the candidates hold.
+    fn candidate_recall(&self, _truth: &WeekTruth) -> Option<recall::Recall> {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +64,7 @@ pub struct Cell {
     pub fit_secs: f64,
     pub recommend_secs: f64,
     pub predictions: Option<PathBuf>,
+    pub recall: Option<recall::Recall>,
 }
 
 /// Distinct articles each customer bought in `[start, start + 7)`, customers in index order.
@@ -136,7 +142,8 @@ pub fn run(
                 Some(dir) => Some(write_predictions(dir, m.name(), start, data, &truth.customers, &preds)?),
                 None => None,
             };
-            cells.push(Cell { method: m.name().to_string(), week_start: start, score, fit_secs, recommend_secs, predictions });
+            let recall = method.candidate_recall(&truth);
+            cells.push(Cell { method: m.name().to_string(), week_start: start, score, fit_secs, recommend_secs, predictions, recall });
         }
     }
     Ok(cells)

@@ -11,6 +11,7 @@ pub mod trending;
 use crate::config::CandidatesConfig;
 use crate::data::{ArticleIdx, CustomerIdx, Day};
 use crate::events::Sources;
+use crate::state::catalog::ATTRS;
 use crate::state::{State, UserState};
 use rustc_hash::FxHashMap;
 
@@ -29,23 +30,31 @@ pub struct Candidate {
     pub article: ArticleIdx,
     pub sources: Sources,
     pub scores: [f32; N_SOURCES],
+    /// Position in each proposing source's list (0 = its best); `u16::MAX` where the source did not propose it.
+    pub ranks: [u16; N_SOURCES],
 }
 
 #[derive(Debug, Default)]
 pub struct CandidateSet {
     pub items: Vec<Candidate>,
     index: FxHashMap<ArticleIdx, u32>,
+    /// Proposals so far per source (sources propose best first, so this is the next one's rank).
+    proposed: [u16; N_SOURCES],
 }
 
 impl CandidateSet {
+    /// Adds `source`'s next proposal (sources call this best first).
     pub fn add(&mut self, article: ArticleIdx, source: usize, score: f32) {
         let i = *self.index.entry(article).or_insert_with(|| {
-            self.items.push(Candidate { article, sources: Sources::default(), scores: [0.0; N_SOURCES] });
+            self.items.push(Candidate { article, sources: Sources::default(), scores: [0.0; N_SOURCES], ranks: [u16::MAX; N_SOURCES] });
             (self.items.len() - 1) as u32
         });
+        let rank = self.proposed[source];
+        self.proposed[source] = rank.saturating_add(1);
         let c = &mut self.items[i as usize];
         c.sources = c.sources.with(source);
         c.scores[source] = c.scores[source].max(score);
+        c.ranks[source] = c.ranks[source].min(rank);
     }
 
     pub fn len(&self) -> usize {
@@ -70,6 +79,12 @@ pub struct UserView<'a> {
     pub mean_price: f32,
     /// ln(1 + decayed purchase count).
     pub activity: f32,
+    /// Decayed share of purchases made online.
+    pub online_share: f32,
+    /// Per attribute (`state::catalog::ATTR_NAMES`), the total affinity weight, for shares.
+    pub affinity_total: [f32; ATTRS],
+    /// Product code of each entry of `own`.
+    pub own_products: Vec<u32>,
 }
 
 /// One article the customer bought (entries are distinct, newest purchase first).
@@ -82,6 +97,8 @@ pub struct OwnPurchase {
     pub age: u16,
     /// Decayed weight of the newest purchase.
     pub recency: f32,
+    /// Purchases of it in the kept history.
+    pub times: u16,
 }
 
 impl<'a> UserView<'a> {
@@ -92,13 +109,42 @@ impl<'a> UserView<'a> {
         for p in user.recent.iter().rev() {
             let w = state.user_decay.factor(p.day, day);
             match own.iter_mut().find(|x| x.article == p.article) {
-                Some(x) => x.count += w,
-                None => own.push(OwnPurchase { article: p.article, count: w, age: day.saturating_sub(p.day), recency: w }),
+                Some(x) => {
+                    x.count += w;
+                    x.times += 1;
+                }
+                None => own.push(OwnPurchase { article: p.article, count: w, age: day.saturating_sub(p.day), recency: w, times: 1 }),
             }
         }
         let n = user.count.at(&state.user_decay, day);
         let spend = user.spend.at(&state.user_decay, day);
-        UserView { idx, user, day, own, n_seeds, mean_price: if n > 0.0 { spend / n } else { 0.0 }, activity: (1.0 + n).ln() }
+        let online = user.online.at(&state.user_decay, day);
+        UserView {
+            idx,
+            user,
+            day,
+            n_seeds,
+            mean_price: if n > 0.0 { spend / n } else { 0.0 },
+            activity: (1.0 + n).ln(),
+            online_share: if n > 0.0 { online / n } else { 0.0 },
+            affinity_total: user.affinity_totals(),
+            own_products: own.iter().map(|o| state.catalog.get(o.article).product_code).collect(),
+            own,
+        }
+    }
+
+    /// Whether the customer bought another article of `product_code` than `article`.
+    pub fn bought_variant(&self, article: ArticleIdx, product_code: u32) -> bool {
+        self.own.iter().zip(&self.own_products).any(|(o, &p)| p == product_code && o.article != article)
+    }
+
+    /// Share of the customer's affinity weight for attribute `attr` that value `slot` holds.
+    pub fn affinity_share(&self, attr: usize, slot: u16) -> f32 {
+        let total = self.affinity_total[attr];
+        if total <= 0.0 {
+            return 0.0;
+        }
+        self.user.affinity(attr, slot) / total
     }
 
     /// The seeds: (article, recency weight) of the newest `n_seeds` distinct purchases.

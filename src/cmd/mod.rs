@@ -6,10 +6,12 @@ pub mod broker;
 pub mod demo;
 pub mod generate;
 pub mod kafka_args;
+pub mod ranker_predict;
 pub mod replay;
 pub mod serve;
 pub mod stats;
 pub mod subscribe;
+pub mod train;
 
 use streamrec::data::{Dataset, LoadOptions};
 use std::path::{Path, PathBuf};

@@ -89,7 +89,7 @@ fn restore(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeError> 
     match checkpoint::read(dir)? {
         Some(c) => {
             let Checkpoint { state, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
-            let ranker = Box::new(crate::ranker::BlendRanker::new(&s.cfg.ranker)?);
+            let ranker = crate::ranker::from_config(&s.cfg.ranker)?;
             p = Pipeline::with_parts(state, ranker, &s.cfg);
             p.restore_open(open_baskets, open_day);
             tracing::info!(events = p.state.events, customers = p.state.users.len(), "resumed from checkpoint");

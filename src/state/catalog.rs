@@ -1,10 +1,14 @@
 //! The article catalogue as the engine knows it: rows from the `articles` topic (or files), plus the dense
-//! attributes candidate sources and features read per event (product code groups, product-type slots).
+//! attributes candidate sources and features read per event (product code groups, attribute slots).
 //! Articles first seen in a purchase get placeholder attributes and are counted (cold start).
 
 use crate::data::{Article, ArticleIdx, Articles};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+
+/// Article attributes customers get affinities to, in slot order.
+pub const ATTRS: usize = 4;
+pub const ATTR_NAMES: [&str; ATTRS] = ["type", "colour", "index_group", "department"];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Catalog {
@@ -13,11 +17,11 @@ pub struct Catalog {
     index: FxHashMap<u32, ArticleIdx>,
     #[serde(skip)]
     by_product: FxHashMap<u32, Vec<ArticleIdx>>,
-    /// Product type of each article as a dense slot (for affinities).
+    /// Each article's product type, colour group, index group and department as dense slots (for affinities).
     #[serde(skip)]
-    type_slot: Vec<u16>,
+    attr_slots: Vec<[u16; ATTRS]>,
     #[serde(skip)]
-    type_slots: FxHashMap<i32, u16>,
+    slot_maps: [FxHashMap<i32, u16>; ATTRS],
     /// Articles added by a purchase before their catalogue row.
     pub placeholders: u64,
 }
@@ -52,22 +56,27 @@ impl Catalog {
                 }
                 self.by_product.entry(a.product_code).or_default().push(idx);
             }
-            self.type_slot[idx as usize] = self.slot_for(a.product_type_no);
+            self.attr_slots[idx as usize] = self.slots_for(&a);
             self.rows[idx as usize] = a;
             return idx;
         }
         let idx = self.rows.len() as ArticleIdx;
         self.index.insert(a.article_id, idx);
         self.by_product.entry(a.product_code).or_default().push(idx);
-        let slot = self.slot_for(a.product_type_no);
-        self.type_slot.push(slot);
+        let slots = self.slots_for(&a);
+        self.attr_slots.push(slots);
         self.rows.push(a);
         idx
     }
 
-    fn slot_for(&mut self, type_no: i32) -> u16 {
-        let next = self.type_slots.len() as u16;
-        *self.type_slots.entry(type_no).or_insert(next)
+    fn slots_for(&mut self, a: &Article) -> [u16; ATTRS] {
+        let values = [a.product_type_no, a.colour_group_code, a.index_group_no, a.department_no];
+        let mut out = [0u16; ATTRS];
+        for ((o, map), v) in out.iter_mut().zip(&mut self.slot_maps).zip(values) {
+            let next = map.len() as u16;
+            *o = *map.entry(v).or_insert(next);
+        }
+        out
     }
 
     /// The index of `article_id`, adding a placeholder row when it is new.
@@ -104,13 +113,14 @@ impl Catalog {
         self.by_product.get(&self.rows[idx as usize].product_code).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// The article's attribute slots, in [`ATTR_NAMES`] order.
     #[inline]
-    pub fn type_slot(&self, idx: ArticleIdx) -> u16 {
-        self.type_slot[idx as usize]
+    pub fn attr_slots(&self, idx: ArticleIdx) -> [u16; ATTRS] {
+        self.attr_slots[idx as usize]
     }
 
     pub fn heap_bytes(&self) -> usize {
         let strings: usize = self.rows.iter().map(|r| r.prod_name.len() + r.detail_desc.len() + 200).sum();
-        strings + self.rows.capacity() * std::mem::size_of::<Article>() + self.index.capacity() * 16 + self.type_slot.capacity() * 2
+        strings + self.rows.capacity() * std::mem::size_of::<Article>() + self.index.capacity() * 16 + self.attr_slots.capacity() * 2 * ATTRS
     }
 }

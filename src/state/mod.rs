@@ -143,9 +143,9 @@ impl State {
                 self.copurchase.add(p.article, a, t.day, copurchase::EARLIER_WEIGHT);
             }
         }
-        let slot = self.catalog.type_slot(a);
+        let slots = self.catalog.attr_slots(a);
         let (ud, ad, max) = (&self.user_decay, &self.affinity_decay, self.params.recent_max);
-        self.users[c as usize].record(Purchase { article: a, day: t.day }, t.price, t.channel == 2, slot, ud, ad, max);
+        self.users[c as usize].record(Purchase { article: a, day: t.day }, t.price, t.channel == 2, slots, ud, ad, max);
         self.events += 1;
         c
     }

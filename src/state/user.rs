@@ -1,12 +1,14 @@
-//! Per-customer state: recent purchases with their days, decayed activity (count, spend, online share) and a
-//! small decayed product-type affinity. Everything here follows the customer's partition.
+//! Per-customer state: recent purchases with their days, decayed activity (count, spend, online share) and
+//! small decayed affinities to article attributes (product type, colour, index group, department). Everything
+//! here follows the customer's partition.
 
+use super::catalog::ATTRS;
 use super::decay::{Decay, DecayedSum};
 use crate::data::{ArticleIdx, Day};
 use serde::{Deserialize, Serialize};
 
-/// Affinity slots kept per customer (the strongest product types).
-pub const AFFINITY_SLOTS: usize = 8;
+/// Affinity entries kept per customer for each attribute (the strongest values), in `ATTR_NAMES` order.
+pub const AFFINITY_SLOTS: [usize; ATTRS] = [8, 6, 4, 6];
 /// Age band of customers whose age is unknown.
 pub const UNKNOWN_BAND: u8 = 5;
 pub const BANDS: usize = 6;
@@ -29,6 +31,15 @@ pub struct Purchase {
     pub day: Day,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Affinity {
+    /// Attribute (position in `ATTR_NAMES`).
+    pub attr: u8,
+    /// The value's catalogue slot.
+    pub slot: u16,
+    pub weight: f32,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserState {
     /// Newest last; at most `recent_max`.
@@ -36,8 +47,8 @@ pub struct UserState {
     pub count: DecayedSum,
     pub spend: DecayedSum,
     pub online: DecayedSum,
-    /// (product-type slot, decayed weight as of `affinity_day`), strongest first after each update.
-    pub affinity: Vec<(u16, f32)>,
+    /// Decayed weight (as of `affinity_day`) of each attribute value the customer bought, few per attribute.
+    pub affinity: Vec<Affinity>,
     pub affinity_day: Day,
     pub band: u8,
 }
@@ -48,7 +59,8 @@ impl UserState {
     }
 
     /// Folds one purchase in. `recent_max` bounds the history.
-    pub fn record(&mut self, p: Purchase, price: f32, online: bool, type_slot: u16, user: &Decay, affinity: &Decay, recent_max: usize) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(&mut self, p: Purchase, price: f32, online: bool, slots: [u16; ATTRS], user: &Decay, affinity: &Decay, recent_max: usize) {
         if self.recent.len() >= recent_max.max(1) {
             self.recent.remove(0);
         }
@@ -58,38 +70,62 @@ impl UserState {
         self.online.add(user, p.day, if online { 1.0 } else { 0.0 });
         let f = affinity.factor(self.affinity_day, p.day);
         if f != 1.0 {
-            for (_, w) in &mut self.affinity {
-                *w *= f;
+            for a in &mut self.affinity {
+                a.weight *= f;
             }
         }
         self.affinity_day = self.affinity_day.max(p.day);
-        let len = self.affinity.len();
-        match self.affinity.iter().position(|(s, _)| *s == type_slot) {
-            Some(i) => self.affinity[i].1 += 1.0,
-            None if len < AFFINITY_SLOTS => self.affinity.push((type_slot, 1.0)),
-            None => {
-                // Replace the weakest slot only when the new type would not be weaker.
-                if let Some(last) = self.affinity.last_mut() {
-                    if last.1 <= 1.0 {
-                        *last = (type_slot, 1.0);
-                    }
-                }
-            }
+        for (attr, &slot) in slots.iter().enumerate() {
+            self.bump(attr as u8, slot);
         }
-        self.affinity.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     }
 
-    /// Share of the customer's (decayed) purchases that were of product type `slot`, as of `day`.
-    pub fn type_share(&self, slot: u16) -> f32 {
-        let total: f32 = self.affinity.iter().map(|a| a.1).sum();
-        if total <= 0.0 {
-            return 0.0;
+    /// Adds one purchase of attribute value `slot`; a full attribute gives its weakest entry's place to a new
+    /// value only when the new one would not be weaker.
+    fn bump(&mut self, attr: u8, slot: u16) {
+        let mut held = 0;
+        let mut weakest: Option<(usize, f32)> = None;
+        for (i, a) in self.affinity.iter_mut().enumerate() {
+            if a.attr != attr {
+                continue;
+            }
+            if a.slot == slot {
+                a.weight += 1.0;
+                return;
+            }
+            held += 1;
+            if weakest.is_none_or(|(_, w)| a.weight < w) {
+                weakest = Some((i, a.weight));
+            }
         }
-        self.affinity.iter().find(|a| a.0 == slot).map_or(0.0, |a| a.1 / total)
+        let entry = Affinity { attr, slot, weight: 1.0 };
+        if held < AFFINITY_SLOTS[attr as usize] {
+            self.affinity.push(entry);
+        } else if let Some((i, w)) = weakest {
+            if w <= 1.0 {
+                self.affinity[i] = entry;
+            }
+        }
+    }
+
+    /// Decayed weight of attribute `attr`'s value `slot` (0 when not kept).
+    pub fn affinity(&self, attr: usize, slot: u16) -> f32 {
+        self.affinity.iter().find(|a| a.attr as usize == attr && a.slot == slot).map_or(0.0, |a| a.weight)
+    }
+
+    /// Total kept weight per attribute (the denominator of affinity shares).
+    pub fn affinity_totals(&self) -> [f32; ATTRS] {
+        let mut t = [0.0; ATTRS];
+        for a in &self.affinity {
+            if let Some(x) = t.get_mut(a.attr as usize) {
+                *x += a.weight;
+            }
+        }
+        t
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.recent.capacity() * std::mem::size_of::<Purchase>() + self.affinity.capacity() * 8
+        self.recent.capacity() * std::mem::size_of::<Purchase>() + self.affinity.capacity() * std::mem::size_of::<Affinity>()
     }
 }
 
@@ -102,12 +138,17 @@ mod tests {
         let (d, a) = (Decay::new(30.0), Decay::new(60.0));
         let mut u = UserState::new(1);
         for i in 0..10u32 {
-            u.record(Purchase { article: i, day: 100 + i as u16 }, 0.02, i % 2 == 0, (i % 3) as u16, &d, &a, 4);
+            u.record(Purchase { article: i, day: 100 + i as u16 }, 0.02, i % 2 == 0, [(i % 3) as u16, (i % 7) as u16, 0, 1], &d, &a, 4);
         }
         assert_eq!(u.recent.len(), 4);
         assert_eq!(u.recent.last().unwrap().article, 9);
-        assert!(u.type_share(0) > u.type_share(2));
-        assert!((u.type_share(0) + u.type_share(1) + u.type_share(2) - 1.0).abs() < 1e-5);
+        assert!(u.affinity(0, 0) > u.affinity(0, 2));
+        let t = u.affinity_totals();
+        assert!((u.affinity(0, 0) + u.affinity(0, 1) + u.affinity(0, 2) - t[0]).abs() < 1e-5);
+        // Colour keeps 6 of 7 values; index group has one value, holding all its weight.
+        assert_eq!(u.affinity.iter().filter(|a| a.attr == 1).count(), AFFINITY_SLOTS[1]);
+        assert_eq!(u.affinity(2, 0), t[2]);
+        assert_eq!(u.affinity(3, 5), 0.0);
         assert_eq!(age_band(Some(24)), 0);
         assert_eq!(age_band(None), UNKNOWN_BAND);
     }

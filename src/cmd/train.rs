@@ -1,0 +1,163 @@
+//! `streamrec train ranker`: training rows from the engine's own features → the Python CatBoost trainer →
+//! `models/ranker/<version>/` (model.json + manifest.json), checked by loading it back into the engine.
+
+use super::DataArgs;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use streamrec::backtest::plan_weeks;
+use streamrec::config::Config;
+use streamrec::data::{format_day, parse_date_str};
+use streamrec::events::SOURCE_NAMES;
+use streamrec::training::{self, trainer, ExportOptions};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Train the learned ranker (CatBoost) on the K weeks before the held-out weeks.
+    Ranker(RankerArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RankerArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Label weeks: the last validates (early stopping, validation MAP@12), the others train.
+    #[arg(long, default_value_t = 4)]
+    pub weeks: usize,
+    /// Most recent weeks kept out of training (the weeks `backtest --weeks N` scores). Ignored with --until.
+    #[arg(long, default_value_t = 4)]
+    pub holdout_weeks: usize,
+    /// First day (YYYY-MM-DD) training may not see; the label weeks end the day before.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Where model versions go.
+    #[arg(long, default_value = "models/ranker")]
+    pub out: PathBuf,
+    /// Negatives sampled per customer-week (every positive is kept).
+    #[arg(long, default_value_t = 40)]
+    pub negatives: usize,
+    /// Validation-week buyers sampled (0 = all).
+    #[arg(long, default_value_t = 5000)]
+    pub valid_customers: usize,
+    /// CatBoost loss: YetiRank, PairLogit, QueryRMSE, Logloss, ...
+    #[arg(long, default_value = "YetiRank")]
+    pub loss: String,
+    #[arg(long, default_value_t = 500)]
+    pub iterations: usize,
+    #[arg(long, default_value_t = 6)]
+    pub depth: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub learning_rate: f64,
+    /// Trainer threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// auto (GPU when CUDA is present), cpu or gpu.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Keep the exported training rows (printed path) instead of deleting them.
+    #[arg(long)]
+    pub keep_rows: bool,
+    /// Settings file laid over config/default.toml (candidate counts and decay shape the features).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(c: Command) -> anyhow::Result<()> {
+    match c {
+        Command::Ranker(a) => ranker(a),
+    }
+}
+
+fn ranker(a: RankerArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let cfg = Config::load(a.config.as_deref())?;
+    // Fail before the slow part when the trainer cannot run.
+    trainer::python()?;
+    trainer::script("train_ranker.py")?;
+    let data = super::load(&a.data.data, &a.data.options())?;
+    let until = match &a.until {
+        Some(s) => parse_date_str(s).map_err(|e| anyhow::anyhow!("--until: {}: {}", e.value, e.reason))?,
+        None if a.holdout_weeks == 0 => data.transactions.last_day().context("no transactions")? + 1,
+        None => plan_weeks(&data, a.holdout_weeks, None)?[0],
+    };
+    let opts = ExportOptions { weeks: a.weeks, until, negatives: a.negatives, valid_customers: a.valid_customers, seed: a.seed };
+    let fp = training::fingerprint(&data, until);
+    let version = format!("cb-{}-{}", format_day(until).replace('-', ""), &fp[..8]);
+    let work = a.out.join(format!(".work-{version}"));
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = training::export(&data, &cfg, &opts, &work, &|m| pb.set_message(m.to_string()))?;
+    pb.finish_and_clear();
+    eprintln!(
+        "training rows: {} train ({} customer-weeks, {} positives), {} validation ({} customers), weeks {}; exported in {:.1}s",
+        report.train_rows,
+        report.train_groups,
+        report.train_positives,
+        report.valid_rows,
+        report.valid_groups,
+        report.weeks.join(", "),
+        report.secs
+    );
+    for (w, r) in report.weeks.iter().zip(&report.recall) {
+        let per: Vec<String> = SOURCE_NAMES.iter().zip(&r.per_source).filter(|(_, &n)| n > 0).map(|(s, &n)| format!("{s} {:.3}", r.rate(n))).collect();
+        eprintln!("  candidate recall {w}: {:.3} of {} purchases ({:.0} candidates/customer; {})", r.rate(r.any), r.truth, r.candidates as f64 / r.customers.max(1) as f64, per.join(", "));
+    }
+    let meta_path = work.join("meta.json");
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&training::meta(&version, &report, &cfg, &opts))?).with_context(|| format!("writing {}", meta_path.display()))?;
+    let tmp = a.out.join(format!(".tmp-{version}"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut args: Vec<String> = vec![
+        "--train".into(),
+        path(&work.join("train.parquet")),
+        "--valid".into(),
+        path(&work.join("valid.parquet")),
+        "--meta".into(),
+        path(&meta_path),
+        "--out".into(),
+        path(&tmp),
+        "--loss".into(),
+        a.loss.clone(),
+        "--iterations".into(),
+        a.iterations.to_string(),
+        "--depth".into(),
+        a.depth.to_string(),
+        "--learning-rate".into(),
+        a.learning_rate.to_string(),
+        "--seed".into(),
+        a.seed.to_string(),
+        "--device".into(),
+        a.device.clone(),
+    ];
+    if let Some(t) = a.threads {
+        args.extend(["--threads".into(), t.to_string()]);
+    }
+    trainer::run("train_ranker.py", &args)?;
+    // The engine must accept what was trained before it becomes a version.
+    let ranker = streamrec::ranker::store::load(&tmp).context("the trained model does not load into the engine")?;
+    let dest = a.out.join(&version);
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).with_context(|| format!("replacing {}", dest.display()))?;
+    }
+    std::fs::rename(&tmp, &dest).with_context(|| format!("moving the model to {}", dest.display()))?;
+    if a.keep_rows {
+        eprintln!("training rows kept in {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    let m = &ranker.manifest;
+    println!(
+        "ranker {} ({} trees) trained until {}: validation MAP@12 {} → {} ({:.1}s in all)",
+        m.version,
+        ranker.model().trees(),
+        m.trained_until,
+        m.validation_map12.map_or("?".into(), |v| format!("{v:.5}")),
+        dest.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}

@@ -1,0 +1,119 @@
+//! Rankers score candidates' feature vectors; higher is better. [`BlendRanker`] is the transparent weighted
+//! sum configured in `[ranker.weights]`; [`CatBoostRanker`] evaluates a trained CatBoost model natively
+//! ([`catboost`]), loaded from a model directory ([`store`]). Both score a customer's whole candidate set in
+//! one call.
+
+pub mod catboost;
+pub mod store;
+
+use crate::config::RankerConfig;
+use crate::features::{index_of, FEATURES, N_FEATURES};
+pub use catboost::{CatBoostModel, ModelError};
+pub use store::{Manifest, StoreError};
+
+pub trait Ranker: Send + Sync {
+    /// Published in every list's `model_versions`.
+    fn version(&self) -> &str;
+    /// One score per row of `rows`, in order, into `out` (cleared first).
+    fn score(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RankerError {
+    #[error("[ranker.weights] names an unknown feature `{0}` (known: {known})", known = FEATURES.join(", "))]
+    UnknownFeature(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct BlendRanker {
+    version: String,
+    weights: [f32; N_FEATURES],
+}
+
+impl BlendRanker {
+    pub fn new(cfg: &RankerConfig) -> Result<Self, RankerError> {
+        let mut weights = [0.0; N_FEATURES];
+        for (name, &w) in &cfg.weights {
+            let i = index_of(name).ok_or_else(|| RankerError::UnknownFeature(name.clone()))?;
+            weights[i] = w;
+        }
+        Ok(BlendRanker { version: cfg.version.clone(), weights })
+    }
+}
+
+impl Ranker for BlendRanker {
+    fn version(&self) -> &str {
+        &self.version
+    }
+    fn score(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(rows.iter().map(|f| self.weights.iter().zip(f).map(|(w, x)| w * x).sum::<f32>()));
+    }
+}
+
+/// A trained CatBoost model over exactly the engine's features, in the engine's order.
+#[derive(Debug, Clone)]
+pub struct CatBoostRanker {
+    pub manifest: Manifest,
+    model: CatBoostModel,
+}
+
+impl CatBoostRanker {
+    /// Checks that the model reads the engine's feature vector as it is laid out today.
+    pub fn new(manifest: Manifest, model: CatBoostModel) -> Result<Self, StoreError> {
+        let engine: Vec<&str> = FEATURES.to_vec();
+        if manifest.features.iter().map(String::as_str).ne(engine.iter().copied()) {
+            return Err(StoreError::FeatureMismatch { version: manifest.version.clone(), diff: store::feature_diff(&manifest.features, &engine) });
+        }
+        if model.n_columns > N_FEATURES {
+            return Err(StoreError::FeatureMismatch {
+                version: manifest.version.clone(),
+                diff: format!("the model reads {} columns, the engine has {N_FEATURES} features", model.n_columns),
+            });
+        }
+        Ok(CatBoostRanker { manifest, model })
+    }
+
+    pub fn model(&self) -> &CatBoostModel {
+        &self.model
+    }
+}
+
+impl Ranker for CatBoostRanker {
+    fn version(&self) -> &str {
+        &self.manifest.version
+    }
+    fn score(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>) {
+        let mut raw = Vec::with_capacity(rows.len());
+        // Columns were checked at construction, so this cannot fail.
+        if self.model.predict(rows.as_flattened(), N_FEATURES, &mut raw).is_err() {
+            raw.resize(rows.len(), 0.0);
+        }
+        out.clear();
+        out.extend(raw.iter().map(|&x| x as f32));
+    }
+}
+
+/// The ranker the configuration asks for: `blend`, `catboost` (the newest model in `models_dir`, or `model`
+/// when set; an error when there is none), or `auto` (the newest model when one exists, else the blend).
+pub fn from_config(cfg: &RankerConfig) -> Result<Box<dyn Ranker>, RankerError> {
+    use crate::config::RankerKind;
+    let explicit = (!cfg.model.is_empty()).then(|| std::path::PathBuf::from(&cfg.model));
+    match cfg.kind {
+        RankerKind::Blend => Ok(Box::new(BlendRanker::new(cfg)?)),
+        RankerKind::Catboost => {
+            let dir = match explicit {
+                Some(p) => p,
+                None => store::newest(std::path::Path::new(&cfg.models_dir))?
+                    .ok_or_else(|| StoreError::NoModel { dir: cfg.models_dir.clone().into() })?,
+            };
+            Ok(Box::new(store::load(&dir)?))
+        }
+        RankerKind::Auto => match explicit.map_or_else(|| store::newest(std::path::Path::new(&cfg.models_dir)), |p| Ok(Some(p)))? {
+            Some(dir) => Ok(Box::new(store::load(&dir)?)),
+            None => Ok(Box::new(BlendRanker::new(cfg)?)),
+        },
+    }
+}

@@ -1,0 +1,93 @@
+//! Trained rankers on disk: `models/ranker/<version>/` holds `model.json` (CatBoost's JSON export) and
+//! `manifest.json` (version, trained_until, feature names in order, data fingerprint, validation MAP@12, …),
+//! written last by the trainer, so a directory without a manifest is unfinished and ignored.
+
+use super::{CatBoostModel, CatBoostRanker, ModelError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("reading {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid ranker manifest: {source}")]
+    Manifest { path: PathBuf, source: serde_json::Error },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("ranker model {version} does not match this engine's features: {diff}; retrain it with `streamrec train ranker`")]
+    FeatureMismatch { version: String, diff: String },
+    #[error("no trained ranker under {dir} (train one with `streamrec train ranker`)")]
+    NoModel { dir: PathBuf },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub version: String,
+    pub trained_until: String,
+    pub features: Vec<String>,
+    pub data_fingerprint: String,
+    /// The model file, relative to the manifest's directory.
+    #[serde(default = "default_model")]
+    pub model: String,
+    #[serde(default)]
+    pub validation_map12: Option<f64>,
+    /// Everything else the trainer recorded (loss, iterations, timings, …).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+fn default_model() -> String {
+    "model.json".into()
+}
+
+pub fn read_manifest(dir: &Path) -> Result<Manifest, StoreError> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+    serde_json::from_slice(&text).map_err(|source| StoreError::Manifest { path, source })
+}
+
+/// Loads `dir`'s model and checks it against the engine's features.
+pub fn load(dir: &Path) -> Result<CatBoostRanker, StoreError> {
+    let manifest = read_manifest(dir)?;
+    let model = CatBoostModel::load(&dir.join(&manifest.model))?;
+    CatBoostRanker::new(manifest, model)
+}
+
+/// The newest finished model directory under `root` (latest `trained_until`, then version), if any.
+pub fn newest(root: &Path) -> Result<Option<PathBuf>, StoreError> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StoreError::Io { path: root.to_path_buf(), source }),
+    };
+    let mut best: Option<(String, String, PathBuf)> = None;
+    for entry in entries {
+        let dir = entry.map_err(|source| StoreError::Io { path: root.to_path_buf(), source })?.path();
+        if !dir.join("manifest.json").is_file() {
+            continue;
+        }
+        let m = read_manifest(&dir)?;
+        let key = (m.trained_until, m.version, dir);
+        if best.as_ref().is_none_or(|b| (&key.0, &key.1) > (&b.0, &b.1)) {
+            best = Some(key);
+        }
+    }
+    Ok(best.map(|b| b.2))
+}
+
+/// A readable account of how two feature lists differ.
+pub fn feature_diff(model: &[String], engine: &[&str]) -> String {
+    let missing: Vec<&str> = engine.iter().copied().filter(|f| !model.iter().any(|m| m == f)).collect();
+    let extra: Vec<&str> = model.iter().map(String::as_str).filter(|m| !engine.contains(m)).collect();
+    if missing.is_empty() && extra.is_empty() {
+        return format!("same {} features in a different order", engine.len());
+    }
+    format!(
+        "model has {} features, engine {}; engine features the model lacks: [{}]; model features the engine lacks: [{}]",
+        model.len(),
+        engine.len(),
+        missing.join(", "),
+        extra.join(", ")
+    )
+}
