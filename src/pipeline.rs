@@ -14,6 +14,7 @@ use crate::features::{self, N_FEATURES};
 use crate::ranker::{self, Ranker, RankerError};
 use crate::state::State;
 use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 pub struct Pipeline {
     pub state: State,
@@ -26,6 +27,8 @@ pub struct Pipeline {
     open: Vec<(CustomerIdx, u64)>,
     open_index: FxHashMap<CustomerIdx, u32>,
     open_day: Day,
+    /// Model versions published with every list (`ranker` → the ranker's version).
+    versions: BTreeMap<String, String>,
 }
 
 impl Pipeline {
@@ -34,7 +37,9 @@ impl Pipeline {
     }
 
     pub fn with_parts(state: State, ranker: Box<dyn Ranker>, cfg: &Config) -> Self {
+        let versions = BTreeMap::from([("ranker".to_string(), ranker.version().to_string())]);
         Pipeline {
+            versions,
             state,
             sources: candidates::build(&cfg.candidates),
             ranker,
@@ -53,7 +58,13 @@ impl Pipeline {
 
     /// Replaces the ranker between two events (hot swap); returns the old one.
     pub fn set_ranker(&mut self, ranker: Box<dyn Ranker>) -> Box<dyn Ranker> {
+        self.versions.insert("ranker".into(), ranker.version().to_string());
         std::mem::replace(&mut self.ranker, ranker)
+    }
+
+    /// The versions of the models behind the lists (published with each).
+    pub fn model_versions(&self) -> &BTreeMap<String, String> {
+        &self.versions
     }
 
     /// Folds `ev` into the state and returns the lists it triggers.

@@ -58,6 +58,35 @@ pub fn table(cells: &[Cell]) -> String {
     s
 }
 
+/// Candidate recall per week for the methods that report it (one row per method and week), per source and in
+/// total; empty when none does. Methods with identical candidates (same engine, other ranker) appear once.
+pub fn recall_table(cells: &[Cell]) -> String {
+    use crate::events::SOURCE_NAMES;
+    let with: Vec<&Cell> = cells.iter().filter(|c| c.recall.is_some()).collect();
+    let Some(first) = with.first() else { return String::new() };
+    let shown: Vec<usize> = (0..SOURCE_NAMES.len()).filter(|&i| with.iter().any(|c| c.recall.as_ref().is_some_and(|r| r.per_source[i] > 0))).collect();
+    let mut s = format!("{:<12} {:<16} {:>9}", "week", "method", "any");
+    for &i in &shown {
+        let _ = write!(s, " {:>12}", SOURCE_NAMES[i]);
+    }
+    let _ = writeln!(s, " {:>10}", "cand/cust");
+    let mut seen: Vec<(Day, &super::recall::Recall)> = Vec::new();
+    let _ = first;
+    for c in with {
+        let Some(r) = c.recall.as_ref() else { continue };
+        if seen.iter().any(|(w, x)| *w == c.week_start && *x == r) {
+            continue;
+        }
+        seen.push((c.week_start, r));
+        let _ = write!(s, "{:<12} {:<16} {:>9.4}", format_day(c.week_start), c.method, r.rate(r.any));
+        for &i in &shown {
+            let _ = write!(s, " {:>12.4}", r.rate(r.per_source[i]));
+        }
+        let _ = writeln!(s, " {:>10.1}", r.candidates as f64 / r.customers.max(1) as f64);
+    }
+    s
+}
+
 /// Markdown table as in [`table`], plus customers scored and timings.
 pub fn markdown(cells: &[Cell], title: &str, notes: &str) -> String {
     let ws = weeks(cells);
@@ -79,6 +108,10 @@ pub fn markdown(cells: &[Cell], title: &str, notes: &str) -> String {
             }
         }
         let _ = writeln!(s, " {:.5} |", mean_map(cells, m));
+    }
+    let recall = recall_table(cells);
+    if !recall.is_empty() {
+        let _ = write!(s, "\n## Candidate recall\n\nShare of each week's purchases (distinct customer × article) that the candidate sources proposed — the ceiling of any ranker over them.\n\n```\n{recall}```\n");
     }
     s.push_str("\n## Runs\n\n| week | method | customers scored | fit s | recommend s | predictions |\n|---|---|---|---|---|---|\n");
     for c in cells {

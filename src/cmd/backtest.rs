@@ -1,7 +1,7 @@
 use super::DataArgs;
 use anyhow::Context;
 use streamrec::backtest::{self, baselines, engine, report, BacktestOptions, Recommender};
-use streamrec::config::Config;
+use streamrec::config::{Config, RankerKind};
 use streamrec::data::{format_day, parse_date_str};
 use std::path::PathBuf;
 
@@ -21,16 +21,33 @@ pub struct Args {
     /// Settings file laid over config/default.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// A trained ranker's directory to score as `engine_ranked` (default: the newest under [ranker] models_dir,
+    /// when there is one). The plain `engine` always uses the blend.
+    #[arg(long)]
+    pub ranker: Option<PathBuf>,
+    /// Do not score a trained ranker even when one exists.
+    #[arg(long)]
+    pub no_ranker: bool,
 }
 
-pub fn methods(cfg: &Config) -> Vec<Box<dyn Recommender>> {
+/// The baselines and the engine with the blend; with `ranker` (a model directory), also the engine ranked by it.
+pub fn methods(cfg: &Config, ranker: Option<&std::path::Path>) -> Vec<Box<dyn Recommender>> {
     let b = &cfg.backtest;
-    vec![
+    let mut blend = cfg.clone();
+    blend.ranker.kind = RankerKind::Blend;
+    let mut v: Vec<Box<dyn Recommender>> = vec![
         Box::new(baselines::PopularRecent::new(b.popular_days)),
         Box::new(baselines::RepurchasePopular::new(b.repurchase_window_days)),
         Box::new(baselines::RepurchaseCoPurchase::new(b.repurchase_window_days, b.copurchase_window_days)),
-        Box::new(engine::EngineRecommender::new(cfg.clone())),
-    ]
+        Box::new(engine::EngineRecommender::new(blend)),
+    ];
+    if let Some(dir) = ranker {
+        let mut ranked = cfg.clone();
+        ranked.ranker.kind = RankerKind::Catboost;
+        ranked.ranker.model = dir.display().to_string();
+        v.push(Box::new(engine::EngineRecommender::named(ranked, "engine_ranked")));
+    }
+    v
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -39,9 +56,19 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Some(s) => Some(parse_date_str(s).map_err(|e| anyhow::anyhow!("--end: {}: {}", e.value, e.reason))?),
         None => None,
     };
+    let ranker = match (&a.ranker, a.no_ranker) {
+        (_, true) => None,
+        (Some(p), false) => Some(p.clone()),
+        (None, false) => streamrec::ranker::store::newest(std::path::Path::new(&cfg.ranker.models_dir))?,
+    };
+    if let Some(dir) = &ranker {
+        // Refuse a model that does not fit before the slow part.
+        let r = streamrec::ranker::store::load(dir)?;
+        eprintln!("engine_ranked: ranker {} (trained until {}) from {}", r.manifest.version, r.manifest.trained_until, dir.display());
+    }
     let data = super::load(&a.data.data, &a.data.options())?;
     eprint!("{}", data.report);
-    let mut ms = methods(&cfg);
+    let mut ms = methods(&cfg, ranker.as_deref());
     let opts = BacktestOptions { weeks: a.weeks, end, k: cfg.backtest.k, out: a.out.clone() };
     let pb = indicatif::ProgressBar::new_spinner();
     let cells = backtest::run(&data, &mut ms, &opts, &|m| {
@@ -50,6 +77,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     })?;
     pb.finish_and_clear();
     println!("{}", report::table(&cells));
+    let recall = report::recall_table(&cells);
+    if !recall.is_empty() {
+        println!("candidate recall (share of the week's purchases the candidates hold):\n{recall}");
+    }
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let plot = match report::plot(&cells, &out.join("map12.png")) {

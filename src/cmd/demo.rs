@@ -101,5 +101,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         end: None,
         out: Some(a.out),
         config: None,
+        ranker: None,
+        no_ranker: false,
     })
 }

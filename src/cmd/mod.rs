@@ -6,6 +6,7 @@ pub mod broker;
 pub mod demo;
 pub mod generate;
 pub mod kafka_args;
+pub mod models;
 pub mod ranker_predict;
 pub mod replay;
 pub mod serve;

@@ -71,6 +71,6 @@ async fn recommendations(State(s): State<Arc<Shared>>, Path(id): Path<String>) -
         return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "unknown customer"}))).into_response();
     };
     let r = Recommendation { customer: key, as_of: p.state.clock, seq: 0, trigger: Trigger::Query, items: p.recommend(c, 12) };
-    let msg = r.to_msg(|a| p.state.catalog.id(a), &s.model_versions);
+    let msg = r.to_msg(|a| p.state.catalog.id(a), p.model_versions());
     Json(msg).into_response()
 }

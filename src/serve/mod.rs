@@ -11,7 +11,7 @@ pub mod http;
 pub mod merge;
 
 use crate::config::{Config, TopicsConfig};
-use crate::events::{decode_article, decode_customer, decode_transaction, DeadLetter, Event, Recommendation, TxEvent};
+use crate::events::{decode_article, decode_customer, decode_transaction, DeadLetter, Event, ModelUpdate, Recommendation, TxEvent};
 use crate::kafka::consumer::{GroupReader, Polled, Record, Start, TopicReader};
 use crate::kafka::producer::{Pending, Sink};
 use crate::kafka::{self, KafkaError};
@@ -62,13 +62,12 @@ pub struct Counters {
 pub struct Shared {
     pub pipeline: RwLock<Pipeline>,
     pub counters: Counters,
-    pub model_versions: BTreeMap<String, String>,
 }
 
 impl Shared {
     /// The wire message of a list.
     pub fn message(&self, p: &Pipeline, r: &Recommendation) -> Vec<u8> {
-        serde_json::to_vec(&r.to_msg(|a| p.state.catalog.id(a), &self.model_versions)).unwrap_or_default()
+        serde_json::to_vec(&r.to_msg(|a| p.state.catalog.id(a), p.model_versions())).unwrap_or_default()
     }
 }
 
@@ -118,9 +117,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let mut tx_next: BTreeMap<i32, i64> = ckpt.as_ref().map(|c| c.tx_offsets.iter().copied().collect()).unwrap_or_default();
     let mut ref_next: BTreeMap<(String, i32), i64> = ckpt.as_ref().map(|c| c.ref_offsets.iter().map(|(t, p, o)| ((t.clone(), *p), *o)).collect()).unwrap_or_default();
     let mut sent_total = ckpt.as_ref().map_or(0, |c| c.recommendations_sent);
-    let mut model_versions = BTreeMap::new();
-    model_versions.insert("ranker".to_string(), pipeline.ranker_version().to_string());
-    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), model_versions });
+    tracing::info!(ranker = pipeline.ranker_version(), "ranker loaded");
+    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default() });
     if let Some(tx) = &shared_out {
         let _ = tx.send(Some(shared.clone()));
     }
@@ -149,6 +147,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     }
     tracing::info!(articles = shared.pipeline.read().map(|p| p.state.catalog.len()).unwrap_or(0), "reference data loaded");
 
+    // Model updates published from now on (the newest model on disk was loaded at start).
+    let updates = TopicReader::new(&brokers, &topics.model_updates, Start::End)?;
     let group = GroupReader::new(&brokers, &cfg.kafka.group_id, &topics.transactions)?;
     let mut merge: SeqMerge<Result<TxEvent, String>> = SeqMerge::default();
     let mut generation = u64::MAX;
@@ -183,6 +183,11 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             }
             got = articles.recv() => { reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
             got = customers.recv() => { reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
+            got = updates.recv() => {
+                if let Polled::Record(r) = got? {
+                    model_update(&shared, &sink, &topics, r, &mut pending).await?;
+                }
+            }
             _ = tick.tick() => {}
         }
         let (parts, gen) = group.assignment();
@@ -296,6 +301,40 @@ async fn dead_letter(shared: &Shared, sink: &Sink, topic: &str, r: &Record, reas
     pending.push(sink.send(topic, r.key.as_deref().unwrap_or(&[]), &bytes).await?);
     shared.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
     metrics::counter!("streamrec_dead_letters_total").increment(1);
+    Ok(())
+}
+
+/// Swaps in the model a `model-updates` message names, between two events (the loop applies nothing while
+/// this runs). A model that fails to load or does not match the engine's features is logged and counted, and
+/// the current one stays.
+async fn model_update(shared: &Shared, sink: &Sink, topics: &TopicsConfig, r: Record, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
+    let update: ModelUpdate = match r.payload.as_deref().map(serde_json::from_slice::<ModelUpdate>) {
+        Some(Ok(u)) => u,
+        Some(Err(e)) => return dead_letter(shared, sink, &topics.dead_letters, &r, format!("invalid model update: {e}"), pending).await,
+        None => return dead_letter(shared, sink, &topics.dead_letters, &r, "message has no payload".into(), pending).await,
+    };
+    if update.kind != "ranker" {
+        tracing::debug!(kind = %update.kind, "model update for another component");
+        return Ok(());
+    }
+    let dir = std::path::PathBuf::from(&update.path);
+    let loaded = tokio::task::spawn_blocking(move || crate::ranker::store::load(&dir)).await;
+    match loaded {
+        Ok(Ok(ranker)) => {
+            let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
+            let old = p.set_ranker(Box::new(ranker));
+            tracing::info!(from = old.version(), to = p.ranker_version(), "ranker swapped");
+            metrics::counter!("streamrec_model_swaps_total", "kind" => "ranker").increment(1);
+        }
+        Ok(Err(e)) => {
+            tracing::error!(version = %update.version, path = %update.path, error = %e, "model update rejected; keeping the current ranker");
+            metrics::counter!("streamrec_model_swap_failures_total", "kind" => "ranker").increment(1);
+        }
+        Err(e) => {
+            tracing::error!(version = %update.version, error = %e, "model load task failed; keeping the current ranker");
+            metrics::counter!("streamrec_model_swap_failures_total", "kind" => "ranker").increment(1);
+        }
+    }
     Ok(())
 }
 

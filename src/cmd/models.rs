@@ -1,0 +1,66 @@
+//! `streamrec models`: the trained model versions on disk, and telling running engines to swap to one.
+
+use super::kafka_args::KafkaArgs;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::Duration;
+use streamrec::events::ModelUpdate;
+use streamrec::kafka::producer::Sink;
+use streamrec::ranker::store;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// List the ranker versions under a models directory, newest last.
+    List {
+        #[arg(long, default_value = "models/ranker")]
+        dir: PathBuf,
+    },
+    /// Publish a `model-updates` event naming a model directory; every running engine loads it and swaps
+    /// between two events (a model that does not fit is refused and the current one kept).
+    Publish {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// The model version's directory (holding manifest.json).
+        #[arg(long)]
+        path: PathBuf,
+    },
+}
+
+pub async fn run(c: Command) -> anyhow::Result<()> {
+    match c {
+        Command::List { dir } => {
+            let mut rows = Vec::new();
+            for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+                let path = entry?.path();
+                if path.join("manifest.json").is_file() {
+                    let m = store::read_manifest(&path)?;
+                    rows.push((m.trained_until.clone(), m.version.clone(), m, path));
+                }
+            }
+            rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            println!("{:<28} {:<12} {:>9} {:>8}  path", "version", "until", "features", "val MAP");
+            for (_, _, m, path) in rows {
+                let map = m.validation_map12.map_or("-".into(), |v| format!("{v:.5}"));
+                println!("{:<28} {:<12} {:>9} {:>8}  {}", m.version, m.trained_until, m.features.len(), map, path.display());
+            }
+            Ok(())
+        }
+        Command::Publish { kafka, path } => {
+            let cfg = kafka.config()?;
+            let m = store::read_manifest(&path)?;
+            let abs = std::fs::canonicalize(&path).with_context(|| format!("resolving {}", path.display()))?;
+            let mut metrics = std::collections::BTreeMap::new();
+            if let Some(v) = m.validation_map12 {
+                metrics.insert("validation_map12".to_string(), v);
+            }
+            let update = ModelUpdate { kind: "ranker".into(), version: m.version.clone(), path: abs.display().to_string(), trained_until: m.trained_until.clone(), metrics };
+            streamrec::kafka::admin::ensure_topics(&cfg.kafka.brokers, &streamrec::kafka::topic_specs(&cfg)).await?;
+            let sink = Sink::new(&cfg.kafka.brokers, 0)?;
+            let pending = sink.send(&cfg.topics.model_updates, b"ranker", &serde_json::to_vec(&update)?).await?;
+            Sink::wait(vec![pending]).await?;
+            sink.flush(Duration::from_secs(10))?;
+            println!("published {} ({}) to {}", m.version, abs.display(), cfg.topics.model_updates);
+            Ok(())
+        }
+    }
+}
