@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test (unit, integration, CLI, streaming against real broker processes) in release mode, sharing one
 # build with the binaries. Installs what the tests start: the tansu broker (cached outside the clone) and
-# Debian's docker-compose (to validate docker-compose.yml offline).
+# Debian's docker-compose (to validate docker-compose.yml offline), and the trainer's Python venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -12,5 +12,8 @@ if [ ! -x "$TOOLS/bin/tansu" ]; then
     cargo install tansu --version 0.6.0 --locked --features dynostore --root "$TOOLS"
 fi
 export STREAMREC_TANSU="$TOOLS/bin/tansu"
+# The trainer's virtualenv (CatBoost; cached outside the clone): the ranker tests run the Python trainer.
+source scripts/trainer-env.sh
+"$STREAMREC_PYTHON" trainer/smoke_test.py
 bash scripts/check-compose.sh
 cargo test --release --workspace "$@"

@@ -20,7 +20,7 @@ fn run(p: &mut Pipeline, evs: &[Event]) -> Vec<Recommendation> {
 fn same_input_same_lists_and_checkpoint_restore_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::load(&common::tiny(dir.path(), 11));
-    let cfg = Config::load(None).unwrap();
+    let cfg = common::config();
     let evs: Vec<Event> = dataset_events(&data).collect();
     let mut a = Pipeline::new(&cfg).unwrap();
     let mut whole = run(&mut a, &evs);
@@ -65,7 +65,7 @@ fn engine_beats_the_strong_heuristic_baseline_on_small_synthetic_data() {
     let dir = tempfile::tempdir().unwrap();
     common::gen(dir.path(), Scale::Small.params(), 42, streamrec::data::write::Format::Csv);
     let data = common::load(dir.path());
-    let cfg = Config::load(None).unwrap();
+    let cfg = common::config();
     let b = &cfg.backtest;
     let mut methods: Vec<Box<dyn Recommender>> = vec![
         Box::new(baselines::RepurchaseCoPurchase::new(b.repurchase_window_days, b.copurchase_window_days)),

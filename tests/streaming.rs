@@ -193,7 +193,7 @@ fn spine(brokers: &str, dir: &Path, data: &Dataset) {
     assert!(dead.iter().any(|d| String::from_utf8_lossy(d.payload.as_deref().unwrap_or(&[])).contains("sales_channel_id")), "reason names the field");
 
     // Same lists as the file-fed pipeline, list for list, in order.
-    let cfg = Config::load(None).expect("config");
+    let cfg = common::config();
     let expected = file_lists(data, &cfg);
     let got = kafka_lists(&recs);
     assert_eq!(got.len(), expected.len(), "customers with lists");
@@ -270,7 +270,7 @@ fn kill_9_mid_run_then_restart_ends_in_the_same_lists() {
     for (c, lists) in kafka_lists(&recs) {
         last.insert(c, (0, lists.last().cloned().unwrap_or_default()));
     }
-    let expected = file_lists(&data, &Config::load(None).expect("config"));
+    let expected = file_lists(&data, &common::config());
     assert_eq!(last.len(), expected.len());
     for (c, lists) in expected {
         if last.get(&c).map(|x| &x.1) != lists.last() {
@@ -283,4 +283,110 @@ fn kill_9_mid_run_then_restart_ends_in_the_same_lists() {
         }
         assert_eq!(last.get(&c).map(|x| &x.1), lists.last(), "final list of {c}");
     }
+}
+
+/// A CatBoost JSON model over the engine's features (one tree on `rep_4w`: leaves 0.25 / 0.75) and its manifest,
+/// with `features` as the manifest's list.
+fn write_model(dir: &Path, version: &str, features: &[&str]) {
+    use streamrec::features::{index_of, FEATURES};
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let float_features: Vec<serde_json::Value> =
+        FEATURES.iter().enumerate().map(|(i, f)| serde_json::json!({"flat_feature_index": i, "feature_index": i, "feature_id": f, "borders": []})).collect();
+    let split = serde_json::json!({"border": 0.5, "float_feature_index": index_of("rep_4w").expect("rep_4w"), "split_type": "FloatFeature"});
+    let model = serde_json::json!({
+        "features_info": {"float_features": float_features},
+        "oblivious_trees": [{"leaf_values": [0.25, 0.75], "splits": [split]}],
+        "scale_and_bias": [1.0, [0.0]],
+    });
+    std::fs::write(dir.join("model.json"), model.to_string()).expect("model");
+    let manifest = serde_json::json!({"version": version, "trained_until": "2020-01-01", "features": features, "data_fingerprint": "test"});
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("manifest");
+}
+
+#[test]
+fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
+    use streamrec::features::FEATURES;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 13));
+    let (_broker, addr) = start_mock_broker();
+    let good = dir.path().join("models/good");
+    let bad = dir.path().join("models/bad");
+    write_model(&good, "swap-good", &FEATURES);
+    write_model(&bad, "swap-bad", &FEATURES[..FEATURES.len() - 1]);
+
+    // Replay at a steady rate while the engine serves, so the updates land mid-stream.
+    let spawn = |args: &[&str], log: &str| {
+        let err = std::fs::File::create(dir.path().join(log)).expect("log");
+        Proc(
+            Command::new(common::bin())
+                .args(args)
+                .args(["--brokers", &addr])
+                .env("RUST_LOG", "streamrec=info")
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+                .expect("spawn"),
+        )
+    };
+    let rate = (data.transactions.len() / 8).max(500).to_string();
+    let mut replay = spawn(&["replay", "--data", dir.path().to_str().expect("utf8"), "--rate", &rate], "replay.log");
+    let mut serve = spawn(&serve_args(&[]), "serve.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = rt().block_on(read_to_end(&addr, "recommendations")).expect("recs").len();
+        if n >= 50 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no lists appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cli(&["models", "publish", "--path", bad.to_str().expect("utf8")], &addr, dir.path());
+    cli(&["models", "publish", "--path", good.to_str().expect("utf8")], &addr, dir.path());
+    assert!(replay.0.wait().expect("replay").success(), "replay failed");
+    assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
+
+    let recs = rt().block_on(read_to_end(&addr, "recommendations")).expect("recs");
+    // Nothing lost, nothing doubled: the (seq, customer) of every list equals the file pipeline's.
+    let mut p = Pipeline::new(&common::config()).expect("pipeline");
+    let mut want: Vec<(u64, String)> = Vec::new();
+    for ev in dataset_events(&data) {
+        want.extend(p.step(ev).into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
+    }
+    want.extend(p.finish().into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
+    let msgs: Vec<(i32, i64, serde_json::Value)> =
+        recs.iter().map(|r| (r.partition, r.offset, serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json"))).collect();
+    let key = |v: &serde_json::Value| (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("c").to_string());
+    let mut got: Vec<(u64, String)> = msgs.iter().map(|(_, _, v)| key(v)).collect();
+    let mut all = want.clone();
+    got.sort();
+    all.sort();
+    assert_eq!(got, all, "every list exactly once");
+    // In order: each output partition holds its lists in the engine's emission order.
+    let position: BTreeMap<(u64, String), usize> = want.iter().cloned().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut by_part: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
+    for (part, off, v) in &msgs {
+        by_part.entry(*part).or_default().push((*off, position[&key(v)]));
+    }
+    for (part, mut v) in by_part {
+        v.sort();
+        assert!(v.windows(2).all(|w| w[0].1 < w[1].1), "partition {part}: lists out of emission order");
+    }
+    let mut by_seq: Vec<&(i32, i64, serde_json::Value)> = msgs.iter().collect();
+    by_seq.sort_by_key(|(_, _, v)| position[&key(v)]);
+    let versions: Vec<&str> = by_seq.iter().map(|(_, _, v)| v["model_versions"]["ranker"].as_str().expect("version")).collect();
+    let first_new = versions.iter().position(|v| *v == "swap-good").expect("the good model was swapped in");
+    assert!(first_new > 0, "lists before the swap came from the blend");
+    assert!(versions[..first_new].iter().all(|v| *v == "blend-v1"), "{:?}", &versions[..first_new]);
+    assert!(versions[first_new..].iter().all(|v| *v == "swap-good"), "no list after the swap from another model");
+    // The new model really ranks: its scores are its leaf values (fill items score 0).
+    for (_, _, v) in &by_seq[first_new..] {
+        for it in v["items"].as_array().expect("items") {
+            let s = it["score"].as_f64().expect("score");
+            assert!(s == 0.0 || s == 0.25 || s == 0.75, "score {s} is not one of the test model's leaves");
+        }
+    }
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
+    assert!(log.contains("model update rejected") && log.contains("does not match this engine's features"), "refusal logged: {log}");
+    assert!(log.contains("ranker swapped"), "{log}");
 }

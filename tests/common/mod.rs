@@ -32,3 +32,11 @@ pub fn write_tx(dir: &Path, lines: &[String]) {
 pub fn read_lines(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p).expect("read").lines().map(str::to_string).collect()
 }
+
+/// The default configuration with the blend ranker, whatever trained models the working directory holds (the
+/// default `auto` would pick up `models/ranker/` there).
+pub fn config() -> streamrec::config::Config {
+    let mut c = streamrec::config::Config::load(None).expect("config");
+    c.ranker.kind = streamrec::config::RankerKind::Blend;
+    c
+}
