@@ -36,6 +36,8 @@ enum Command {
     /// Trained model versions: list them, or tell running engines to swap to one.
     #[command(subcommand)]
     Models(cmd::models::Command),
+    /// The learned ranker's speed: native evaluator vs CatBoost's predict, and ranking a customer end to end.
+    BenchRanker(cmd::bench_ranker::Args),
     /// Score feature rows (csv or parquet) with a CatBoost JSON model; one score per line.
     RankerPredict(cmd::ranker_predict::Args),
     /// Load a dataset, report what was read (unknown ids, rejects), how fast, and peak memory.
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Train(c) => cmd::train::run(c),
         Command::RankerPredict(a) => cmd::ranker_predict::run(a),
+        Command::BenchRanker(a) => cmd::bench_ranker::run(a),
         Command::Models(c) => runtime.block_on(cmd::models::run(c)),
         Command::Demo(a) => runtime.block_on(cmd::demo::run(a)),
         Command::Replay(a) => runtime.block_on(cmd::replay::run(a)),

@@ -2,6 +2,7 @@
 
 pub mod backtest;
 pub mod bench;
+pub mod bench_ranker;
 pub mod broker;
 pub mod demo;
 pub mod generate;

@@ -54,7 +54,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
 }
 
 /// Column names and f32 columns of a CSV (with header) or parquet file.
-fn read_table(path: &Path) -> anyhow::Result<(Vec<String>, Vec<Vec<f32>>)> {
+pub fn read_table(path: &Path) -> anyhow::Result<(Vec<String>, Vec<Vec<f32>>)> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("parquet") => read_parquet(path),
         _ => read_csv(path),
