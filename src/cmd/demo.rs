@@ -94,14 +94,42 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     drop(broker);
+    let data_args = super::DataArgs { data: a.data, lenient: false, rejects: "rejects".into() };
+    // The learned ranker, trained on the weeks before the backtest's so the comparison below is out of sample.
+    println!("\nlearned ranker: CatBoost on 3 weeks of training rows made by the engine (the backtest's weeks held out):");
+    let models = a.out.join("models");
+    let ranker = match super::train::ranker(super::train::RankerArgs {
+        data: data_args.clone(),
+        weeks: 3,
+        holdout_weeks: a.weeks,
+        until: None,
+        out: models.clone(),
+        negatives: 40,
+        valid_customers: 5000,
+        loss: "YetiRank".into(),
+        iterations: 300,
+        depth: 6,
+        learning_rate: 0.1,
+        threads: None,
+        device: "auto".into(),
+        seed: 42,
+        keep_rows: false,
+        config: None,
+    }) {
+        Ok(()) => streamrec::ranker::store::newest(&models)?,
+        Err(e) => {
+            println!("  skipped: {e:#}");
+            None
+        }
+    };
     println!("\nbacktest (same engine code, fed from files):");
     super::backtest::run(super::backtest::Args {
-        data: super::DataArgs { data: a.data, lenient: false, rejects: "rejects".into() },
+        data: data_args,
         weeks: a.weeks,
         end: None,
         out: Some(a.out),
         config: None,
-        ranker: None,
-        no_ranker: false,
+        no_ranker: ranker.is_none(),
+        ranker,
     })
 }

@@ -69,7 +69,7 @@ pub fn run(c: Command) -> anyhow::Result<()> {
     }
 }
 
-fn ranker(a: RankerArgs) -> anyhow::Result<()> {
+pub fn ranker(a: RankerArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let cfg = Config::load(a.config.as_deref())?;
     // Fail before the slow part when the trainer cannot run.
