@@ -12,7 +12,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Rows evaluated together (bucket table: used features × BLOCK bytes).
-const BLOCK: usize = 128;
+const BLOCK: usize = 256;
 /// Trees whose leaves a row sums in one pass (shallow models).
 const GROUP: usize = 8;
 /// Up to this many borders a feature is bucketed by counting borders over a whole column; above, by binary
@@ -209,6 +209,12 @@ impl CatBoostModel {
         match &self.shallow {
             Some(sh) => {
                 #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vl") {
+                    // SAFETY: the CPU supports these AVX-512 subsets (checked just above); the function is otherwise safe code.
+                    unsafe { self.predict_shallow_avx512(sh, rows, stride, out) };
+                    return Ok(());
+                }
+                #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU supports AVX2 (checked just above); the function is otherwise safe code.
                     unsafe { self.predict_shallow_avx2(sh, rows, stride, out) };
@@ -219,6 +225,12 @@ impl CatBoostModel {
             None => self.predict_deep(rows, stride, out),
         }
         Ok(())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl")]
+    unsafe fn predict_shallow_avx512(&self, sh: &Shallow, rows: &[f32], stride: usize, out: &mut [f64]) {
+        self.predict_shallow(sh, rows, stride, out);
     }
 
     #[cfg(target_arch = "x86_64")]
