@@ -91,3 +91,29 @@ pub fn feature_diff(model: &[String], engine: &[&str]) -> String {
         extra.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(root: &Path, name: &str, until: &str, finished: bool) {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        if finished {
+            let m = serde_json::json!({"version": name, "trained_until": until, "features": [], "data_fingerprint": "x"});
+            std::fs::write(dir.join("manifest.json"), m.to_string()).unwrap();
+        }
+    }
+
+    #[test]
+    fn newest_is_the_latest_finished_version() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(newest(&root.path().join("missing")).unwrap(), None);
+        version(root.path(), "a", "2020-08-01", true);
+        version(root.path(), "b", "2020-09-01", true);
+        version(root.path(), "c", "2020-10-01", false); // no manifest yet: still training
+        assert_eq!(newest(root.path()).unwrap(), Some(root.path().join("b")));
+        let e = feature_diff(&["x".into(), "y".into()], &["y", "z"]);
+        assert!(e.contains("[z]") && e.contains("[x]"), "{e}");
+    }
+}
