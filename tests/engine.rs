@@ -3,7 +3,6 @@
 
 mod common;
 
-use streamrec::config::Config;
 use streamrec::events::{dataset_events, Event, Recommendation};
 use streamrec::pipeline::Pipeline;
 use streamrec::serve::checkpoint::{self, Checkpoint};

@@ -86,4 +86,7 @@ fn train_ranker_end_to_end_then_backtest_and_refuse_a_mismatch() {
     let out = Command::new(common::bin()).args(["backtest", "--data", d, "--ranker", dir_of_model.to_str().expect("utf8")]).output().expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Retraining is the fix, and the stale model in the way does not stop it.
+    run(&["train", "ranker", "--data", d, "--weeks", "3", "--holdout-weeks", "1", "--iterations", "40", "--out", models.to_str().expect("utf8")]);
+    store::load(&dir_of_model).expect("the retrained version replaced the stale one");
 }

@@ -132,7 +132,10 @@ pub fn export(data: &Dataset, cfg: &Config, opts: &ExportOptions, dir: &Path, pr
     for (w, &start) in starts.iter().enumerate() {
         let is_valid = w + 1 == starts.len();
         progress(&format!("label week {} ({}/{}): replaying history", format_day(start), w + 1, starts.len()));
-        let mut engine = EngineRecommender::new(cfg.clone());
+        // Rows need candidates and features only; the blend keeps a stale model on disk out of the way.
+        let mut rows_cfg = cfg.clone();
+        rows_cfg.ranker.kind = crate::config::RankerKind::Blend;
+        let mut engine = EngineRecommender::new(rows_cfg);
         engine.fit(&History::before(data, start))?;
         let truth = WeekTruth::new(data, start);
         let mut who: Vec<usize> = (0..truth.customers.len()).collect();
