@@ -140,9 +140,9 @@ impl Pipeline {
         Recommendation { customer: *self.state.ids.key(c), as_of, seq, trigger, items: self.recommend(c, self.k) }
     }
 
-    /// Customer `c`'s candidates as of the state's event time and their feature rows, in the same order: what
-    /// ranking and the ranker's training rows both start from. `None` for a customer the state does not know.
-    pub fn candidates(&self, c: CustomerIdx) -> Option<(CandidateSet, Vec<[f32; N_FEATURES]>)> {
+    /// Customer `c`'s view and candidates as of the state's event time; `None` for a customer the state does
+    /// not know.
+    fn view_and_set(&self, c: CustomerIdx) -> Option<(UserView<'_>, CandidateSet)> {
         let s = &self.state;
         if c as usize >= s.users.len() {
             return None;
@@ -152,7 +152,19 @@ impl Pipeline {
         for src in &self.sources {
             src.propose(&view, s, &mut set);
         }
-        let rows = set.items.iter().map(|cand| features::compute(&view, cand, s)).collect();
+        Some((view, set))
+    }
+
+    /// Customer `c`'s candidates without features (what candidate recall needs).
+    pub fn candidate_set(&self, c: CustomerIdx) -> Option<CandidateSet> {
+        self.view_and_set(c).map(|(_, set)| set)
+    }
+
+    /// Customer `c`'s candidates and their feature rows, in the same order: what ranking and the ranker's
+    /// training rows both start from.
+    pub fn candidates(&self, c: CustomerIdx) -> Option<(CandidateSet, Vec<[f32; N_FEATURES]>)> {
+        let (view, set) = self.view_and_set(c)?;
+        let rows = set.items.iter().map(|cand| features::compute(&view, cand, &self.state)).collect();
         Some((set, rows))
     }
 

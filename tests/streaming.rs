@@ -329,7 +329,8 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
                 .expect("spawn"),
         )
     };
-    let rate = (data.transactions.len() / 8).max(500).to_string();
+    // About 16 s of input, so both updates land mid-stream even on a loaded machine.
+    let rate = (data.transactions.len() / 16).max(500).to_string();
     let mut replay = spawn(&["replay", "--data", dir.path().to_str().expect("utf8"), "--rate", &rate], "replay.log");
     let mut serve = spawn(&serve_args(&[]), "serve.log");
     let deadline = Instant::now() + Duration::from_secs(60);

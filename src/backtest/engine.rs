@@ -92,8 +92,8 @@ impl Recommender for EngineRecommender {
             .customers
             .par_iter()
             .zip(&truth.articles)
-            .map(|(&c, bought)| match self.candidates(c) {
-                Some((set, _)) => Recall::of_customer(&set, bought),
+            .map(|(&c, bought)| match self.pipeline.as_ref().and_then(|p| p.candidate_set(self.engine_idx(c))) {
+                Some(set) => Recall::of_customer(&set, bought),
                 None => Recall { truth: bought.len() as u64, customers: 1, ..Default::default() },
             })
             .collect();

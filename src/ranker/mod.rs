@@ -100,20 +100,16 @@ impl Ranker for CatBoostRanker {
 /// when set; an error when there is none), or `auto` (the newest model when one exists, else the blend).
 pub fn from_config(cfg: &RankerConfig) -> Result<Box<dyn Ranker>, RankerError> {
     use crate::config::RankerKind;
-    let explicit = (!cfg.model.is_empty()).then(|| std::path::PathBuf::from(&cfg.model));
-    match cfg.kind {
-        RankerKind::Blend => Ok(Box::new(BlendRanker::new(cfg)?)),
-        RankerKind::Catboost => {
-            let dir = match explicit {
-                Some(p) => p,
-                None => store::newest(std::path::Path::new(&cfg.models_dir))?
-                    .ok_or_else(|| StoreError::NoModel { dir: cfg.models_dir.clone().into() })?,
-            };
-            Ok(Box::new(store::load(&dir)?))
-        }
-        RankerKind::Auto => match explicit.map_or_else(|| store::newest(std::path::Path::new(&cfg.models_dir)), |p| Ok(Some(p)))? {
-            Some(dir) => Ok(Box::new(store::load(&dir)?)),
-            None => Ok(Box::new(BlendRanker::new(cfg)?)),
-        },
+    if cfg.kind == RankerKind::Blend {
+        return Ok(Box::new(BlendRanker::new(cfg)?));
+    }
+    let dir = match cfg.model.as_str() {
+        "" => store::newest(std::path::Path::new(&cfg.models_dir))?,
+        explicit => Some(std::path::PathBuf::from(explicit)),
+    };
+    match (dir, cfg.kind) {
+        (Some(dir), _) => Ok(Box::new(store::load(&dir)?)),
+        (None, RankerKind::Catboost) => Err(StoreError::NoModel { dir: cfg.models_dir.clone().into() }.into()),
+        (None, _) => Ok(Box::new(BlendRanker::new(cfg)?)),
     }
 }
