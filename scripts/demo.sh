@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 streamrec_apt_install
-# The trainer's venv (CatBoost) for the learned-ranker part; the rest of the demo runs without it.
-source scripts/trainer-env.sh || echo "demo: no trainer venv; the learned ranker part will be skipped" >&2
+# The trainers' venv (CatBoost; torch and onnxruntime, whose library it exports as ORT_DYLIB_PATH) for the learned
+# parts; the rest of the demo runs without it.
+source scripts/trainer-env.sh || echo "demo: no trainer venv; the two-tower and learned ranker parts will be skipped" >&2
 cargo run --release -- demo "$@"

@@ -12,8 +12,10 @@ if [ ! -x "$TOOLS/bin/tansu" ]; then
     cargo install tansu --version 0.6.0 --locked --features dynostore --root "$TOOLS"
 fi
 export STREAMREC_TANSU="$TOOLS/bin/tansu"
-# The trainer's virtualenv (CatBoost; cached outside the clone): the ranker tests run the Python trainer.
+# The trainers' virtualenv (CatBoost, torch, onnxruntime; cached outside the clone): the ranker tests run the Python
+# trainer; sourcing also exports ORT_DYLIB_PATH, the onnxruntime library the two-tower tests load.
 source scripts/trainer-env.sh
 "$STREAMREC_PYTHON" trainer/smoke_test.py
+"$STREAMREC_PYTHON" trainer/smoke_test_two_tower.py
 bash scripts/check-compose.sh
 cargo test --release --workspace "$@"

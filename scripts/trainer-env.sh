@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# Makes the Python virtualenv the learned ranker's trainer runs in (catboost, pyarrow, numpy) and tells where its
-# python is. It lives outside the clone, in ${STREAMREC_VENV:-$HOME/.cache/streamrec/venv}, so every checkout and
-# CI reuse one install; requirements are (re)installed only when trainer/requirements-ranker.txt's sha256 differs
-# from the stamp kept in the venv, so a warm run costs a few milliseconds.
+# Makes the Python virtualenv the trainers run in (the learned ranker's catboost; the two-tower model's torch, onnx,
+# onnxruntime; pyarrow and numpy for both) and tells where its python is. It lives outside the clone, in
+# ${STREAMREC_VENV:-$HOME/.cache/streamrec/venv}, so every checkout and CI reuse one install; requirements are
+# (re)installed only when the sha256 over trainer/requirements-ranker.txt and trainer/requirements-two-tower.txt
+# differs from the stamp kept in the venv, so a warm run costs a few milliseconds.
 #
-#   bash scripts/trainer-env.sh      # last line of stdout: the venv's python; everything else goes to stderr
-#   source scripts/trainer-env.sh    # exports STREAMREC_PYTHON; returns 1 if the setup failed
+#   bash scripts/trainer-env.sh      # last line of stdout: the venv's python; everything else goes to stderr,
+#                                    # among it one line "trainer-env: ORT_DYLIB_PATH=/abs/path/libonnxruntime.so.X"
+#   source scripts/trainer-env.sh    # exports STREAMREC_PYTHON, and ORT_DYLIB_PATH = the libonnxruntime.so* shipped
+#                                    # in the venv's onnxruntime package; returns 1 if the setup failed
 #
 # The base interpreter is $STREAMREC_BASE_PYTHON, else Debian's /usr/bin/python3, else python3 on PATH. Concurrent
 # runs (parallel tests) serialise on a lock file beside the venv.
 
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then
     # Sourced: do the work in a process of its own, so strict mode and its failures never leak into the caller
-    # (and errexit still works there: bash ignores it inside an `if` condition of the caller's shell).
-    if STREAMREC_PYTHON="$(bash "${BASH_SOURCE[0]}")"; then
-        export STREAMREC_PYTHON
+    # (and errexit still works there: bash ignores it inside an `if` condition of the caller's shell). The install
+    # records the runtime library's path in the venv (.streamrec-ort-dylib), so reading it back costs no python.
+    if _streamrec_py="$(bash "${BASH_SOURCE[0]}")" \
+        && _streamrec_ort="$(cat "${_streamrec_py%/bin/python}/.streamrec-ort-dylib" 2>/dev/null)" \
+        && [ -f "$_streamrec_ort" ]; then
+        export STREAMREC_PYTHON="$_streamrec_py" ORT_DYLIB_PATH="$_streamrec_ort"
+        unset _streamrec_py _streamrec_ort
         return 0
     fi
+    unset _streamrec_py _streamrec_ort
     echo "trainer-env: setting up the trainer's virtualenv failed" >&2
     return 1
 fi
@@ -24,26 +32,31 @@ fi
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${STREAMREC_VENV:-$HOME/.cache/streamrec/venv}"
-req="$root/trainer/requirements-ranker.txt"
+reqs=(requirements-ranker.txt requirements-two-tower.txt)
 stamp="$venv/.streamrec-requirements.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
+ort_file="$venv/.streamrec-ort-dylib"
+# One hash over both files' contents (names relative to trainer/, so every clone agrees): a change to either
+# reinstalls. pip gets both files in one run, so its resolver sees them as one set.
+want="$(cd "$root/trainer" && sha256sum "${reqs[@]}" | sha256sum | cut -d' ' -f1)"
 
-ready() { [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; }
-
-# Fast path, no lock: the venv is there and was installed from this exact requirements file.
-if ready; then
+ready() {
+    [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] \
+        && [ -f "$(cat "$ort_file" 2>/dev/null)" ]
+}
+done_() {
+    echo "trainer-env: ORT_DYLIB_PATH=$(cat "$ort_file")" >&2
     echo "$venv/bin/python"
     exit 0
-fi
+}
+
+# Fast path, no lock: the venv is there and was installed from these exact requirements files.
+if ready; then done_; fi
 
 mkdir -p "$(dirname "$venv")"
 exec 9>"$venv.lock"
 flock 9
 # Another run may have finished the job while this one waited for the lock.
-if ready; then
-    echo "$venv/bin/python"
-    exit 0
-fi
+if ready; then done_; fi
 
 base="${STREAMREC_BASE_PYTHON:-}"
 if [ -z "$base" ]; then
@@ -65,9 +78,25 @@ if [ ! -x "$venv/bin/python" ]; then
     "$base" -m venv "$venv" >&2
 fi
 
-echo "trainer-env: installing trainer/requirements-ranker.txt into $venv (once per change, ~15 s)" >&2
-rm -f "$stamp"
-"$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" >&2
-"$venv/bin/python" -c 'import catboost, numpy, pyarrow' >&2
+echo "trainer-env: installing trainer/${reqs[0]} and trainer/${reqs[1]} into $venv" \
+    "(once per change; ~3 min from scratch, torch with its CUDA libraries is ~6 GB)" >&2
+rm -f "$stamp" "$ort_file"
+"$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q \
+    -r "$root/trainer/${reqs[0]}" -r "$root/trainer/${reqs[1]}" >&2
+"$venv/bin/python" -c 'import catboost, numpy, pyarrow, torch, onnx, onnxruntime, onnxscript' >&2
+# The shared library the Rust side's onnxruntime bindings load (ort's load-dynamic reads ORT_DYLIB_PATH): the one
+# this venv's onnxruntime ships, so Rust runs the runtime version the trainer's parity check used.
+"$venv/bin/python" - "$ort_file" >&2 <<'PY'
+import glob, importlib.util, os, sys
+spec = importlib.util.find_spec("onnxruntime")
+capi = os.path.join(list(spec.submodule_search_locations)[0], "capi")
+found = sorted(p for p in glob.glob(os.path.join(capi, "libonnxruntime.so*")) if os.path.isfile(p))
+if not found:
+    sys.exit(f"trainer-env: no libonnxruntime.so* in {capi}")
+# Prefer the fully versioned name (libonnxruntime.so.1.2.3) when a wheel ships symlinks beside it.
+path = os.path.abspath(max(found, key=len))
+with open(sys.argv[1], "w") as f:
+    f.write(path)
+PY
 echo "$want" >"$stamp"
-echo "$venv/bin/python"
+done_

@@ -17,6 +17,7 @@ pub struct Config {
     pub decay: DecayConfig,
     pub candidates: CandidatesConfig,
     pub ranker: RankerConfig,
+    pub two_tower: TwoTowerConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -110,6 +111,57 @@ pub enum RankerKind {
     Blend,
     /// A trained model; an error when there is none.
     Catboost,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TwoTowerConfig {
+    /// Serve the active two-tower version when there is one (`true`), or never (`false`).
+    pub enabled: bool,
+    /// Trained towers: `<models_dir>/<version>/` (`streamrec train two-tower` writes them).
+    pub models_dir: String,
+    /// The LanceDB directory holding one item-vector table per model version.
+    pub vectors_dir: String,
+    /// Candidates the source proposes per customer.
+    pub k: usize,
+    /// Versions kept for `streamrec models rollback`.
+    pub keep_versions: usize,
+    /// Tables with at least this many vectors get an ANN index.
+    pub index_min_rows: usize,
+    /// `serve` retrains every this many event-days (0 = never; `streamrec train two-tower` by hand).
+    pub retrain_every_days: u16,
+    /// Event-days of purchases the training examples cover (the last 7 validate).
+    pub sample_days: u16,
+    /// ONNX Runtime threads per tower.
+    pub threads: usize,
+    /// Trainer settings.
+    pub dim: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub temperature: f64,
+    /// auto (CUDA when present), cpu or cuda.
+    pub device: String,
+    /// Trainer time budget in seconds (0 = none): it stops after the epoch that crosses it.
+    pub max_seconds: f64,
+    pub seed: u64,
+}
+
+impl TwoTowerConfig {
+    pub fn train_options(&self) -> crate::two_tower::train::TrainOptions {
+        crate::two_tower::train::TrainOptions {
+            dim: self.dim,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            temperature: self.temperature,
+            seed: self.seed,
+            device: self.device.clone(),
+            threads: None,
+            image_vectors: None,
+            max_seconds: (self.max_seconds > 0.0).then_some(self.max_seconds),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

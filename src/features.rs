@@ -3,11 +3,11 @@
 //! serving cannot drift apart. Every feature is a number (categories are encoded here), so models need float
 //! features only. A trained model records these names in order; the engine refuses a model whose list differs.
 
-use crate::candidates::{Candidate, UserView, COPURCHASE, POPULAR, REPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE};
+use crate::candidates::{Candidate, UserView, COPURCHASE, POPULAR, REPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE, TWO_TOWER};
 use crate::state::State;
 
 /// Feature names, in vector order.
-pub const FEATURES: [&str; 45] = [
+pub const FEATURES: [&str; 48] = [
     // The customer.
     "age_band",
     "user_days_since_last",
@@ -44,25 +44,28 @@ pub const FEATURES: [&str; 45] = [
     "score_trending",
     "score_trending_age",
     "score_popular",
+    "score_two_tower",
     "rank_repurchase",
     "rank_copurchase",
     "rank_same_product",
     "rank_trending",
     "rank_trending_age",
     "rank_popular",
+    "rank_two_tower",
     "in_repurchase",
     "in_copurchase",
     "in_same_product",
     "in_trending",
     "in_trending_age",
     "in_popular",
+    "in_two_tower",
     "n_sources",
 ];
 pub const N_FEATURES: usize = FEATURES.len();
 /// The value of "days since" and "rank" features when there is nothing to count from.
 pub const NEVER: f32 = 999.0;
 /// The sources that have score, rank and membership features, in feature order.
-const SOURCES: [usize; 6] = [REPURCHASE, COPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE, POPULAR];
+const SOURCES: [usize; 7] = [REPURCHASE, COPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE, POPULAR, TWO_TOWER];
 
 pub fn index_of(name: &str) -> Option<usize> {
     FEATURES.iter().position(|f| *f == name)
@@ -131,18 +134,21 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         scores[3],
         scores[4],
         scores[5],
+        scores[6],
         ranks[0],
         ranks[1],
         ranks[2],
         ranks[3],
         ranks[4],
         ranks[5],
+        ranks[6],
         member[0],
         member[1],
         member[2],
         member[3],
         member[4],
         member[5],
+        member[6],
         member.iter().sum(),
     ]
 }

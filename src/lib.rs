@@ -19,3 +19,4 @@ pub mod replay;
 pub mod serve;
 pub mod state;
 pub mod training;
+pub mod two_tower;

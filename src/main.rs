@@ -30,14 +30,16 @@ enum Command {
     Generate(cmd::generate::Args),
     /// In-process engine figures: state update rate, full replay with lists per basket, memory per customer.
     Bench(cmd::bench::Args),
-    /// Train models from a dataset (the learned ranker).
+    /// Train models from a dataset (the learned ranker, the two-tower retrieval model).
     #[command(subcommand)]
     Train(cmd::train::Command),
-    /// Trained model versions: list them, or tell running engines to swap to one.
+    /// Trained model versions: list them, roll the two-tower back, or tell running engines to swap.
     #[command(subcommand)]
     Models(cmd::models::Command),
     /// The learned ranker's speed: native evaluator vs CatBoost's predict, and ranking a customer end to end.
     BenchRanker(cmd::bench_ranker::Args),
+    /// Two-tower figures: refresh time, ANN recall and latency vs exact, per-basket latency, latency during a refresh.
+    BenchTwoTower(cmd::bench_two_tower::Args),
     /// Score feature rows (csv or parquet) with a CatBoost JSON model; one score per line.
     RankerPredict(cmd::ranker_predict::Args),
     /// Load a dataset, report what was read (unknown ids, rejects), how fast, and peak memory.
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Train(c) => cmd::train::run(c),
         Command::RankerPredict(a) => cmd::ranker_predict::run(a),
         Command::BenchRanker(a) => cmd::bench_ranker::run(a),
+        Command::BenchTwoTower(a) => cmd::bench_two_tower::run(a),
         Command::Models(c) => runtime.block_on(cmd::models::run(c)),
         Command::Demo(a) => runtime.block_on(cmd::demo::run(a)),
         Command::Replay(a) => runtime.block_on(cmd::replay::run(a)),

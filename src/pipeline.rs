@@ -13,8 +13,11 @@ use crate::events::{Event, RecItem, Recommendation, Trigger};
 use crate::features::{self, N_FEATURES};
 use crate::ranker::{self, Ranker, RankerError};
 use crate::state::State;
+use crate::two_tower::samples::SampleLog;
+use crate::two_tower::Retrieval;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Pipeline {
     pub state: State,
@@ -27,8 +30,14 @@ pub struct Pipeline {
     open: Vec<(CustomerIdx, u64)>,
     open_index: FxHashMap<CustomerIdx, u32>,
     open_day: Day,
-    /// Model versions published with every list (`ranker` → the ranker's version).
+    /// Model versions published with every list (`ranker` → the ranker's version, `two_tower` → the towers').
     versions: BTreeMap<String, String>,
+    /// The two-tower source, when a model is loaded.
+    two_tower: Option<Retrieval>,
+    /// Tower runs that failed (the customer then gets the other sources' candidates only).
+    two_tower_errors: AtomicU64,
+    /// Training examples for the two-tower trainer, when collecting.
+    samples: Option<SampleLog>,
 }
 
 impl Pipeline {
@@ -49,6 +58,9 @@ impl Pipeline {
             open: Vec::new(),
             open_index: FxHashMap::default(),
             open_day: 0,
+            two_tower: None,
+            two_tower_errors: AtomicU64::new(0),
+            samples: None,
         }
     }
 
@@ -62,6 +74,54 @@ impl Pipeline {
         std::mem::replace(&mut self.ranker, ranker)
     }
 
+    /// Replaces the two-tower source between two events (hot swap; `None` turns it off); returns the old one.
+    pub fn set_two_tower(&mut self, r: Option<Retrieval>) -> Option<Retrieval> {
+        match &r {
+            Some(r) => self.versions.insert("two_tower".into(), r.version().to_string()),
+            None => self.versions.remove("two_tower"),
+        };
+        std::mem::replace(&mut self.two_tower, r)
+    }
+
+    pub fn two_tower(&self) -> Option<&Retrieval> {
+        self.two_tower.as_ref()
+    }
+
+    pub fn two_tower_mut(&mut self) -> Option<&mut Retrieval> {
+        self.two_tower.as_mut()
+    }
+
+    /// Tower runs that failed so far.
+    pub fn two_tower_errors(&self) -> u64 {
+        self.two_tower_errors.load(Ordering::Relaxed)
+    }
+
+    /// Starts collecting two-tower training examples over the last `keep_days` event-days.
+    pub fn collect_samples(&mut self, keep_days: u16) {
+        self.samples = Some(SampleLog::new(keep_days));
+    }
+
+    pub fn samples(&self) -> Option<&SampleLog> {
+        self.samples.as_ref()
+    }
+
+    /// Records the purchase `t` in the sample log (before it changes the state).
+    fn sample(&mut self, t: &crate::events::TxEvent) {
+        let Some(log) = &mut self.samples else { return };
+        self.state.advance_to(t.day);
+        match self.state.catalog.idx(t.article_id) {
+            Some(a) => log.record(&self.state, self.state.customer(&t.customer), a, t.day),
+            None => log.skipped += 1,
+        }
+    }
+
+    fn tower_failed(&self, e: &crate::two_tower::towers::TowerError) {
+        let n = self.two_tower_errors.fetch_add(1, Ordering::Relaxed);
+        if n.is_power_of_two() || n == 0 {
+            tracing::warn!(error = %e, failures = n + 1, "two-tower source failed; the customer gets the other sources' candidates");
+        }
+    }
+
     /// The versions of the models behind the lists (published with each).
     pub fn model_versions(&self) -> &BTreeMap<String, String> {
         &self.versions
@@ -71,7 +131,8 @@ impl Pipeline {
     pub fn step(&mut self, ev: Event) -> Vec<Recommendation> {
         match ev {
             Event::Article(a) => {
-                self.state.apply_article(*a);
+                let idx = self.state.apply_article(*a);
+                self.embed_article(idx);
                 Vec::new()
             }
             Event::Customer(c) => {
@@ -84,6 +145,7 @@ impl Pipeline {
                     self.state.advance_to(t.day);
                     out = self.close_baskets();
                 }
+                self.sample(&t);
                 let c = self.state.apply_tx(&t);
                 match self.emit {
                     EmitPolicy::Event => out.push(self.recommendation(c, t.day, t.seq, Trigger::Event)),
@@ -107,12 +169,23 @@ impl Pipeline {
     pub fn apply(&mut self, ev: &Event) {
         match ev {
             Event::Article(a) => {
-                self.state.apply_article((**a).clone());
+                let idx = self.state.apply_article((**a).clone());
+                self.embed_article(idx);
             }
             Event::Customer(c) => self.state.apply_customer(c),
             Event::Transaction(t) => {
+                self.sample(t);
                 self.state.apply_tx(t);
             }
+        }
+    }
+
+    /// A new or changed article gets its two-tower vector at once (cold start).
+    fn embed_article(&mut self, idx: ArticleIdx) {
+        let Some(r) = &mut self.two_tower else { return };
+        if let Err(e) = r.embed_article(&self.state, idx, self.state.clock) {
+            let n = self.two_tower_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, failures = n + 1, article = self.state.catalog.id(idx), "embedding a new article failed");
         }
     }
 
@@ -151,6 +224,11 @@ impl Pipeline {
         let mut set = CandidateSet::default();
         for src in &self.sources {
             src.propose(&view, s, &mut set);
+        }
+        if let Some(r) = &self.two_tower {
+            if let Err(e) = r.propose(&view, s, &mut set) {
+                self.tower_failed(&e);
+            }
         }
         Some((view, set))
     }

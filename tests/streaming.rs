@@ -391,3 +391,78 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
     assert!(log.contains("model update rejected") && log.contains("does not match this engine's features"), "refusal logged: {log}");
     assert!(log.contains("ranker swapped"), "{log}");
 }
+
+#[test]
+fn periodic_two_tower_retraining_inside_serve_loses_and_reorders_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 17));
+    let (_broker, addr) = start_mock_broker();
+    let spawn = |args: &[&str], log: &str| {
+        let err = std::fs::File::create(dir.path().join(log)).expect("log");
+        Proc(
+            Command::new(common::bin())
+                .args(args)
+                .args(["--brokers", &addr])
+                .env("RUST_LOG", "streamrec=info")
+                // Retrain every two event-weeks on what the engine saw, quickly (tiny data, CPU).
+                .env("STREAMREC__TWO_TOWER__RETRAIN_EVERY_DAYS", "14")
+                .env("STREAMREC__TWO_TOWER__EPOCHS", "2")
+                .env("STREAMREC__TWO_TOWER__DEVICE", "cpu")
+                .env("STREAMREC__TWO_TOWER__INDEX_MIN_ROWS", "100000")
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(err)
+                .spawn()
+                .expect("spawn"),
+        )
+    };
+    // About 40 s of input: retraining (export, PyTorch, ONNX parity, LanceDB) finishes while events still flow.
+    let rate = (data.transactions.len() / 40).max(500).to_string();
+    let mut replay = spawn(&["replay", "--data", dir.path().to_str().expect("utf8"), "--rate", &rate], "replay.log");
+    let mut serve = spawn(&serve_args(&[]), "serve.log");
+    assert!(replay.0.wait().expect("replay").success(), "replay failed");
+    assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
+    assert!(log.contains("two-tower retraining published") && log.contains("two-tower swapped"), "{log}");
+
+    let recs = rt().block_on(read_to_end(&addr, "recommendations")).expect("recs");
+    let mut p = Pipeline::new(&common::config()).expect("pipeline");
+    let mut want: Vec<(u64, String)> = Vec::new();
+    for ev in dataset_events(&data) {
+        want.extend(p.step(ev).into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
+    }
+    want.extend(p.finish().into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
+    let msgs: Vec<(i32, i64, serde_json::Value)> =
+        recs.iter().map(|r| (r.partition, r.offset, serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json"))).collect();
+    let key = |v: &serde_json::Value| (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("c").to_string());
+    let mut got: Vec<(u64, String)> = msgs.iter().map(|(_, _, v)| key(v)).collect();
+    let mut all = want.clone();
+    got.sort();
+    all.sort();
+    assert_eq!(got, all, "every list exactly once, through retraining and swaps");
+    let position: BTreeMap<(u64, String), usize> = want.iter().cloned().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut by_part: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
+    for (part, off, v) in &msgs {
+        by_part.entry(*part).or_default().push((*off, position[&key(v)]));
+    }
+    for (part, mut v) in by_part {
+        v.sort();
+        assert!(v.windows(2).all(|w| w[0].1 < w[1].1), "partition {part}: lists out of emission order");
+    }
+    // Lists before the first swap have no two-tower version; after it, every list names one, and versions
+    // only move forward (each retraining's name carries its event date).
+    let mut by_seq: Vec<&(i32, i64, serde_json::Value)> = msgs.iter().collect();
+    by_seq.sort_by_key(|(_, _, v)| position[&key(v)]);
+    let versions: Vec<Option<&str>> = by_seq.iter().map(|(_, _, v)| v["model_versions"]["two_tower"].as_str()).collect();
+    let first = versions.iter().position(Option::is_some).expect("a retrained model served lists");
+    assert!(first > 0, "the engine started without a two-tower model");
+    assert!(versions[first..].iter().all(Option::is_some), "no list after the swap without the source");
+    assert!(versions[first..].windows(2).all(|w| w[0] <= w[1]), "versions move forward only");
+    // The served version is on disk and active in the store.
+    let last = versions.last().copied().flatten().expect("version");
+    assert!(dir.path().join("models/two_tower").join(last).join("manifest.json").is_file());
+    let mut cfg = common::config();
+    cfg.two_tower.vectors_dir = dir.path().join("models/vectors").display().to_string();
+    let store = rt().block_on(streamrec::two_tower::open_store(&cfg.two_tower)).expect("store");
+    assert!(store.active().expect("active").is_some());
+}

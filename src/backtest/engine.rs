@@ -15,6 +15,8 @@ use crate::pipeline::Pipeline;
 pub struct EngineRecommender {
     cfg: Config,
     name: String,
+    /// The two-tower model served after fitting, if any.
+    two_tower: Option<crate::two_tower::Loaded>,
     pipeline: Option<Pipeline>,
     /// Dataset customer index → engine customer index.
     map: Vec<Option<CustomerIdx>>,
@@ -22,12 +24,18 @@ pub struct EngineRecommender {
 
 impl EngineRecommender {
     pub fn new(cfg: Config) -> Self {
-        EngineRecommender { cfg, name: "engine".into(), pipeline: None, map: Vec::new() }
+        EngineRecommender { cfg, name: "engine".into(), two_tower: None, pipeline: None, map: Vec::new() }
     }
 
     /// The same engine under another name (two configurations side by side in one backtest).
     pub fn named(cfg: Config, name: &str) -> Self {
         EngineRecommender { name: name.into(), ..Self::new(cfg) }
+    }
+
+    /// Serves `model`'s two-tower source after each fit.
+    pub fn with_two_tower(mut self, model: Option<crate::two_tower::Loaded>) -> Self {
+        self.two_tower = model;
+        self
     }
 
     pub fn pipeline(&self) -> Option<&Pipeline> {
@@ -63,7 +71,7 @@ pub fn replay_history(p: &mut Pipeline, h: &History<'_>) {
             channel: tx.channel[i],
             seq: i as u64,
         };
-        p.state.apply_tx(&ev);
+        p.apply(&Event::Transaction(ev));
     }
     p.state.advance_to(h.cutoff);
 }
@@ -76,6 +84,10 @@ impl Recommender for EngineRecommender {
     fn fit(&mut self, h: &History<'_>) -> Result<(), BacktestError> {
         let mut p = Pipeline::new(&self.cfg).map_err(|e| BacktestError::Recommender { name: self.name.clone(), message: e.to_string() })?;
         replay_history(&mut p, h);
+        if let Some(m) = &self.two_tower {
+            let r = m.retrieval(&p.state, self.cfg.two_tower.k).map_err(|e| BacktestError::Recommender { name: self.name.clone(), message: e.to_string() })?;
+            p.set_two_tower(Some(r));
+        }
         self.map = (0..h.ids.len() as CustomerIdx).map(|c| p.state.customer(h.ids.key(c))).collect();
         self.pipeline = Some(p);
         Ok(())

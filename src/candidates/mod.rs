@@ -22,6 +22,8 @@ pub const SAME_PRODUCT: usize = 2;
 pub const TRENDING: usize = 3;
 pub const TRENDING_AGE: usize = 4;
 pub const POPULAR: usize = 5;
+/// The two-tower model's nearest articles (`two_tower` module; present when a model is loaded).
+pub const TWO_TOWER: usize = 6;
 /// Source scores kept per candidate (one per source id).
 pub const N_SOURCES: usize = 8;
 

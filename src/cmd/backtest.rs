@@ -28,10 +28,16 @@ pub struct Args {
     /// Do not score a trained ranker even when one exists.
     #[arg(long)]
     pub no_ranker: bool,
+    /// Leave the two-tower source out even when the vector store has an active version (by default it is
+    /// scored alone as `two_tower_only`, added to the blend as `engine_tt`, and served to `engine_ranked`).
+    #[arg(long)]
+    pub no_two_tower: bool,
 }
 
-/// The baselines and the engine with the blend; with `ranker` (a model directory), also the engine ranked by it.
-pub fn methods(cfg: &Config, ranker: Option<&std::path::Path>) -> Vec<Box<dyn Recommender>> {
+/// The baselines and the engine with the blend; with `ranker` (a model directory), also the engine ranked by it;
+/// with a two-tower model, the source alone (`two_tower_only`, 100 candidates: its recall@100) and the blend with
+/// it (`engine_tt`), and the ranked engine serves it too.
+pub fn methods(cfg: &Config, ranker: Option<&std::path::Path>, two_tower: Option<&streamrec::two_tower::Loaded>) -> Vec<Box<dyn Recommender>> {
     let b = &cfg.backtest;
     let mut blend = cfg.clone();
     blend.ranker.kind = RankerKind::Blend;
@@ -39,15 +45,36 @@ pub fn methods(cfg: &Config, ranker: Option<&std::path::Path>) -> Vec<Box<dyn Re
         Box::new(baselines::PopularRecent::new(b.popular_days)),
         Box::new(baselines::RepurchasePopular::new(b.repurchase_window_days)),
         Box::new(baselines::RepurchaseCoPurchase::new(b.repurchase_window_days, b.copurchase_window_days)),
-        Box::new(engine::EngineRecommender::new(blend)),
+        Box::new(engine::EngineRecommender::new(blend.clone())),
     ];
     if let Some(dir) = ranker {
         let mut ranked = cfg.clone();
         ranked.ranker.kind = RankerKind::Catboost;
         ranked.ranker.model = dir.display().to_string();
-        v.push(Box::new(engine::EngineRecommender::named(ranked, "engine_ranked")));
+        v.push(Box::new(engine::EngineRecommender::named(ranked, "engine_ranked").with_two_tower(two_tower.cloned())));
+    }
+    if let Some(tt) = two_tower {
+        let mut alone = blend.clone();
+        let c = &mut alone.candidates;
+        (c.repurchase, c.copurchase, c.same_product, c.trending, c.trending_age, c.popular) = (0, 0, 0, 0, 0, 0);
+        alone.two_tower.k = 100;
+        v.push(Box::new(engine::EngineRecommender::named(alone, "two_tower_only").with_two_tower(Some(tt.clone()))));
+        v.push(Box::new(engine::EngineRecommender::named(blend, "engine_tt").with_two_tower(Some(tt.clone()))));
     }
     v
+}
+
+/// The vector store's active two-tower version, unless turned off.
+pub fn active_two_tower(cfg: &Config, off: bool) -> anyhow::Result<Option<streamrec::two_tower::Loaded>> {
+    if off {
+        return Ok(None);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let loaded = rt.block_on(streamrec::two_tower::load_active(&cfg.two_tower))?;
+    if let Some(l) = &loaded {
+        eprintln!("two-tower: version {} (trained until {}) from {}", l.towers.version(), l.towers.manifest.trained_until, cfg.two_tower.vectors_dir);
+    }
+    Ok(loaded)
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -66,9 +93,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let r = streamrec::ranker::store::load(dir)?;
         eprintln!("engine_ranked: ranker {} (trained until {}) from {}", r.manifest.version, r.manifest.trained_until, dir.display());
     }
+    let two_tower = active_two_tower(&cfg, a.no_two_tower)?;
     let data = super::load(&a.data.data, &a.data.options())?;
     eprint!("{}", data.report);
-    let mut ms = methods(&cfg, ranker.as_deref());
+    let mut ms = methods(&cfg, ranker.as_deref(), two_tower.as_ref());
     let opts = BacktestOptions { weeks: a.weeks, end, k: cfg.backtest.k, out: a.out.clone() };
     let pb = indicatif::ProgressBar::new_spinner();
     let cells = backtest::run(&data, &mut ms, &opts, &|m| {

@@ -95,15 +95,46 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     }
     drop(broker);
     let data_args = super::DataArgs { data: a.data, lenient: false, rejects: "rejects".into() };
-    // The learned ranker, trained on the weeks before the backtest's so the comparison below is out of sample.
-    println!("\nlearned ranker: CatBoost on 3 weeks of training rows made by the engine (the backtest's weeks held out):");
+    // The demo's models live beside its report; one settings file points every step at them.
     let models = a.out.join("models");
+    std::fs::create_dir_all(&models)?;
+    let settings = a.out.join("demo.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[ranker]\nmodels_dir = {:?}\n\n[two_tower]\nmodels_dir = {:?}\nvectors_dir = {:?}\n",
+            models.join("ranker").display().to_string(),
+            models.join("two_tower").display().to_string(),
+            models.join("vectors").display().to_string()
+        ),
+    )?;
+    // Two-tower retrieval, trained on the weeks before the backtest's (so the comparison below is out of sample).
+    println!("\ntwo-tower retrieval: PyTorch towers → ONNX (run by the engine) → item vectors in LanceDB:");
+    if let Err(e) = super::train::two_tower(super::train::TwoTowerArgs {
+        data: data_args.clone(),
+        holdout_weeks: a.weeks,
+        until: None,
+        days: None,
+        out: None,
+        vectors: None,
+        dim: None,
+        epochs: None,
+        device: None,
+        threads: None,
+        image_vectors: None,
+        seed: None,
+        config: Some(settings.clone()),
+    }) {
+        println!("  skipped: {e:#}");
+    }
+    // The learned ranker, on rows holding every source's candidates (the two-tower's too).
+    println!("\nlearned ranker: CatBoost on 3 weeks of training rows made by the engine (the backtest's weeks held out):");
     let ranker = match super::train::ranker(super::train::RankerArgs {
         data: data_args.clone(),
         weeks: 3,
         holdout_weeks: a.weeks,
         until: None,
-        out: models.clone(),
+        out: models.join("ranker"),
         negatives: 40,
         valid_customers: 5000,
         loss: "YetiRank".into(),
@@ -114,9 +145,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         device: "auto".into(),
         seed: 42,
         keep_rows: false,
-        config: None,
+        no_two_tower: false,
+        config: Some(settings.clone()),
     }) {
-        Ok(()) => streamrec::ranker::store::newest(&models)?,
+        Ok(()) => streamrec::ranker::store::newest(&models.join("ranker"))?,
         Err(e) => {
             println!("  skipped: {e:#}");
             None
@@ -128,8 +160,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         weeks: a.weeks,
         end: None,
         out: Some(a.out),
-        config: None,
+        config: Some(settings),
         no_ranker: ranker.is_none(),
         ranker,
+        no_two_tower: false,
     })
 }

@@ -3,6 +3,7 @@
 pub mod backtest;
 pub mod bench;
 pub mod bench_ranker;
+pub mod bench_two_tower;
 pub mod broker;
 pub mod demo;
 pub mod generate;

@@ -15,6 +15,21 @@ pub enum Command {
         #[arg(long, default_value = "models/ranker")]
         dir: PathBuf,
     },
+    /// List the two-tower versions in the vector store (active one marked), oldest first.
+    ListTwoTower {
+        /// Settings file laid over config/default.toml ([two_tower] vectors_dir, models_dir).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Make the two-tower version activated before the current one active again, and (with --publish) tell
+    /// running engines to swap to it.
+    Rollback {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Also publish a `model-updates` event so running engines swap now.
+        #[arg(long)]
+        publish: bool,
+    },
     /// Publish a `model-updates` event naming a model directory; every running engine loads it and swaps
     /// between two events (a model that does not fit is refused and the current one kept).
     Publish {
@@ -45,8 +60,34 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::ListTwoTower { config } => {
+            let cfg = streamrec::config::Config::load(config.as_deref())?;
+            let store = streamrec::two_tower::open_store(&cfg.two_tower).await?;
+            println!("{:<28} {:>9} {:>8} {:>7}  model", "version", "vectors", "indexed", "active");
+            for v in store.versions().await? {
+                let dir = streamrec::two_tower::model_dir(&cfg.two_tower, &v.version);
+                let model = if dir.join("manifest.json").is_file() { dir.display().to_string() } else { format!("(missing: {})", dir.display()) };
+                println!("{:<28} {:>9} {:>8} {:>7}  {model}", v.version, v.rows, v.indexed, if v.active { "*" } else { "" });
+            }
+            Ok(())
+        }
+        Command::Rollback { kafka, publish } => {
+            let cfg = kafka.config()?;
+            let store = streamrec::two_tower::open_store(&cfg.two_tower).await?;
+            let version = store.rollback().await?;
+            let dir = streamrec::two_tower::model_dir(&cfg.two_tower, &version);
+            println!("two-tower version {version} is active again ({})", dir.display());
+            if publish {
+                publish_two_tower(&cfg, &dir).await?;
+            }
+            Ok(())
+        }
         Command::Publish { kafka, path } => {
             let cfg = kafka.config()?;
+            // A two-tower directory (its manifest says so) is announced as such; anything else as a ranker.
+            if streamrec::two_tower::towers::TowerManifest::read(&path).is_ok() {
+                return publish_two_tower(&cfg, &path).await;
+            }
             let m = store::read_manifest(&path)?;
             let abs = std::fs::canonicalize(&path).with_context(|| format!("resolving {}", path.display()))?;
             let mut metrics = std::collections::BTreeMap::new();
@@ -63,4 +104,19 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Publishes a `model-updates` event for the two-tower model in `dir` (its vectors must be in the store).
+async fn publish_two_tower(cfg: &streamrec::config::Config, dir: &std::path::Path) -> anyhow::Result<()> {
+    let m = streamrec::two_tower::towers::TowerManifest::read(dir)?;
+    let abs = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let metrics = m.metrics.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))).collect();
+    let update = ModelUpdate { kind: "two_tower".into(), version: m.version.clone(), path: abs.display().to_string(), trained_until: m.trained_until.clone(), metrics };
+    streamrec::kafka::admin::ensure_topics(&cfg.kafka.brokers, &streamrec::kafka::topic_specs(cfg)).await?;
+    let sink = Sink::new(&cfg.kafka.brokers, 0)?;
+    let pending = sink.send(&cfg.topics.model_updates, b"two_tower", &serde_json::to_vec(&update)?).await?;
+    Sink::wait(vec![pending]).await?;
+    sink.flush(Duration::from_secs(10))?;
+    println!("published two-tower {} ({}) to {}", m.version, abs.display(), cfg.topics.model_updates);
+    Ok(())
 }

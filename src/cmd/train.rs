@@ -14,6 +14,50 @@ use streamrec::training::{self, trainer, ExportOptions};
 pub enum Command {
     /// Train the learned ranker (CatBoost) on the K weeks before the held-out weeks.
     Ranker(RankerArgs),
+    /// Train the two-tower model (PyTorch) on the purchases of the days before the held-out weeks, check it in
+    /// the engine, embed every article into a new LanceDB version and make it active.
+    TwoTower(TwoTowerArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TwoTowerArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Most recent weeks kept out of training (the weeks `backtest --weeks N` scores). Ignored with --until.
+    #[arg(long, default_value_t = 4)]
+    pub holdout_weeks: usize,
+    /// First day (YYYY-MM-DD) training may not see.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Event-days of purchases to learn from (the last 7 validate) [default: two_tower.sample_days].
+    #[arg(long)]
+    pub days: Option<u16>,
+    /// Where model versions go [default: two_tower.models_dir].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// LanceDB directory of the item vectors [default: two_tower.vectors_dir].
+    #[arg(long)]
+    pub vectors: Option<PathBuf>,
+    /// Vector dimension [default: two_tower.dim].
+    #[arg(long)]
+    pub dim: Option<usize>,
+    /// Passes over the samples [default: two_tower.epochs].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// auto (CUDA when present), cpu or cuda [default: two_tower.device].
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Trainer threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Parquet of precomputed image vectors (article_id int64, vector list<float32>) for the item tower.
+    #[arg(long)]
+    pub image_vectors: Option<PathBuf>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Settings file laid over config/default.toml.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,6 +102,10 @@ pub struct RankerArgs {
     /// Keep the exported training rows (printed path) instead of deleting them.
     #[arg(long)]
     pub keep_rows: bool,
+    /// Leave the two-tower source out of the training rows even when the vector store has an active version
+    /// (by default the rows hold its candidates and features, as serving will).
+    #[arg(long)]
+    pub no_two_tower: bool,
     /// Settings file laid over config/default.toml (candidate counts and decay shape the features).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -66,6 +114,7 @@ pub struct RankerArgs {
 pub fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Ranker(a) => ranker(a),
+        Command::TwoTower(a) => two_tower(a),
     }
 }
 
@@ -81,7 +130,8 @@ pub fn ranker(a: RankerArgs) -> anyhow::Result<()> {
         None if a.holdout_weeks == 0 => data.transactions.last_day().context("no transactions")? + 1,
         None => plan_weeks(&data, a.holdout_weeks, None)?[0],
     };
-    let opts = ExportOptions { weeks: a.weeks, until, negatives: a.negatives, valid_customers: a.valid_customers, seed: a.seed };
+    let two_tower = super::backtest::active_two_tower(&cfg, a.no_two_tower)?;
+    let opts = ExportOptions { weeks: a.weeks, until, negatives: a.negatives, valid_customers: a.valid_customers, seed: a.seed, two_tower };
     let fp = training::fingerprint(&data, until);
     let version = format!("cb-{}-{}", format_day(until).replace('-', ""), &fp[..8]);
     let work = a.out.join(format!(".work-{version}"));
@@ -160,4 +210,84 @@ pub fn ranker(a: RankerArgs) -> anyhow::Result<()> {
 
 fn path(p: &Path) -> String {
     p.display().to_string()
+}
+
+pub fn two_tower(a: TwoTowerArgs) -> anyhow::Result<()> {
+    use streamrec::backtest::engine::replay_history;
+    use streamrec::backtest::History;
+    use streamrec::pipeline::Pipeline;
+    use streamrec::two_tower::{self, train as tt};
+    let started = std::time::Instant::now();
+    let mut cfg = Config::load(a.config.as_deref())?;
+    cfg.ranker.kind = streamrec::config::RankerKind::Blend;
+    let t = &mut cfg.two_tower;
+    if let Some(p) = &a.out {
+        t.models_dir = path(p);
+    }
+    if let Some(p) = &a.vectors {
+        t.vectors_dir = path(p);
+    }
+    let mut opts = t.train_options();
+    opts.dim = a.dim.unwrap_or(opts.dim);
+    opts.epochs = a.epochs.unwrap_or(opts.epochs);
+    opts.device = a.device.clone().unwrap_or(opts.device);
+    opts.seed = a.seed.unwrap_or(opts.seed);
+    opts.threads = a.threads;
+    opts.image_vectors = a.image_vectors.clone();
+    let days = a.days.unwrap_or(t.sample_days);
+    // Fail before the slow part when the trainer or ONNX Runtime cannot run.
+    trainer::python()?;
+    trainer::script("train_two_tower.py")?;
+    streamrec::two_tower::towers::runtime_path()?;
+    let data = super::load(&a.data.data, &a.data.options())?;
+    let until = match &a.until {
+        Some(s) => parse_date_str(s).map_err(|e| anyhow::anyhow!("--until: {}: {}", e.value, e.reason))?,
+        None if a.holdout_weeks == 0 => data.transactions.last_day().context("no transactions")? + 1,
+        None => plan_weeks(&data, a.holdout_weeks, None)?[0],
+    };
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb.set_message(format!("replaying purchases before {} through the engine", format_day(until)));
+    let mut p = Pipeline::new(&cfg)?;
+    p.collect_samples(days);
+    replay_history(&mut p, &History::before(&data, until));
+    let log = p.samples().context("sample log")?;
+    let job = tt::ExportJob::snapshot(&p.state, log, until)?;
+    let threads = cfg.two_tower.threads;
+    let models_dir = PathBuf::from(&cfg.two_tower.models_dir);
+    std::fs::create_dir_all(&models_dir).with_context(|| format!("creating {}", models_dir.display()))?;
+    pb.finish_and_clear();
+    let trained = tt::train(&job, &models_dir, &opts, threads, &|m| eprintln!("two-tower: {m}"))?;
+    let t_embed = std::time::Instant::now();
+    let (ids, vectors) = tt::embed_catalog(&trained.towers, &p.state, p.state.clock)?;
+    let embed_s = t_embed.elapsed().as_secs_f64();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let tcfg = cfg.two_tower.clone();
+    let version = trained.towers.version().to_string();
+    let dim = trained.towers.dim();
+    let report = rt.block_on(async {
+        let store = two_tower::open_store(&tcfg).await?;
+        two_tower::publish_vectors(&store, &version, dim, &ids, &vectors).await
+    })?;
+    let m = &trained.towers.manifest;
+    let metric = |k: &str| m.metrics.get(k).and_then(|v| v.as_f64()).map_or("?".into(), |v| format!("{v:.4}"));
+    println!(
+        "two-tower {version} trained until {}: {} samples ({} validate), validation recall@100 {} recall@12 {}, {} samples/s on {}; \
+         engine parity {:.1e}; {} item vectors embedded in {:.2}s, written in {:.2}s, index {}; active in {} ({:.1}s in all)",
+        m.trained_until,
+        trained.export.samples,
+        trained.export.valid_samples,
+        metric("valid_recall_at_100"),
+        metric("valid_recall_at_12"),
+        metric("samples_per_s"),
+        m.metrics.get("device").and_then(|v| v.as_str()).unwrap_or("?"),
+        trained.parity,
+        ids.len(),
+        embed_s,
+        report.write_ms / 1000.0,
+        report.index_ms.map_or("none (small catalogue)".into(), |ms| format!("built in {:.2}s", ms / 1000.0)),
+        cfg.two_tower.vectors_dir,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod http;
 pub mod merge;
+pub mod two_tower;
 
 use crate::config::{Config, TopicsConfig};
 use crate::events::{decode_article, decode_customer, decode_transaction, DeadLetter, Event, ModelUpdate, Recommendation, TxEvent};
@@ -83,6 +84,15 @@ pub struct ServeReport {
 
 /// Builds the pipeline, from the checkpoint when there is one.
 fn restore(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeError> {
+    let (mut p, resume) = restore_state(s)?;
+    if s.cfg.two_tower.retrain_every_days > 0 {
+        // Periodic retraining learns from what this engine sees from now on (the log is not checkpointed).
+        p.collect_samples(s.cfg.two_tower.sample_days);
+    }
+    Ok((p, resume))
+}
+
+fn restore_state(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeError> {
     let mut p = Pipeline::new(&s.cfg)?;
     let Some(dir) = &s.checkpoint_dir else { return Ok((p, None)) };
     match checkpoint::read(dir)? {
@@ -146,6 +156,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
         }
     }
     tracing::info!(articles = shared.pipeline.read().map(|p| p.state.catalog.len()).unwrap_or(0), "reference data loaded");
+    let (mut towers, mut swaps) = two_tower::TwoTowerService::new(cfg.two_tower.clone());
+    towers.start(&shared).await;
 
     // Model updates published from now on (the newest model on disk was loaded at start).
     let updates = TopicReader::new(&brokers, &topics.model_updates, Start::End)?;
@@ -185,9 +197,10 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             got = customers.recv() => { reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
             got = updates.recv() => {
                 if let Polled::Record(r) = got? {
-                    model_update(&shared, &sink, &topics, r, &mut pending).await?;
+                    model_update(&shared, &sink, &topics, &towers, r, &mut pending).await?;
                 }
             }
+            Some(swap) = swaps.recv() => towers.apply(&shared, swap),
             _ = tick.tick() => {}
         }
         let (parts, gen) = group.assignment();
@@ -223,6 +236,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
         for (key, value) in &bytes {
             pending.push(sink.send(&topics.recommendations, key, value).await?);
         }
+        towers.flush_fresh(&shared);
+        towers.maybe_retrain(&shared, &sink, &topics);
         let n = bytes.len() as u64;
         if n > 0 {
             shared.counters.recommendations.fetch_add(n, Ordering::Relaxed);
@@ -246,7 +261,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             }
         }
         let open = shared.pipeline.read().map(|p| p.open_baskets()).unwrap_or(0);
-        if s.exit_when_idle && merge.drained() && open == 0 && pending.is_empty() && processed.is_empty() && last_input.elapsed() >= s.idle_close {
+        if s.exit_when_idle && merge.drained() && open == 0 && pending.is_empty() && processed.is_empty() && last_input.elapsed() >= s.idle_close && !towers.retraining() {
             break;
         }
     }
@@ -307,12 +322,17 @@ async fn dead_letter(shared: &Shared, sink: &Sink, topic: &str, r: &Record, reas
 /// Swaps in the model a `model-updates` message names, between two events (the loop applies nothing while
 /// this runs). A model that fails to load or does not match the engine's features is logged and counted, and
 /// the current one stays.
-async fn model_update(shared: &Shared, sink: &Sink, topics: &TopicsConfig, r: Record, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
+async fn model_update(shared: &Shared, sink: &Sink, topics: &TopicsConfig, towers: &two_tower::TwoTowerService, r: Record, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
     let update: ModelUpdate = match r.payload.as_deref().map(serde_json::from_slice::<ModelUpdate>) {
         Some(Ok(u)) => u,
         Some(Err(e)) => return dead_letter(shared, sink, &topics.dead_letters, &r, format!("invalid model update: {e}"), pending).await,
         None => return dead_letter(shared, sink, &topics.dead_letters, &r, "message has no payload".into(), pending).await,
     };
+    if update.kind == "two_tower" {
+        tracing::info!(version = %update.version, "loading two-tower update in the background");
+        towers.on_update(update);
+        return Ok(());
+    }
     if update.kind != "ranker" {
         tracing::debug!(kind = %update.kind, "model update for another component");
         return Ok(());

@@ -12,7 +12,7 @@ pub use catalog::Catalog;
 pub use copurchase::CoPurchase;
 pub use decay::{Decay, DecayedSum};
 pub use items::ItemStats;
-pub use user::{age_band, Purchase, UserState};
+pub use user::{age_band, Purchase, UserState, BANDS};
 
 use crate::config::Config;
 use crate::data::{ArticleIdx, CustomerIds, CustomerIdx, CustomerKey, CustomerRow, Day};

@@ -40,7 +40,7 @@ pub enum TrainError {
     Trainer(#[from] trainer::TrainerError),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExportOptions {
     /// Label weeks (the last one validates).
     pub weeks: usize,
@@ -51,6 +51,8 @@ pub struct ExportOptions {
     /// Validation customers (sampled among the validation week's buyers; 0 = all).
     pub valid_customers: usize,
     pub seed: u64,
+    /// The two-tower model whose candidates (and their features) the rows include, as serving will.
+    pub two_tower: Option<crate::two_tower::Loaded>,
 }
 
 /// What an export wrote and saw.
@@ -135,7 +137,7 @@ pub fn export(data: &Dataset, cfg: &Config, opts: &ExportOptions, dir: &Path, pr
         // Rows need candidates and features only; the blend keeps a stale model on disk out of the way.
         let mut rows_cfg = cfg.clone();
         rows_cfg.ranker.kind = crate::config::RankerKind::Blend;
-        let mut engine = EngineRecommender::new(rows_cfg);
+        let mut engine = EngineRecommender::new(rows_cfg).with_two_tower(opts.two_tower.clone());
         engine.fit(&History::before(data, start))?;
         let truth = WeekTruth::new(data, start);
         let mut who: Vec<usize> = (0..truth.customers.len()).collect();
@@ -193,6 +195,7 @@ pub fn meta(version: &str, report: &ExportReport, cfg: &Config, opts: &ExportOpt
         "negatives_per_customer": opts.negatives,
         "valid_customers": report.valid_groups,
         "seed": opts.seed,
+        "two_tower": opts.two_tower.as_ref().map(|t| t.towers.version().to_string()),
         "candidate_recall": report.recall.iter().map(|r| r.rate(r.any)).collect::<Vec<_>>(),
         "candidates_config": format!("{:?}", cfg.candidates),
     })

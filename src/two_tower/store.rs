@@ -1,0 +1,842 @@
+//! The store of record for item-tower vectors: one LanceDB table per model version (`vectors_<version>`) under
+//! one directory, plus `state.json` naming the active version and the activation history.
+//!
+//! A version is written whole (and indexed) before anyone can activate it; activation swaps `state.json`
+//! atomically (temporary file, fsync, rename), so a reader sees either the old or the new active version and
+//! always a complete table. The newest `keep` activated versions stay on disk for [`VectorStore::rollback`];
+//! older ones are dropped when a later version is activated. One process writes state at a time (the trainer
+//! or the engine); any number read it.
+//!
+//! Table columns: `article_id` UInt32 (H&M ids fit), `vector` FixedSizeList<Float32>[dim], `model_version`
+//! Utf8. Vectors are L2-normalised, so LanceDB's dot distance (`1 - q·v`) ranks by cosine; [`Neighbour`]
+//! reports the dot product itself.
+//!
+//! Index: (filled in after measurement.)
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, UInt32Type};
+use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
+use futures::TryStreamExt;
+use lancedb::index::vector::IvfFlatIndexBuilder;
+use lancedb::index::Index;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+use lancedb::{Connection, DistanceType, Table};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TABLE_PREFIX: &str = "vectors_";
+const ID_COL: &str = "article_id";
+const VECTOR_COL: &str = "vector";
+const MODEL_COL: &str = "model_version";
+const STATE_FILE: &str = "state.json";
+/// Bump on any change to [`State`]'s layout; other values are refused.
+const STATE_FORMAT: u32 = 1;
+const MAX_DIM: usize = 4096;
+/// IVF partition size and the share of partitions a query probes; measured in the module doc.
+const ROWS_PER_PARTITION: usize = 512;
+const PROBE_FRACTION: f64 = 0.3;
+/// How stale a cached table handle may be about writes from another process (appends); refreshed in the
+/// background, so queries never wait on it.
+const READ_CONSISTENCY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("vector store: keep must be at least 1")]
+    InvalidKeep,
+    #[error("vector store directory {0} is not valid UTF-8")]
+    NonUtf8Dir(PathBuf),
+    #[error("invalid version name {0:?}: use 1-64 ASCII letters, digits, '-', '_' or '.'")]
+    InvalidVersionName(String),
+    #[error("vector version {0} already exists")]
+    VersionExists(String),
+    #[error("vector version {0} does not exist")]
+    UnknownVersion(String),
+    #[error("invalid vectors: {0}")]
+    InvalidVectors(String),
+    #[error("query has {found} values, version {version} holds {dim}-d vectors")]
+    QueryDim { version: String, dim: usize, found: usize },
+    #[error("no earlier activated version to roll back to")]
+    NothingToRollBack,
+    #[error("vector store {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("vector store state {path} is damaged: {reason}")]
+    CorruptState { path: PathBuf, reason: String },
+    #[error("vector table for version {version} has an unexpected layout: {detail}")]
+    Layout { version: String, detail: String },
+    #[error("building vector rows: {0}")]
+    Arrow(#[from] ArrowError),
+    #[error("lancedb: {0}")]
+    Lance(#[from] lancedb::Error),
+}
+
+/// One stored version, as [`VectorStore::versions`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub version: String,
+    pub rows: usize,
+    /// Has an ANN index (written with at least `index_min_rows` rows).
+    pub indexed: bool,
+    pub active: bool,
+}
+
+/// What [`VectorStore::write_version`] did and how long it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteReport {
+    pub rows: usize,
+    pub write_ms: f64,
+    /// `None` when the version has too few rows to index.
+    pub index_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbour {
+    pub article_id: u32,
+    /// Dot product with the query (cosine, as vectors are unit length).
+    pub score: f32,
+}
+
+/// `state.json`: the active version and the versions activated, oldest first, each once (re-activating moves
+/// a version to the end), the last one active.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct State {
+    format: u32,
+    active: Option<String>,
+    history: Vec<String>,
+    /// Rolled-back-from and pruned versions whose tables are still to be dropped (at the next activation).
+    #[serde(default)]
+    retired: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Opened {
+    table: Table,
+    dim: usize,
+    /// IVF partitions each ANN query probes, from the table's size (see [`nprobes`]).
+    nprobes: usize,
+}
+
+/// Versioned item vectors in LanceDB; see the module doc.
+pub struct VectorStore {
+    db: Connection,
+    dir: PathBuf,
+    keep: usize,
+    index_min_rows: usize,
+    tables: Mutex<HashMap<String, Opened>>,
+    /// Serialises this process's state changes (activate, rollback).
+    state_lock: tokio::sync::Mutex<()>,
+}
+
+impl VectorStore {
+    /// Opens (creating if needed) the store in `dir`. `keep` (>= 1) activated versions, the active one
+    /// included, stay on disk for rollback; versions written with at least `index_min_rows` rows get an ANN
+    /// index.
+    pub async fn open(dir: &Path, keep: usize, index_min_rows: usize) -> Result<Self, StoreError> {
+        if keep == 0 {
+            return Err(StoreError::InvalidKeep);
+        }
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        let uri = dir.to_str().ok_or_else(|| StoreError::NonUtf8Dir(dir.to_path_buf()))?;
+        let db = lancedb::connect(uri).read_consistency_interval(READ_CONSISTENCY).execute().await?;
+        let store = VectorStore {
+            db,
+            dir: dir.to_path_buf(),
+            keep,
+            index_min_rows,
+            tables: Mutex::new(HashMap::new()),
+            state_lock: tokio::sync::Mutex::new(()),
+        };
+        store.read_state()?;
+        Ok(store)
+    }
+
+    /// Writes table `vectors_<version>` and, when it has at least `index_min_rows` rows, its ANN index; does
+    /// not activate it. `vectors` is row-major, `dim` values per article. Refuses an existing version, and
+    /// rows with a wrong length, a non-finite value or a repeated article id. On an indexing failure the table
+    /// is dropped again, so the version can be retried.
+    pub async fn write_version(
+        &self,
+        version: &str,
+        article_ids: &[u32],
+        vectors: &[f32],
+        dim: usize,
+    ) -> Result<WriteReport, StoreError> {
+        check_version_name(version)?;
+        check_rows(article_ids, vectors, dim)?;
+        let start = Instant::now();
+        let batch = rows_batch(version, article_ids, vectors, dim)?;
+        let table = match self.db.create_table(table_name(version), batch).execute().await {
+            Ok(t) => t,
+            Err(lancedb::Error::TableAlreadyExists { .. }) => return Err(StoreError::VersionExists(version.into())),
+            Err(e) => return Err(e.into()),
+        };
+        let write_ms = ms(start);
+        let rows = article_ids.len();
+        let mut index_ms = None;
+        if rows > 0 && rows >= self.index_min_rows {
+            let start = Instant::now();
+            if let Err(e) = self.build_index(&table, rows).await {
+                let _ = self.db.drop_table(table_name(version), &[]).await;
+                return Err(e.into());
+            }
+            index_ms = Some(ms(start));
+        }
+        self.cache(version, Opened { table, dim, nprobes: nprobes(rows) });
+        Ok(WriteReport { rows, write_ms, index_ms })
+    }
+
+    /// Makes `version` the active one (an atomic swap of `state.json`), moves it to the end of the activation
+    /// history, and drops the tables of versions beyond the newest `keep` there, and of rolled-back ones. The
+    /// active version is never dropped.
+    pub async fn activate(&self, version: &str) -> Result<(), StoreError> {
+        check_version_name(version)?;
+        let _guard = self.state_lock.lock().await;
+        self.opened(version).await?;
+        let mut state = self.read_state()?;
+        state.history.retain(|v| v != version);
+        state.history.push(version.to_string());
+        state.retired.retain(|v| v != version);
+        state.active = Some(version.to_string());
+        let excess = state.history.len().saturating_sub(self.keep);
+        let pruned: Vec<String> = state.history.drain(..excess).collect();
+        state.retired.extend(pruned);
+        // Record the switch (and what is to be dropped) first: a crash while dropping leaves the rest for the
+        // next activation, never a state naming a dropped table.
+        self.write_state(&state)?;
+        tracing::info!(version, "vector version activated");
+        let mut dropped = Vec::new();
+        for old in &state.retired {
+            match self.db.drop_table(table_name(old), &[]).await {
+                Ok(()) | Err(lancedb::Error::TableNotFound { .. }) => {
+                    self.uncache(old);
+                    dropped.push(old.clone());
+                }
+                Err(e) => tracing::warn!(version = old.as_str(), error = %e, "dropping an old vector version failed"),
+            }
+        }
+        if !dropped.is_empty() {
+            state.retired.retain(|v| !dropped.contains(v));
+            self.write_state(&state)?;
+            tracing::info!(?dropped, "old vector versions dropped");
+        }
+        Ok(())
+    }
+
+    /// The active version, read from `state.json` on every call (another process may have switched it).
+    pub fn active(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.read_state()?.active)
+    }
+
+    /// Every stored version, by name.
+    pub async fn versions(&self) -> Result<Vec<VersionInfo>, StoreError> {
+        let active = self.read_state()?.active;
+        let mut names: Vec<String> = self
+            .db
+            .table_names()
+            .execute()
+            .await?
+            .into_iter()
+            .filter_map(|n| n.strip_prefix(TABLE_PREFIX).map(str::to_string))
+            .collect();
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for version in names {
+            let opened = match self.opened(&version).await {
+                Ok(o) => o,
+                Err(StoreError::UnknownVersion(_)) => continue, // dropped by another process meanwhile
+                Err(e) => return Err(e),
+            };
+            let rows = opened.table.count_rows(None).await?;
+            let indexed = opened.table.list_indices().await?.iter().any(|i| i.columns.iter().any(|c| c == VECTOR_COL));
+            let active = active.as_deref() == Some(version.as_str());
+            out.push(VersionInfo { version, rows, indexed, active });
+        }
+        Ok(out)
+    }
+
+    /// Switches back to the version activated before the current one and returns it; the current one is
+    /// dropped at the next activation. Errors when there is none.
+    pub async fn rollback(&self) -> Result<String, StoreError> {
+        let _guard = self.state_lock.lock().await;
+        let mut state = self.read_state()?;
+        if state.history.len() < 2 {
+            return Err(StoreError::NothingToRollBack);
+        }
+        let previous = state.history[state.history.len() - 2].clone();
+        self.opened(&previous).await?;
+        if let Some(current) = state.history.pop() {
+            state.retired.push(current);
+        }
+        state.active = Some(previous.clone());
+        self.write_state(&state)?;
+        tracing::info!(version = previous.as_str(), "vector version rolled back");
+        Ok(previous)
+    }
+
+    /// Every row of `version`: (article ids, vectors row-major, dim), in table order.
+    pub async fn load(&self, version: &str) -> Result<(Vec<u32>, Vec<f32>, usize), StoreError> {
+        let opened = self.opened(version).await?;
+        let batches: Vec<RecordBatch> = opened
+            .table
+            .query()
+            .select(Select::columns(&[ID_COL, VECTOR_COL]))
+            .execute()
+            .await?
+            .try_collect()
+            .await?;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let (mut ids, mut vectors) = (Vec::with_capacity(rows), Vec::with_capacity(rows * opened.dim));
+        let layout = |detail: &str| StoreError::Layout { version: version.to_string(), detail: detail.to_string() };
+        for b in &batches {
+            let id = b
+                .column_by_name(ID_COL)
+                .and_then(|c| c.as_primitive_opt::<UInt32Type>())
+                .ok_or_else(|| layout("no UInt32 article_id"))?;
+            let list = b
+                .column_by_name(VECTOR_COL)
+                .and_then(|c| c.as_fixed_size_list_opt())
+                .ok_or_else(|| layout("no fixed-size-list vector column"))?;
+            let values = list.values().as_primitive_opt::<Float32Type>().ok_or_else(|| layout("vector is not f32"))?;
+            if id.null_count() > 0 || list.null_count() > 0 || values.null_count() > 0 {
+                return Err(layout("null article id or vector"));
+            }
+            if values.len() != b.num_rows() * opened.dim {
+                return Err(layout("vector column length does not match its rows"));
+            }
+            ids.extend_from_slice(id.values());
+            vectors.extend_from_slice(values.values());
+        }
+        Ok((ids, vectors, opened.dim))
+    }
+
+    /// Appends rows (articles embedded after the version was written: cold start) to `version`'s table, with
+    /// the same checks as [`Self::write_version`]; ids already in the table are refused. Appended rows are not
+    /// in the ANN index: queries scan them exhaustively (cheap for a few thousand) until the next version.
+    pub async fn append(&self, version: &str, article_ids: &[u32], vectors: &[f32]) -> Result<(), StoreError> {
+        let opened = self.opened(version).await?;
+        check_rows(article_ids, vectors, opened.dim)?;
+        if article_ids.is_empty() {
+            return Ok(());
+        }
+        for chunk in article_ids.chunks(1000) {
+            let list = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+            let present = opened.table.count_rows(Some(format!("{ID_COL} IN ({list})"))).await?;
+            if present > 0 {
+                return Err(StoreError::InvalidVectors(format!(
+                    "{present} of the appended article ids are already in version {version}"
+                )));
+            }
+        }
+        let batch = rows_batch(version, article_ids, vectors, opened.dim)?;
+        opened.table.add(batch).execute().await?;
+        Ok(())
+    }
+
+    /// The `k` nearest articles to `query` by dot product through the ANN index (an exhaustive scan where the
+    /// version has none), best first.
+    pub async fn search(&self, version: &str, query: &[f32], k: usize) -> Result<Vec<Neighbour>, StoreError> {
+        self.query(version, query, k, false).await
+    }
+
+    /// [`Self::search`] forced to an exhaustive scan: the ground truth for recall checks.
+    pub async fn search_exact(&self, version: &str, query: &[f32], k: usize) -> Result<Vec<Neighbour>, StoreError> {
+        self.query(version, query, k, true).await
+    }
+
+    async fn query(&self, version: &str, query: &[f32], k: usize, exact: bool) -> Result<Vec<Neighbour>, StoreError> {
+        let opened = self.opened(version).await?;
+        if query.len() != opened.dim {
+            return Err(StoreError::QueryDim { version: version.into(), dim: opened.dim, found: query.len() });
+        }
+        if query.iter().any(|v| !v.is_finite()) {
+            return Err(StoreError::InvalidVectors("the query has a non-finite value".into()));
+        }
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut q = opened
+            .table
+            .query()
+            .nearest_to(query)?
+            .column(VECTOR_COL)
+            .distance_type(DistanceType::Dot)
+            .limit(k)
+            .select(Select::columns(&[ID_COL]));
+        if exact {
+            q = q.bypass_vector_index();
+        } else {
+            q = q.nprobes(opened.nprobes)?;
+        }
+        let batches: Vec<RecordBatch> = q.execute().await?.try_collect().await?;
+        let mut out = Vec::with_capacity(k);
+        for b in &batches {
+            let layout = |detail: &str| StoreError::Layout { version: version.into(), detail: detail.into() };
+            let ids = b
+                .column_by_name(ID_COL)
+                .and_then(|c| c.as_primitive_opt::<UInt32Type>())
+                .ok_or_else(|| layout("no article ids"))?;
+            let dist = b
+                .column_by_name("_distance")
+                .and_then(|c| c.as_primitive_opt::<Float32Type>())
+                .ok_or_else(|| layout("no _distance"))?;
+            // LanceDB's dot distance is 1 - q·v.
+            let scored = ids.values().iter().zip(dist.values());
+            out.extend(scored.map(|(&article_id, &d)| Neighbour { article_id, score: 1.0 - d }));
+        }
+        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+        out.truncate(k);
+        Ok(out)
+    }
+
+    async fn build_index(&self, table: &Table, rows: usize) -> Result<(), lancedb::Error> {
+        let ivf = IvfFlatIndexBuilder::default().distance_type(DistanceType::Dot).num_partitions(partitions(rows));
+        table.create_index(&[VECTOR_COL], Index::IvfFlat(ivf)).execute().await
+    }
+
+    /// The table of `version`, opened once and cached (queries run per basket).
+    async fn opened(&self, version: &str) -> Result<Opened, StoreError> {
+        if let Some(o) = self.cached(version) {
+            return Ok(o);
+        }
+        check_version_name(version)?;
+        let table = match self.db.open_table(table_name(version)).execute().await {
+            Ok(t) => t,
+            Err(lancedb::Error::TableNotFound { .. }) => return Err(StoreError::UnknownVersion(version.into())),
+            Err(e) => return Err(e.into()),
+        };
+        let schema = table.schema().await?;
+        let dim = match schema.field_with_name(VECTOR_COL).map(|f| f.data_type()) {
+            Ok(DataType::FixedSizeList(item, n)) if item.data_type() == &DataType::Float32 && *n > 0 => *n as usize,
+            _ => {
+                return Err(StoreError::Layout {
+                    version: version.into(),
+                    detail: format!("column {VECTOR_COL} is not FixedSizeList<Float32>"),
+                })
+            }
+        };
+        let rows = table.count_rows(None).await?;
+        let opened = Opened { table, dim, nprobes: nprobes(rows) };
+        self.cache(version, opened.clone());
+        Ok(opened)
+    }
+
+    fn cached(&self, version: &str) -> Option<Opened> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner()).get(version).cloned()
+    }
+
+    fn cache(&self, version: &str, opened: Opened) {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner()).insert(version.to_string(), opened);
+    }
+
+    fn uncache(&self, version: &str) {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner()).remove(version);
+    }
+
+    fn read_state(&self) -> Result<State, StoreError> {
+        let path = self.dir.join(STATE_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(State { format: STATE_FORMAT, ..State::default() })
+            }
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        let state: State = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::CorruptState { path: path.clone(), reason: e.to_string() })?;
+        if state.format != STATE_FORMAT {
+            let reason = format!("format {}, this build reads {STATE_FORMAT}", state.format);
+            return Err(StoreError::CorruptState { path, reason });
+        }
+        Ok(state)
+    }
+
+    fn write_state(&self, state: &State) -> Result<(), StoreError> {
+        let path = self.dir.join(STATE_FILE);
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp.{}", std::process::id()));
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StoreError::Io { path: p, source }
+        };
+        let body = serde_json::to_vec_pretty(state)
+            .map_err(|e| StoreError::CorruptState { path: path.clone(), reason: e.to_string() })?;
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&body).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+fn table_name(version: &str) -> String {
+    format!("{TABLE_PREFIX}{version}")
+}
+
+/// IVF partitions for a table of `rows` rows: [`ROWS_PER_PARTITION`] each.
+fn partitions(rows: usize) -> u32 {
+    (rows / ROWS_PER_PARTITION).clamp(1, 4096) as u32
+}
+
+/// Partitions an ANN query probes: [`PROBE_FRACTION`] of them.
+fn nprobes(rows: usize) -> usize {
+    (partitions(rows) as f64 * PROBE_FRACTION).ceil() as usize
+}
+
+fn ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+fn check_version_name(version: &str) -> Result<(), StoreError> {
+    let ok = (1..=64).contains(&version.len())
+        && version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidVersionName(version.to_string()))
+    }
+}
+
+fn check_rows(ids: &[u32], vectors: &[f32], dim: usize) -> Result<(), StoreError> {
+    let bad = |m: String| Err(StoreError::InvalidVectors(m));
+    if dim == 0 || dim > MAX_DIM {
+        return bad(format!("dimension {dim} is outside 1..={MAX_DIM}"));
+    }
+    if ids.len().checked_mul(dim) != Some(vectors.len()) {
+        return bad(format!("{} values for {} articles of dimension {dim}", vectors.len(), ids.len()));
+    }
+    if let Some(i) = vectors.iter().position(|v| !v.is_finite()) {
+        return bad(format!("article {} has a non-finite value ({})", ids[i / dim], vectors[i]));
+    }
+    let mut seen = HashSet::with_capacity(ids.len());
+    if let Some(id) = ids.iter().find(|&&id| !seen.insert(id)) {
+        return bad(format!("article {id} appears more than once"));
+    }
+    Ok(())
+}
+
+fn rows_batch(version: &str, ids: &[u32], vectors: &[f32], dim: usize) -> Result<RecordBatch, StoreError> {
+    let dim = i32::try_from(dim).map_err(|_| StoreError::InvalidVectors(format!("dimension {dim} is too large")))?;
+    let item = Arc::new(Field::new("item", DataType::Float32, true));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(ID_COL, DataType::UInt32, false),
+        Field::new(VECTOR_COL, DataType::FixedSizeList(item.clone(), dim), false),
+        Field::new(MODEL_COL, DataType::Utf8, false),
+    ]));
+    let values = FixedSizeListArray::try_new(item, dim, Arc::new(Float32Array::from(vectors.to_vec())), None)?;
+    let model = StringArray::from_iter_values(std::iter::repeat_n(version, ids.len()));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![Arc::new(UInt32Array::from(ids.to_vec())), Arc::new(values), Arc::new(model)],
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// `n` unit vectors around `clusters` random centres (noise `spread`), ids 1..=n.
+    fn clustered(n: usize, dim: usize, clusters: usize, spread: f32, seed: u64) -> (Vec<u32>, Vec<f32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut normal = || -> f32 { StandardNormal.sample(&mut rng) };
+        let centres: Vec<Vec<f32>> = (0..clusters).map(|_| unit((0..dim).map(|_| normal()).collect())).collect();
+        let mut vectors = Vec::with_capacity(n * dim);
+        for i in 0..n {
+            let c = &centres[i % clusters];
+            vectors.extend(unit(c.iter().map(|x| x + spread * normal()).collect()));
+        }
+        ((1..=n as u32).collect(), vectors)
+    }
+
+    fn unit(mut v: Vec<f32>) -> Vec<f32> {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+
+    async fn store(dir: &Path, keep: usize, index_min_rows: usize) -> VectorStore {
+        VectorStore::open(dir, keep, index_min_rows).await.expect("open store")
+    }
+
+    async fn write_small(s: &VectorStore, version: &str) {
+        let (ids, vecs) = clustered(50, 8, 5, 0.3, 1);
+        let report = s.write_version(version, &ids, &vecs, 8).await.expect("write");
+        assert_eq!(report.rows, 50);
+    }
+
+    fn names(versions: &[VersionInfo]) -> Vec<&str> {
+        versions.iter().map(|v| v.version.as_str()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_activate_rollback_and_keep_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 2, 1_000_000).await;
+        assert_eq!(s.active().unwrap(), None);
+        for v in ["v1", "v2", "v3", "v4", "staged"] {
+            write_small(&s, v).await;
+        }
+        let all = s.versions().await.unwrap();
+        assert_eq!(names(&all), ["staged", "v1", "v2", "v3", "v4"]);
+        assert!(all.iter().all(|v| v.rows == 50 && !v.indexed && !v.active));
+        assert!(matches!(s.rollback().await, Err(StoreError::NothingToRollBack)));
+
+        s.activate("v1").await.unwrap();
+        s.activate("v2").await.unwrap();
+        assert_eq!(s.active().unwrap().as_deref(), Some("v2"));
+        s.activate("v3").await.unwrap();
+        // keep = 2: v1 fell out of the history and was dropped; the never-activated version stays.
+        assert_eq!(names(&s.versions().await.unwrap()), ["staged", "v2", "v3", "v4"]);
+        assert!(matches!(s.load("v1").await, Err(StoreError::UnknownVersion(_))));
+        assert!(matches!(s.activate("v1").await, Err(StoreError::UnknownVersion(_))));
+
+        assert_eq!(s.rollback().await.unwrap(), "v2");
+        assert_eq!(s.active().unwrap().as_deref(), Some("v2"));
+        let listed = s.versions().await.unwrap();
+        assert_eq!(listed.iter().filter(|v| v.active).map(|v| v.version.as_str()).collect::<Vec<_>>(), ["v2"]);
+        // v1 is gone, so there is nothing before v2.
+        assert!(matches!(s.rollback().await, Err(StoreError::NothingToRollBack)));
+
+        // The rolled-back-from v3 is dropped at the next activation; v2 stays as the one to roll back to.
+        s.activate("v4").await.unwrap();
+        assert_eq!(names(&s.versions().await.unwrap()), ["staged", "v2", "v4"]);
+        assert_eq!(s.rollback().await.unwrap(), "v2");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keep_one_never_drops_the_active_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 1, 1_000_000).await;
+        write_small(&s, "a").await;
+        write_small(&s, "b").await;
+        s.activate("a").await.unwrap();
+        s.activate("a").await.unwrap();
+        assert_eq!(names(&s.versions().await.unwrap()), ["a", "b"]);
+        s.activate("b").await.unwrap();
+        assert_eq!(names(&s.versions().await.unwrap()), ["b"]);
+        assert!(matches!(s.rollback().await, Err(StoreError::NothingToRollBack)));
+        assert!(matches!(VectorStore::open(dir.path(), 0, 1).await, Err(StoreError::InvalidKeep)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duplicate_version_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 2, 1_000_000).await;
+        write_small(&s, "v1").await;
+        let (ids, vecs) = clustered(10, 8, 2, 0.3, 2);
+        assert!(matches!(s.write_version("v1", &ids, &vecs, 8).await, Err(StoreError::VersionExists(v)) if v == "v1"));
+        assert_eq!(s.load("v1").await.unwrap().0.len(), 50, "the first write is untouched");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_vectors_and_names_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 2, 1_000_000).await;
+        let (ids, vecs) = clustered(10, 4, 2, 0.3, 3);
+        let invalid = |r: Result<WriteReport, StoreError>| matches!(r, Err(StoreError::InvalidVectors(_)));
+        let mut nan = vecs.clone();
+        nan[13] = f32::NAN;
+        assert!(invalid(s.write_version("a", &ids, &nan, 4).await));
+        let mut inf = vecs.clone();
+        inf[0] = f32::INFINITY;
+        assert!(invalid(s.write_version("a", &ids, &inf, 4).await));
+        assert!(invalid(s.write_version("a", &ids, &vecs[..39], 4).await));
+        assert!(invalid(s.write_version("a", &ids, &vecs, 5).await));
+        assert!(invalid(s.write_version("a", &ids, &[], 0).await));
+        let mut twice = ids.clone();
+        twice[9] = twice[0];
+        assert!(invalid(s.write_version("a", &twice, &vecs, 4).await));
+        for name in ["", "a/b", "../x", "sp ace", &"x".repeat(65)] {
+            assert!(matches!(s.write_version(name, &ids, &vecs, 4).await, Err(StoreError::InvalidVersionName(_))));
+        }
+        assert!(s.versions().await.unwrap().is_empty(), "nothing written");
+
+        s.write_version("a", &ids, &vecs, 4).await.unwrap();
+        assert!(matches!(s.search("a", &[1.0, 0.0, 0.0], 5).await, Err(StoreError::QueryDim { dim: 4, found: 3, .. })));
+        assert!(matches!(s.search("a", &[f32::NAN, 0.0, 0.0, 0.0], 5).await, Err(StoreError::InvalidVectors(_))));
+        assert!(matches!(s.append("a", &[99], &[0.5; 3]).await, Err(StoreError::InvalidVectors(_))));
+        assert!(matches!(s.append("a", &[ids[0]], &vecs[..4]).await, Err(StoreError::InvalidVectors(_))));
+        assert!(matches!(s.search("nope", &[0.5; 4], 5).await, Err(StoreError::UnknownVersion(_))));
+        assert_eq!(s.load("a").await.unwrap().0.len(), 10, "failed appends wrote nothing");
+        // Without an index, search is the exhaustive scan.
+        let hits = s.search("a", &vecs[4..8], 3).await.unwrap();
+        assert_eq!((hits.len(), hits[0].article_id), (3, ids[1]));
+        assert!((hits[0].score - 1.0).abs() < 1e-5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn append_then_load_and_search_find_the_new_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 2, 500).await;
+        let (ids, vecs) = clustered(1000, 16, 10, 0.3, 4);
+        let report = s.write_version("v1", &ids, &vecs, 16).await.unwrap();
+        assert!(report.index_ms.is_some());
+        let new = unit((0..16).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect());
+        s.append("v1", &[5_000_001], &new).await.unwrap();
+
+        let (loaded_ids, loaded, dim) = s.load("v1").await.unwrap();
+        assert_eq!((loaded_ids.len(), loaded.len(), dim), (1001, 1001 * 16, 16));
+        let at = loaded_ids.iter().position(|&id| id == 5_000_001).expect("appended row loaded");
+        assert_eq!(&loaded[at * 16..(at + 1) * 16], &new[..]);
+        let first = loaded_ids.iter().position(|&id| id == ids[0]).unwrap();
+        assert_eq!(&loaded[first * 16..(first + 1) * 16], &vecs[..16]);
+
+        for hits in [s.search("v1", &new, 5).await.unwrap(), s.search_exact("v1", &new, 5).await.unwrap()] {
+            assert_eq!(hits[0].article_id, 5_000_001);
+            assert!((hits[0].score - 1.0).abs() < 1e-4, "score {}", hits[0].score);
+        }
+        let listed = s.versions().await.unwrap();
+        assert_eq!(listed, [VersionInfo { version: "v1".into(), rows: 1001, indexed: true, active: false }]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = store(dir.path(), 3, 1_000_000).await;
+            write_small(&s, "v1").await;
+            write_small(&s, "v2").await;
+            s.activate("v1").await.unwrap();
+            s.activate("v2").await.unwrap();
+        }
+        let reader = store(dir.path(), 3, 1_000_000).await;
+        assert_eq!(reader.active().unwrap().as_deref(), Some("v2"));
+        assert_eq!(reader.load("v2").await.unwrap().0.len(), 50);
+        // A switch by one handle is seen by another at once.
+        let writer = store(dir.path(), 3, 1_000_000).await;
+        assert_eq!(writer.rollback().await.unwrap(), "v1");
+        assert_eq!(reader.active().unwrap().as_deref(), Some("v1"));
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
+            e.as_ref().map_or(false, |e| e.file_name().to_string_lossy().starts_with("state.json.tmp"))
+        });
+        assert_eq!(leftovers.count(), 0, "no temporary state files left");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ann_agrees_with_exact_search_on_a_small_indexed_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 2, 1000).await;
+        let (dim, k) = (16, 20);
+        // 10k rows: 19 partitions, 6 probed, so the index really is approximate.
+        let (ids, vecs) = clustered(10_000, dim, 50, 0.2, 5);
+        assert!(s.write_version("v1", &ids, &vecs, dim).await.unwrap().index_ms.is_some());
+        // Queries near stored items, as users are near what they buy.
+        let (_, noise) = clustered(50, dim, 50, 1.0, 6);
+        let queries: Vec<Vec<f32>> = noise
+            .chunks(dim)
+            .enumerate()
+            .map(|(i, e)| unit(vecs[i * 199 * dim..][..dim].iter().zip(e).map(|(v, e)| v + 0.3 * e).collect()))
+            .collect();
+        let mut found = 0;
+        for q in &queries {
+            let exact = s.search_exact("v1", q, k).await.unwrap();
+            let ann = s.search("v1", q, k).await.unwrap();
+            assert_eq!(exact.len(), k);
+            // Exact scores are the dot products themselves.
+            for n in &exact {
+                let v = &vecs[(n.article_id as usize - 1) * dim..][..dim];
+                let dot: f32 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+                assert!((dot - n.score).abs() < 1e-4, "{dot} vs {}", n.score);
+            }
+            assert!(exact.windows(2).all(|w| w[0].score >= w[1].score));
+            let truth: HashSet<u32> = exact.iter().map(|n| n.article_id).collect();
+            found += ann.iter().filter(|n| truth.contains(&n.article_id)).count();
+        }
+        let recall = found as f64 / (queries.len() * k) as f64;
+        eprintln!("recall@{k} {recall}");
+        assert!(recall >= 0.9, "recall@{k} {recall}");
+    }
+}
+
+
+// BENCH-TMP-BEGIN (throwaway measurement, not committed)
+#[cfg(test)]
+mod bench_tmp {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, StandardNormal};
+
+    fn g(rng: &mut ChaCha8Rng) -> f32 {
+        StandardNormal.sample(rng)
+    }
+
+    fn unit(mut v: Vec<f32>) -> Vec<f32> {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+
+    fn pct(sorted: &[f64], p: f64) -> f64 {
+        sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore]
+    async fn bench_105k() {
+        let (n, dim, clusters) = (105_000usize, 32usize, 500usize);
+        let spread: f32 = std::env::var("SPREAD").ok().and_then(|v| v.parse().ok()).unwrap_or(0.1);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let centres: Vec<Vec<f32>> = (0..clusters).map(|_| unit((0..dim).map(|_| g(&mut rng)).collect())).collect();
+        let mut vecs = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            let c = &centres[rng.random_range(0..clusters)];
+            let noisy: Vec<f32> = c.iter().map(|x| x + spread * g(&mut rng)).collect();
+            vecs.extend(unit(noisy));
+        }
+        let ids: Vec<u32> = (0..n as u32).map(|i| 100_000_000 + i).collect();
+        let mut queries = Vec::new();
+        for i in 0..200 {
+            let q: Vec<f32> = if i % 2 == 0 {
+                let r = rng.random_range(0..n);
+                vecs[r * dim..(r + 1) * dim].iter().map(|x| x + 0.1 * g(&mut rng)).collect()
+            } else {
+                let (a, b) = (&centres[rng.random_range(0..clusters)], &centres[rng.random_range(0..clusters)]);
+                a.iter().zip(b).map(|(x, y)| x + y + 0.1 * g(&mut rng)).collect()
+            };
+            queries.push(unit(q));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = VectorStore::open(dir.path(), 2, 10_000).await.unwrap();
+        let rep = s.write_version("v1", &ids, &vecs, dim).await.unwrap();
+        println!("BENCH spread {spread}: write {:.0} ms, index {:.0} ms, nprobes {} of {} partitions", rep.write_ms,
+            rep.index_ms.unwrap_or(f64::NAN), nprobes(n), partitions(n));
+        for q in queries.iter().take(20) {
+            s.search("v1", q, 100).await.unwrap();
+            s.search_exact("v1", q, 100).await.unwrap();
+        }
+        let (mut la, mut le, mut found) = (Vec::new(), Vec::new(), 0);
+        for q in &queries {
+            let st = Instant::now();
+            let exact = s.search_exact("v1", q, 100).await.unwrap();
+            le.push(ms(st));
+            let st = Instant::now();
+            let ann = s.search("v1", q, 100).await.unwrap();
+            la.push(ms(st));
+            let truth: HashSet<u32> = exact.iter().map(|h| h.article_id).collect();
+            found += ann.iter().filter(|h| truth.contains(&h.article_id)).count();
+        }
+        la.sort_by(f64::total_cmp);
+        le.sort_by(f64::total_cmp);
+        println!("BENCH ann k=100: p50 {:.2} ms p99 {:.2} ms; exact: p50 {:.2} ms p99 {:.2} ms; recall@100 {:.4}",
+            pct(&la, 0.5), pct(&la, 0.99), pct(&le, 0.5), pct(&le, 0.99), found as f64 / (100 * queries.len()) as f64);
+        let st = Instant::now();
+        let (lids, lvecs, ldim) = s.load("v1").await.unwrap();
+        println!("BENCH load {} rows x {ldim} in {:.0} ms ({} values)", lids.len(), ms(st), lvecs.len());
+        let st = Instant::now();
+        let s2 = VectorStore::open(dir.path(), 2, 10_000).await.unwrap();
+        s2.search("v1", &queries[0], 100).await.unwrap();
+        println!("BENCH cold open + first query {:.1} ms", ms(st));
+    }
+}
+// BENCH-TMP-END

@@ -1,0 +1,232 @@
+//! The trained towers, run with ONNX Runtime through `ort` (loaded at run time from the `libonnxruntime` the
+//! project's scripts install: `ORT_DYLIB_PATH`, else the one inside the trainer's virtualenv).
+//!
+//! A model directory (`models/two_tower/<version>/`) holds `user_tower.onnx`, `item_tower.onnx`,
+//! `item_vocab.json` and `manifest.json`; [`Towers::load`] refuses one whose inputs differ from what this
+//! engine computes (user features, history length, item columns), naming the difference.
+
+use super::encode::{ItemVocab, VocabError, HISTORY_LEN, ITEM_COLUMNS, N_ITEM, N_USER, USER_FEATURES};
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TowerError {
+    #[error(
+        "ONNX Runtime library not found ({0}): run `source scripts/trainer-env.sh` (installs PyPI onnxruntime and \
+         exports ORT_DYLIB_PATH) or point ORT_DYLIB_PATH at libonnxruntime.so"
+    )]
+    NoRuntime(String),
+    #[error("loading ONNX Runtime from {path}: {message}")]
+    Runtime { path: String, message: String },
+    #[error("reading {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: not a two-tower model: {message}")]
+    Manifest { path: PathBuf, message: String },
+    #[error("model {version} was trained on other inputs than this engine computes: {message}; retrain with `streamrec train two-tower`")]
+    Mismatch { version: String, message: String },
+    #[error(transparent)]
+    Vocab(#[from] VocabError),
+    #[error("{tower} tower: {message}")]
+    Run { tower: &'static str, message: String },
+}
+
+/// `manifest.json` of a two-tower model (what the trainer writes; unknown fields are kept in `extra`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TowerManifest {
+    pub kind: String,
+    pub version: String,
+    pub trained_until: String,
+    #[serde(default)]
+    pub fingerprint: String,
+    pub dim: usize,
+    pub user_features: Vec<String>,
+    pub history_len: usize,
+    pub item_columns: Vec<String>,
+    pub item_cardinalities: Vec<usize>,
+    #[serde(default)]
+    pub image_dim: Option<usize>,
+    #[serde(default)]
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl TowerManifest {
+    pub fn read(dir: &Path) -> Result<Self, TowerError> {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| TowerError::Read { path: path.clone(), message: e.to_string() })?;
+        let m: TowerManifest = serde_json::from_str(&text).map_err(|e| TowerError::Manifest { path: path.clone(), message: e.to_string() })?;
+        if m.kind != "two_tower" {
+            return Err(TowerError::Manifest { path, message: format!("kind is {:?}", m.kind) });
+        }
+        Ok(m)
+    }
+
+    /// Why this engine cannot feed the model (`None` when it can).
+    pub fn mismatch(&self) -> Option<String> {
+        if self.user_features != USER_FEATURES {
+            return Some(format!("user features {:?}, the engine computes {:?}", self.user_features, USER_FEATURES));
+        }
+        if self.history_len != HISTORY_LEN {
+            return Some(format!("history of {}, the engine keeps {}", self.history_len, HISTORY_LEN));
+        }
+        if self.item_columns != ITEM_COLUMNS {
+            return Some(format!("item columns {:?}, the engine encodes {:?}", self.item_columns, ITEM_COLUMNS));
+        }
+        if self.dim == 0 {
+            return Some("dimension 0".into());
+        }
+        None
+    }
+}
+
+/// Where `libonnxruntime` is: `ORT_DYLIB_PATH`, else inside the trainer's virtualenv.
+pub fn runtime_path() -> Result<PathBuf, TowerError> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        let p = PathBuf::from(p);
+        return if p.is_file() { Ok(p) } else { Err(TowerError::NoRuntime(format!("ORT_DYLIB_PATH={} is not a file", p.display()))) };
+    }
+    let venv = std::env::var_os("STREAMREC_VENV")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/streamrec/venv")))
+        .ok_or_else(|| TowerError::NoRuntime("no ORT_DYLIB_PATH and no HOME".into()))?;
+    let lib = venv.join("lib");
+    let found = std::fs::read_dir(&lib).ok().into_iter().flatten().flatten().find_map(|py| {
+        let capi = py.path().join("site-packages/onnxruntime/capi");
+        let mut libs: Vec<PathBuf> = std::fs::read_dir(capi)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
+            .collect();
+        libs.sort();
+        libs.pop()
+    });
+    found.ok_or_else(|| TowerError::NoRuntime(format!("ORT_DYLIB_PATH is unset and {} holds no onnxruntime", lib.display())))
+}
+
+/// The process's ONNX Runtime environment (loaded once).
+fn environment() -> Result<&'static ort::environment::Environment, TowerError> {
+    static ENV: OnceLock<Result<ort::environment::Environment, TowerError>> = OnceLock::new();
+    let env = ENV.get_or_init(|| {
+        let path = runtime_path()?;
+        let shown = path.display().to_string();
+        let builder = ort::init_from(&path).map_err(|e| TowerError::Runtime { path: shown.clone(), message: e.to_string() })?;
+        builder.with_name("streamrec").build().map_err(|e| TowerError::Runtime { path: shown, message: e.to_string() })
+    });
+    env.as_ref().map_err(|e| TowerError::Runtime { path: String::new(), message: e.to_string() })
+}
+
+fn session(path: &Path, threads: usize) -> Result<Session, TowerError> {
+    let read = |e: ort::Error| TowerError::Read { path: path.to_path_buf(), message: e.to_string() };
+    let env = environment()?;
+    let builder = Session::builder(env).map_err(read)?;
+    let mut builder = builder.with_intra_threads(threads.max(1)).map_err(|e| read(e.into()))?;
+    builder.commit_from_file(path).map_err(read)
+}
+
+/// Image vectors by article id, for models whose item tower projects them.
+type Images = BTreeMap<u32, Vec<f32>>;
+
+/// A loaded two-tower model: both ONNX sessions, the vocabulary and the manifest.
+pub struct Towers {
+    user: Mutex<Session>,
+    item: Mutex<Session>,
+    pub vocab: ItemVocab,
+    pub manifest: TowerManifest,
+    pub dir: PathBuf,
+    images: Option<Images>,
+}
+
+impl std::fmt::Debug for Towers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Towers").field("version", &self.manifest.version).field("dir", &self.dir).finish()
+    }
+}
+
+impl Towers {
+    /// Loads the model in `dir`; `threads` is ONNX Runtime's intra-op thread count per tower.
+    pub fn load(dir: &Path, threads: usize) -> Result<Self, TowerError> {
+        let manifest = TowerManifest::read(dir)?;
+        if let Some(message) = manifest.mismatch() {
+            return Err(TowerError::Mismatch { version: manifest.version, message });
+        }
+        let vocab = ItemVocab::load(&dir.join("item_vocab.json"))?;
+        let images = match manifest.image_dim {
+            Some(d) => Some(super::images::read(&dir.join("image_vectors.parquet"), d).map_err(|message| TowerError::Read { path: dir.join("image_vectors.parquet"), message })?),
+            None => None,
+        };
+        Ok(Towers {
+            user: Mutex::new(session(&dir.join("user_tower.onnx"), threads)?),
+            item: Mutex::new(session(&dir.join("item_tower.onnx"), threads)?),
+            vocab,
+            manifest,
+            dir: dir.to_path_buf(),
+            images,
+        })
+    }
+
+    pub fn version(&self) -> &str {
+        &self.manifest.version
+    }
+
+    pub fn dim(&self) -> usize {
+        self.manifest.dim
+    }
+
+    /// User vectors for `n` users: `features` is n × N_USER, `history` n × HISTORY_LEN (row-major).
+    pub fn embed_users(&self, features: &[f32], history: &[i64]) -> Result<Vec<f32>, TowerError> {
+        let n = features.len() / N_USER;
+        let err = |message: String| TowerError::Run { tower: "user", message };
+        if features.len() != n * N_USER || history.len() != n * HISTORY_LEN {
+            return Err(err(format!("{} features and {} history codes do not make whole rows", features.len(), history.len())));
+        }
+        let f = TensorRef::from_array_view(([n, N_USER], features)).map_err(|e| err(e.to_string()))?;
+        let h = TensorRef::from_array_view(([n, HISTORY_LEN], history)).map_err(|e| err(e.to_string()))?;
+        let mut s = self.user.lock().map_err(|_| err("session lock poisoned".into()))?;
+        let out = s.run(ort::inputs!["user_features" => f, "history" => h]).map_err(|e| err(e.to_string()))?;
+        self.take(out.get("user_vector"), n, err)
+    }
+
+    /// Item vectors for `n` articles from their codes (n × N_ITEM) and, for image models, their ids.
+    pub fn embed_codes(&self, codes: &[i64], article_ids: &[u32]) -> Result<Vec<f32>, TowerError> {
+        let n = codes.len() / N_ITEM;
+        let err = |message: String| TowerError::Run { tower: "item", message };
+        if codes.len() != n * N_ITEM || article_ids.len() != n {
+            return Err(err(format!("{} codes for {} articles", codes.len(), article_ids.len())));
+        }
+        let c = TensorRef::from_array_view(([n, N_ITEM], codes)).map_err(|e| err(e.to_string()))?;
+        let mut s = self.item.lock().map_err(|_| err("session lock poisoned".into()))?;
+        let out = match (&self.images, self.manifest.image_dim) {
+            (Some(images), Some(d)) => {
+                let mut img = vec![0.0f32; n * d];
+                for (row, id) in img.chunks_exact_mut(d).zip(article_ids) {
+                    if let Some(v) = images.get(id) {
+                        row.copy_from_slice(v);
+                    }
+                }
+                let i = TensorRef::from_array_view(([n, d], &img[..])).map_err(|e| err(e.to_string()))?;
+                s.run(ort::inputs!["item_codes" => c, "image_vector" => i]).map_err(|e| err(e.to_string()))?
+            }
+            _ => s.run(ort::inputs!["item_codes" => c]).map_err(|e| err(e.to_string()))?,
+        };
+        self.take(out.get("item_vector"), n, err)
+    }
+
+    fn take(&self, v: Option<&ort::value::DynValue>, n: usize, err: impl Fn(String) -> TowerError) -> Result<Vec<f32>, TowerError> {
+        let v = v.ok_or_else(|| err("the model has no output named as the contract says (user_vector / item_vector)".into()))?;
+        let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| err(e.to_string()))?;
+        let want = [n as i64, self.manifest.dim as i64];
+        if shape[..] != want[..] {
+            return Err(err(format!("output shape {shape:?}, expected {want:?}")));
+        }
+        if data.iter().any(|x| !x.is_finite()) {
+            return Err(err("non-finite output".into()));
+        }
+        Ok(data.to_vec())
+    }
+}

@@ -1,0 +1,118 @@
+//! Two-tower retrieval end to end: `train two-tower` on generated data (PyTorch trainer → ONNX → the engine's
+//! parity check → LanceDB), the towers' outputs against PyTorch's in Rust, the source in the backtest, a
+//! mismatched model refused, retraining, rollback, and a new article embedded at once (cold start).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use streamrec::backtest::engine::replay_history;
+use streamrec::backtest::History;
+use streamrec::candidates::TWO_TOWER;
+use streamrec::events::Event;
+use streamrec::pipeline::Pipeline;
+use streamrec::two_tower::encode::{HISTORY_LEN, N_USER};
+use streamrec::two_tower::towers::Towers;
+use streamrec::two_tower::{self, train};
+
+fn run(cwd: &Path, args: &[&str]) -> (String, String) {
+    let out = Command::new(common::bin()).args(args).current_dir(cwd).output().expect("run");
+    assert!(out.status.success(), "streamrec {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+#[test]
+fn two_tower_trains_serves_swaps_and_rolls_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path();
+    let data = common::tiny(&root.join("data"), 33);
+    let d = data.to_str().expect("utf8");
+    let train_args = ["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "3", "--device", "cpu"];
+    let (out, _) = run(root, &train_args);
+    assert!(out.contains("validation recall@100") && out.contains("engine parity"), "{out}");
+
+    // The version is in the store, active, with one vector per article; its model directory is complete.
+    let mut cfg = common::config();
+    cfg.two_tower.models_dir = root.join("models/two_tower").display().to_string();
+    cfg.two_tower.vectors_dir = root.join("models/vectors").display().to_string();
+    cfg.two_tower.enabled = true;
+    let store = block_on(two_tower::open_store(&cfg.two_tower)).expect("store");
+    let first = store.active().expect("state").expect("an active version");
+    let model = two_tower::model_dir(&cfg.two_tower, &first);
+    for f in ["user_tower.onnx", "item_tower.onnx", "item_vocab.json", "parity.json", "manifest.json"] {
+        assert!(model.join(f).is_file(), "{f} in {}", model.display());
+    }
+    let (ids, vectors, dim) = block_on(store.load(&first)).expect("vectors");
+    let dataset = common::load(&data);
+    assert_eq!(ids.len(), dataset.articles.len(), "every article embedded");
+    assert_eq!(vectors.len(), ids.len() * dim);
+    assert!(vectors.chunks_exact(dim).all(|v| (v.iter().map(|x| x * x).sum::<f32>().sqrt() - 1.0).abs() < 1e-3), "unit vectors");
+
+    // The engine's ONNX outputs match PyTorch's on the trainer's rows, and the towers take batches of any size.
+    let towers = Towers::load(&model, 1).expect("towers load");
+    let diff = train::parity(&towers, &model).expect("parity");
+    assert!(diff <= 1e-4, "max |ONNX in Rust - PyTorch| = {diff}");
+    let m = &towers.manifest;
+    assert_eq!(m.dim, dim);
+    let recall = m.metrics.get("valid_recall_at_100").and_then(|v| v.as_f64()).expect("validation recall@100 in the manifest");
+    assert!(recall > 0.0 && recall <= 1.0, "{recall}");
+    let one = towers.embed_users(&[0.5; N_USER], &[0; HISTORY_LEN]).expect("one user");
+    let three = towers.embed_users(&[0.5; 3 * N_USER], &[0; 3 * HISTORY_LEN]).expect("three users");
+    assert_eq!(one.len(), dim);
+    assert!(one.iter().zip(&three[2 * dim..]).all(|(a, b)| (a - b).abs() < 1e-5), "batch size does not change a row");
+
+    // Served in the pipeline: customers get two-tower candidates, lists name the version.
+    let loaded = block_on(two_tower::load_active(&cfg.two_tower)).expect("load").expect("active");
+    let mut p = Pipeline::new(&cfg).expect("pipeline");
+    let until = dataset.transactions.last_day().expect("days") - 6;
+    replay_history(&mut p, &History::before(&dataset, until));
+    p.set_two_tower(Some(loaded.retrieval(&p.state, 20).expect("retrieval")));
+    let customer = p.state.users.iter().position(|u| !u.recent.is_empty()).expect("a buyer") as u32;
+    let set = p.candidate_set(customer).expect("candidates");
+    let proposed = set.items.iter().filter(|c| c.sources.has(TWO_TOWER)).count();
+    assert_eq!(proposed, 20, "the source proposes k articles");
+    assert_eq!(p.model_versions().get("two_tower"), Some(&first));
+
+    // Cold start: a new article arriving on the articles topic is embedded and served at once, then stored.
+    let mut fresh = dataset.articles.rows[0].clone();
+    fresh.article_id = 999_000_001;
+    fresh.product_code = 999_000;
+    let before = p.two_tower().expect("tt").index.len();
+    p.step(Event::Article(Box::new(fresh)));
+    let idx = p.state.catalog.idx(999_000_001).expect("in the catalogue");
+    let r = p.two_tower_mut().expect("tt");
+    assert!(r.index.contains(idx) && r.index.len() == before + 1, "embedded at once");
+    let new = r.take_fresh();
+    assert_eq!(new.len(), 1);
+    block_on(store.append(&first, &[new[0].0], &new[0].1)).expect("append");
+    let (ids2, _, _) = block_on(store.load(&first)).expect("vectors");
+    assert_eq!(ids2.len(), ids.len() + 1);
+
+    // The backtest scores the source alone and the funnel with and without it.
+    let cfg_path = root.join("tt.toml");
+    std::fs::write(&cfg_path, format!("[two_tower]\nmodels_dir = {:?}\nvectors_dir = {:?}\n", cfg.two_tower.models_dir, cfg.two_tower.vectors_dir)).expect("write");
+    let (table, err) = run(root, &["backtest", "--data", d, "--weeks", "1", "--no-ranker", "--config", cfg_path.to_str().expect("utf8")]);
+    assert!(table.contains("two_tower_only") && table.contains("engine_tt") && table.contains("candidate recall"), "{table}");
+    assert!(err.contains(&first), "{err}");
+
+    // Retraining makes a second version (never overwriting the first); rollback makes the first active again.
+    run(root, &[&train_args[..], &["--seed", "7"]].concat());
+    let second = store.active().expect("state").expect("active");
+    assert_ne!(second, first);
+    assert_eq!(block_on(store.versions()).expect("versions").len(), 2);
+    let (out, _) = run(root, &["models", "rollback", "--config", cfg_path.to_str().expect("utf8")]);
+    assert!(out.contains(&first), "{out}");
+    assert_eq!(store.active().expect("state"), Some(first.clone()));
+
+    // A model trained on other inputs than the engine computes is refused, naming the difference.
+    let manifest_path = model.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("read")).expect("json");
+    m["user_features"].as_array_mut().expect("list").retain(|f| f != "online_share");
+    std::fs::write(&manifest_path, m.to_string()).expect("write");
+    let e = Towers::load(&model, 1).expect_err("mismatch refused").to_string();
+    assert!(e.contains("user features") && e.contains("online_share"), "{e}");
+}

@@ -1,0 +1,196 @@
+"""End-to-end check of the two-tower trainer on small synthetic data, in a temporary directory (~30 s on 2 cores):
+make_two_tower_data.py, then train_two_tower.py on CPU twice with the same seed and once with image vectors, each
+model checked against the contract (files, manifest, ONNX interface) and re-run in onnxruntime against parity.json;
+then bad exports must fail with exit status 2 and a message naming the problem.
+
+    "$(bash scripts/trainer-env.sh)" trainer/smoke_test_two_tower.py
+
+Ends with an "N passed, M failed" line; exit status 1 if anything failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ITEMS = 600
+DIM = 16
+PARITY_TOLERANCE = 1e-4
+MODEL_FILES = ("user_tower.onnx", "item_tower.onnx", "item_vocab.json", "parity.json", "manifest.json")
+METRICS = ("valid_recall_at_100", "valid_recall_at_12", "valid_samples", "train_samples", "epochs", "samples_per_s",
+           "train_seconds", "device", "final_loss")
+results = {"passed": 0, "failed": 0}
+
+
+def check(name: str, ok: bool, detail: str = "") -> None:
+    results["passed" if ok else "failed"] += 1
+    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + detail}", flush=True)
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(HERE, script), *args], capture_output=True, text=True)
+
+
+def train(data: str, out: str, *extra: str) -> subprocess.CompletedProcess:
+    return run("train_two_tower.py", "--data", data, "--out", out, "--version", "smoke-1", "--dim", str(DIM),
+               "--epochs", "2", "--batch-size", "256", "--device", "cpu", "--threads", "2", "--seed", "7", *extra)
+
+
+def load(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def onnx_session(path: str) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def check_model(name: str, out: str, data: str, meta: dict, image_dim: int | None) -> dict | None:
+    """The contract, checked from outside the trainer: files, manifest, ONNX interface, onnxruntime vs parity.json."""
+    missing = [f for f in MODEL_FILES if not os.path.isfile(os.path.join(out, f))]
+    check(f"{name}: all model files written", not missing, f"missing {missing}")
+    if missing:
+        return None
+    manifest = load(os.path.join(out, "manifest.json"))
+    newest_other = max(os.path.getmtime(os.path.join(out, f)) for f in MODEL_FILES if f != "manifest.json")
+    check(f"{name}: manifest.json written last", os.path.getmtime(os.path.join(out, "manifest.json")) >= newest_other)
+    want = {"kind": "two_tower", "version": "smoke-1", "trained_until": meta["trained_until"],
+            "fingerprint": meta["fingerprint"], "dim": DIM, "user_features": meta["user_features"],
+            "history_len": meta["history_len"], "item_columns": meta["item_columns"],
+            "item_cardinalities": meta["item_cardinalities"], "image_dim": image_dim, "seed": 7}
+    wrong = {k: manifest.get(k) for k, v in want.items() if manifest.get(k) != v}
+    check(f"{name}: manifest fields", not wrong and isinstance(manifest.get("params"), dict), f"wrong: {wrong}")
+    metrics = manifest.get("metrics", {})
+    check(f"{name}: manifest metrics", all(k in metrics for k in METRICS) and metrics["device"] == "cpu"
+          and metrics["epochs"] == 2 and metrics["samples_per_s"] > 0, json.dumps(metrics))
+    check(f"{name}: item_vocab.json copied unchanged",
+          load(os.path.join(out, "item_vocab.json")) == load(os.path.join(data, "item_vocab.json")))
+
+    parity = load(os.path.join(out, "parity.json"))
+    user = onnx_session(os.path.join(out, "user_tower.onnx"))
+    item = onnx_session(os.path.join(out, "item_tower.onnx"))
+    u, h = len(meta["user_features"]), meta["history_len"]
+    c = len(meta["item_columns"])
+    want_user = [("user_features", "tensor(float)", u), ("history", "tensor(int64)", h)]
+    want_item = [("item_codes", "tensor(int64)", c)] + ([("image_vector", "tensor(float)", image_dim)]
+                                                        if image_dim else [])
+    got_user = [(i.name, i.type, i.shape[1]) for i in user.get_inputs()]
+    got_item = [(i.name, i.type, i.shape[1]) for i in item.get_inputs()]
+    dynamic = all(isinstance(i.shape[0], str) for s in (user, item) for i in [*s.get_inputs(), *s.get_outputs()])
+    outputs = [(o.name, o.type, o.shape[1]) for s in (user, item) for o in s.get_outputs()]
+    check(f"{name}: ONNX inputs and outputs as the contract says",
+          got_user == want_user and got_item == want_item and dynamic
+          and outputs == [("user_vector", "tensor(float)", DIM), ("item_vector", "tensor(float)", DIM)],
+          f"user {got_user}, item {got_item}, outputs {outputs}, dynamic batch {dynamic}")
+
+    pu, pi = parity["user"], parity["item"]
+    rows = len(pu["history"])
+    check(f"{name}: parity.json has 64 rows per tower", rows == 64 and len(pi["item_codes"]) == 64)
+    hist = np.array(pu["history"], dtype=np.int64)
+    codes = np.array(pi["item_codes"], dtype=np.int64)
+    cards = np.array(meta["item_cardinalities"])
+    check(f"{name}: parity rows include padded histories and out-of-range codes",
+          (hist == 0).all(axis=1).any() and ((hist[:, 0] == 0) & (hist[:, -1] > 0)).any()
+          and (hist >= cards[meta["item_columns"].index("article")]).any() and (codes >= cards).any())
+    feeds_u = {"user_features": np.array(pu["user_features"], dtype=np.float32), "history": hist}
+    feeds_i = {"item_codes": codes}
+    if image_dim:
+        feeds_i["image_vector"] = np.array(pi["image_vector"], dtype=np.float32)
+    uv = user.run(["user_vector"], feeds_u)[0]
+    iv = item.run(["item_vector"], feeds_i)[0]
+    diff_u = float(np.abs(uv - np.array(pu["user_vector"], dtype=np.float32)).max())
+    diff_i = float(np.abs(iv - np.array(pi["item_vector"], dtype=np.float32)).max())
+    check(f"{name}: onnxruntime reproduces parity.json (user {diff_u:.1e}, item {diff_i:.1e})",
+          diff_u <= PARITY_TOLERANCE and diff_i <= PARITY_TOLERANCE)
+    norms = np.linalg.norm(np.concatenate([uv, iv]), axis=1)
+    check(f"{name}: vectors are L2-normalised", np.abs(norms - 1).max() < 1e-5, f"norms {norms.min()}..{norms.max()}")
+    # Any batch size; codes far past the cardinality (and negative) do not crash and read as unknown (0).
+    one = item.run(["item_vector"], {k: v[5:6] for k, v in feeds_i.items()})[0]
+    huge = feeds_i.copy()
+    huge["item_codes"] = np.full_like(codes[:3], 10**12)
+    huge["item_codes"][1] = -5
+    zeros = {k: (np.zeros_like(v[:3]) if k == "item_codes" else v[:3]) for k, v in feeds_i.items()}
+    if image_dim:
+        huge["image_vector"] = zeros["image_vector"] = np.zeros_like(feeds_i["image_vector"][:3])
+    a = item.run(["item_vector"], huge)[0]
+    b = item.run(["item_vector"], zeros)[0]
+    check(f"{name}: batch of 1, and huge or negative codes read as unknown",
+          np.abs(one - iv[5:6]).max() <= PARITY_TOLERANCE and np.abs(a - b).max() <= 1e-6)
+
+    recall100 = metrics.get("valid_recall_at_100") or 0.0
+    baseline = 100 / meta["n_items"]
+    check(f"{name}: recall@100 {recall100:.3f} beats random ranking ({baseline:.3f})", recall100 > 2 * baseline,
+          json.dumps(metrics))
+    return manifest
+
+
+def bad_exports(tmp: str, data: str) -> None:
+    def expect_error(name: str, export: str, needle: str) -> None:
+        r = train(export, os.path.join(tmp, "bad-model"))
+        check(f"{name}: exit 2 with a message", r.returncode == 2 and needle in r.stderr
+              and not os.path.exists(os.path.join(tmp, "bad-model", "manifest.json")),
+              f"exit {r.returncode}: {r.stderr[-1500:]}")
+
+    missing = os.path.join(tmp, "no-samples")
+    shutil.copytree(data, missing)
+    os.remove(os.path.join(missing, "samples.parquet"))
+    expect_error("missing samples.parquet", missing, "samples.parquet: no such file")
+    expect_error("missing export directory", os.path.join(tmp, "nowhere"), "no such directory")
+    short = os.path.join(tmp, "short-history")
+    shutil.copytree(data, short)
+    meta = load(os.path.join(short, "meta.json"))
+    meta["history_len"] = 12
+    with open(os.path.join(short, "meta.json"), "w") as f:
+        json.dump(meta, f)
+    expect_error("history length differs from meta.json", short, "'history' has 16 values, expected 12")
+
+
+def main() -> int:
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="streamrec-two-tower-") as tmp:
+        data = os.path.join(tmp, "export")
+        r = run("make_two_tower_data.py", "--out", data, "--items", str(ITEMS), "--samples", "8000",
+                "--image-dim", "8", "--seed", "3")
+        check("make_two_tower_data exits 0", r.returncode == 0, r.stderr)
+        if r.returncode:
+            return 1
+        meta = load(os.path.join(data, "meta.json"))
+        runs = {}
+        for name in ("run 1", "run 2"):
+            out = os.path.join(tmp, name.replace(" ", "-"))
+            r = train(data, out)
+            check(f"{name}: train_two_tower exits 0 with nothing on stdout", r.returncode == 0 and not r.stdout,
+                  r.stderr[-3000:])
+            if r.returncode == 0:
+                runs[name] = (out, check_model(name, out, data, meta, None))
+        if len(runs) == 2:
+            (a, ma), (b, mb) = runs["run 1"], runs["run 2"]
+            check("same seed, same parity outputs",
+                  load(os.path.join(a, "parity.json")) == load(os.path.join(b, "parity.json")))
+            check("same seed, same loss and recall",
+                  ma is not None and mb is not None and all(ma["metrics"][k] == mb["metrics"][k]
+                                                             for k in ("final_loss", "valid_recall_at_100")))
+        out = os.path.join(tmp, "image")
+        r = train(data, out, "--image-vectors", os.path.join(data, "image_vectors.parquet"))
+        check("with image vectors: train_two_tower exits 0", r.returncode == 0, r.stderr[-3000:])
+        if r.returncode == 0:
+            check_model("with image vectors", out, data, meta, 8)
+        bad_exports(tmp, data)
+    print(f"({time.perf_counter() - started:.0f} s)")
+    print(f"{results['passed']} passed, {results['failed']} failed")
+    return 1 if results["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
