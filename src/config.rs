@@ -60,6 +60,8 @@ pub struct EngineConfig {
     pub checkpoint_every: u64,
     /// Purchases kept per customer.
     pub recent_max: usize,
+    /// How long a purchase waits for a smaller `seq` a caught-up partition may still deliver (milliseconds).
+    pub merge_grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

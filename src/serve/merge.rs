@@ -4,8 +4,15 @@
 //! partitions' heads once every assigned partition has a head or has reported its end — so the engine applies
 //! events in the replay's order and its lists do not depend on fetch timing. A message that could not be
 //! decoded has no `seq`; it is released as soon as it reaches its partition's head (it changes no state).
+//!
+//! At the live edge "reported its end" only means "caught up for now": the producer may still be delivering
+//! a smaller `seq` to that partition (replay writes to all partitions at once, and a busy machine delivers them
+//! unevenly). So when some partition has no head, the smallest head is released at once only when it directly
+//! follows the last released `seq` (replay's numbering has no holes); otherwise it waits up to `grace` for the
+//! missing one (holes do occur: another group member's partitions, rows replay dead-lettered).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item<T> {
@@ -25,15 +32,25 @@ struct Part<T> {
 #[derive(Debug)]
 pub struct SeqMerge<T> {
     parts: BTreeMap<i32, Part<T>>,
+    /// The last `seq` released.
+    last: Option<u64>,
+    grace: Duration,
+    /// Since when the smallest head has been waiting for a possibly smaller `seq`.
+    gap_since: Option<Instant>,
 }
 
 impl<T> Default for SeqMerge<T> {
     fn default() -> Self {
-        SeqMerge { parts: BTreeMap::new() }
+        Self::new(Duration::from_millis(500))
     }
 }
 
 impl<T> SeqMerge<T> {
+    /// A merge that waits up to `grace` for a missing `seq` while a caught-up partition may still deliver it.
+    pub fn new(grace: Duration) -> Self {
+        SeqMerge { parts: BTreeMap::new(), last: None, grace, gap_since: None }
+    }
+
     /// Sets the assigned partitions; buffered messages of partitions no longer assigned are dropped (they will
     /// be read again by whichever member gets them, from the committed offset).
     pub fn assign(&mut self, partitions: &[i32]) {
@@ -67,7 +84,14 @@ impl<T> SeqMerge<T> {
 
     /// The next item in global order, if it can be known now.
     pub fn pop(&mut self) -> Option<Item<T>> {
+        self.pop_at(Instant::now())
+    }
+
+    /// [`SeqMerge::pop`] with the time given (the grace period is the only use of the clock: it decides when,
+    /// never in which order, under a complete view).
+    pub fn pop_at(&mut self, now: Instant) -> Option<Item<T>> {
         let mut best: Option<(i32, u64)> = None;
+        let mut partial = false;
         for (&p, part) in &self.parts {
             match part.queue.front() {
                 Some(head) => match head.seq {
@@ -78,11 +102,21 @@ impl<T> SeqMerge<T> {
                         }
                     }
                 },
-                None if part.at_end => {}
+                None if part.at_end => partial = true,
                 None => return None, // this partition may still hold a smaller seq
             }
         }
-        best.and_then(|(p, _)| part_pop(&mut self.parts, p))
+        let (p, seq) = best?;
+        let next = self.last.is_some_and(|l| seq == l + 1);
+        if partial && !next {
+            let since = *self.gap_since.get_or_insert(now);
+            if now.duration_since(since) < self.grace {
+                return None;
+            }
+        }
+        self.gap_since = None;
+        self.last = Some(seq);
+        part_pop(&mut self.parts, p)
     }
 }
 
@@ -115,6 +149,31 @@ mod tests {
         assert_eq!(m.pop(), None);
         m.end_of_partition(0);
         assert!(m.drained());
+    }
+
+    #[test]
+    fn a_caught_up_partition_gets_a_grace_period_for_a_missing_seq() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut m = SeqMerge::new(Duration::from_millis(100));
+        m.assign(&[0, 1]);
+        m.push(item(0, 0, Some(1)));
+        m.push(item(1, 0, Some(2)));
+        assert_eq!(m.pop_at(ms(0)).unwrap().seq, Some(1), "complete view: released at once");
+        m.end_of_partition(1);
+        m.push(item(0, 1, Some(4)));
+        assert_eq!(m.pop_at(ms(0)).unwrap().seq, Some(2), "the next seq needs no wait");
+        // Seq 3 is missing and partition 1 only reported it had caught up: 4 waits for it.
+        assert_eq!(m.pop_at(ms(10)), None);
+        m.push(item(1, 1, Some(3)));
+        m.end_of_partition(1);
+        assert_eq!(m.pop_at(ms(20)).unwrap().seq, Some(3), "the late seq comes first");
+        assert_eq!(m.pop_at(ms(20)).unwrap().seq, Some(4));
+        // A hole that never fills (another member's partition) costs one grace period.
+        m.push(item(0, 2, Some(9)));
+        assert_eq!(m.pop_at(ms(30)), None);
+        assert_eq!(m.pop_at(ms(129)), None);
+        assert_eq!(m.pop_at(ms(131)).unwrap().seq, Some(9));
     }
 
     #[test]

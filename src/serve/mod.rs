@@ -162,7 +162,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     // Model updates published from now on (the newest model on disk was loaded at start).
     let updates = TopicReader::new(&brokers, &topics.model_updates, Start::End)?;
     let group = GroupReader::new(&brokers, &cfg.kafka.group_id, &topics.transactions)?;
-    let mut merge: SeqMerge<Result<TxEvent, String>> = SeqMerge::default();
+    let mut merge: SeqMerge<Result<TxEvent, String>> = SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms));
     let mut generation = u64::MAX;
     let mut processed: BTreeMap<i32, i64> = BTreeMap::new();
     let mut since_ckpt = 0u64;
@@ -227,6 +227,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
                 }
             }
             if merge.drained() && p.open_baskets() > 0 && last_input.elapsed() >= s.idle_close {
+                tracing::info!(open = p.open_baskets(), quiet_ms = last_input.elapsed().as_millis() as u64, "input quiet: closing open baskets");
                 recs.extend(p.finish());
             }
             for r in &recs {

@@ -11,7 +11,15 @@
 //! Utf8. Vectors are L2-normalised, so LanceDB's dot distance (`1 - q·v`) ranks by cosine; [`Neighbour`]
 //! reports the dot product itself.
 //!
-//! Index: (filled in after measurement.)
+//! Index: IVF_FLAT on dot distance, one partition per 512 rows (205 at 105k), each query probing 30% of them
+//! (62). At 32-d raw vectors are cheap to scan, so quantisation only costs recall. Measured on 105k × 32-d unit
+//! vectors around 500 gaussian centres, 200 queries (half near an item, half between two centres), 2 shared
+//! cores: index build 0.7-1.9 s (write 30 ms); k=100 ANN p50 1.3-1.8 ms, p99 1.8-4.3 ms; exact scan p50
+//! 7-13 ms; recall@100 against the exact scan 0.999 with tight clusters (noise σ 0.1 per dimension) and 0.968
+//! with diffuse ones (σ 0.2). Probing 16 of 205 partitions gives 0.99 and 0.79: the fraction is set for the
+//! diffuse case. Also tried, tight clusters: IVF_PQ (16 sub-vectors, 24 probes, refine 5) 0.994 recall at
+//! 4.6 ms after a 14 s build; IVF_HNSW_SQ (8192 rows per partition, 4 probes, ef 300) 0.895 at 1.9 ms after
+//! 22 s.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, UInt32Type};
@@ -26,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -456,7 +465,10 @@ impl VectorStore {
 
     fn write_state(&self, state: &State) -> Result<(), StoreError> {
         let path = self.dir.join(STATE_FILE);
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp.{}", std::process::id()));
+        // Unique per writer, so two handles (or processes) never interleave bytes in one temporary file.
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp.{}.{seq}", std::process::id()));
         let io = |p: &Path| {
             let p = p.to_path_buf();
             move |source| StoreError::Io { path: p, source }
@@ -616,12 +628,17 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keep_one_never_drops_the_active_version() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path(), 1, 1_000_000).await;
+        // index_min_rows 1: tiny tables get a one-partition index.
+        let s = store(dir.path(), 1, 1).await;
         write_small(&s, "a").await;
         write_small(&s, "b").await;
         s.activate("a").await.unwrap();
         s.activate("a").await.unwrap();
-        assert_eq!(names(&s.versions().await.unwrap()), ["a", "b"]);
+        let listed = s.versions().await.unwrap();
+        assert_eq!(names(&listed), ["a", "b"]);
+        assert!(listed.iter().all(|v| v.indexed));
+        let (_, vecs) = clustered(50, 8, 5, 0.3, 1);
+        assert_eq!(s.search("a", &vecs[8..16], 1).await.unwrap()[0].article_id, 2);
         s.activate("b").await.unwrap();
         assert_eq!(names(&s.versions().await.unwrap()), ["b"]);
         assert!(matches!(s.rollback().await, Err(StoreError::NothingToRollBack)));
@@ -717,7 +734,7 @@ mod tests {
         assert_eq!(writer.rollback().await.unwrap(), "v1");
         assert_eq!(reader.active().unwrap().as_deref(), Some("v1"));
         let leftovers = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
-            e.as_ref().map_or(false, |e| e.file_name().to_string_lossy().starts_with("state.json.tmp"))
+            e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("state.json.tmp"))
         });
         assert_eq!(leftovers.count(), 0, "no temporary state files left");
     }
@@ -753,90 +770,7 @@ mod tests {
             found += ann.iter().filter(|n| truth.contains(&n.article_id)).count();
         }
         let recall = found as f64 / (queries.len() * k) as f64;
-        eprintln!("recall@{k} {recall}");
         assert!(recall >= 0.9, "recall@{k} {recall}");
     }
 }
 
-
-// BENCH-TMP-BEGIN (throwaway measurement, not committed)
-#[cfg(test)]
-mod bench_tmp {
-    use super::*;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-    use rand_distr::{Distribution, StandardNormal};
-
-    fn g(rng: &mut ChaCha8Rng) -> f32 {
-        StandardNormal.sample(rng)
-    }
-
-    fn unit(mut v: Vec<f32>) -> Vec<f32> {
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        v.iter_mut().for_each(|x| *x /= norm);
-        v
-    }
-
-    fn pct(sorted: &[f64], p: f64) -> f64 {
-        sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    #[ignore]
-    async fn bench_105k() {
-        let (n, dim, clusters) = (105_000usize, 32usize, 500usize);
-        let spread: f32 = std::env::var("SPREAD").ok().and_then(|v| v.parse().ok()).unwrap_or(0.1);
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let centres: Vec<Vec<f32>> = (0..clusters).map(|_| unit((0..dim).map(|_| g(&mut rng)).collect())).collect();
-        let mut vecs = Vec::with_capacity(n * dim);
-        for _ in 0..n {
-            let c = &centres[rng.random_range(0..clusters)];
-            let noisy: Vec<f32> = c.iter().map(|x| x + spread * g(&mut rng)).collect();
-            vecs.extend(unit(noisy));
-        }
-        let ids: Vec<u32> = (0..n as u32).map(|i| 100_000_000 + i).collect();
-        let mut queries = Vec::new();
-        for i in 0..200 {
-            let q: Vec<f32> = if i % 2 == 0 {
-                let r = rng.random_range(0..n);
-                vecs[r * dim..(r + 1) * dim].iter().map(|x| x + 0.1 * g(&mut rng)).collect()
-            } else {
-                let (a, b) = (&centres[rng.random_range(0..clusters)], &centres[rng.random_range(0..clusters)]);
-                a.iter().zip(b).map(|(x, y)| x + y + 0.1 * g(&mut rng)).collect()
-            };
-            queries.push(unit(q));
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let s = VectorStore::open(dir.path(), 2, 10_000).await.unwrap();
-        let rep = s.write_version("v1", &ids, &vecs, dim).await.unwrap();
-        println!("BENCH spread {spread}: write {:.0} ms, index {:.0} ms, nprobes {} of {} partitions", rep.write_ms,
-            rep.index_ms.unwrap_or(f64::NAN), nprobes(n), partitions(n));
-        for q in queries.iter().take(20) {
-            s.search("v1", q, 100).await.unwrap();
-            s.search_exact("v1", q, 100).await.unwrap();
-        }
-        let (mut la, mut le, mut found) = (Vec::new(), Vec::new(), 0);
-        for q in &queries {
-            let st = Instant::now();
-            let exact = s.search_exact("v1", q, 100).await.unwrap();
-            le.push(ms(st));
-            let st = Instant::now();
-            let ann = s.search("v1", q, 100).await.unwrap();
-            la.push(ms(st));
-            let truth: HashSet<u32> = exact.iter().map(|h| h.article_id).collect();
-            found += ann.iter().filter(|h| truth.contains(&h.article_id)).count();
-        }
-        la.sort_by(f64::total_cmp);
-        le.sort_by(f64::total_cmp);
-        println!("BENCH ann k=100: p50 {:.2} ms p99 {:.2} ms; exact: p50 {:.2} ms p99 {:.2} ms; recall@100 {:.4}",
-            pct(&la, 0.5), pct(&la, 0.99), pct(&le, 0.5), pct(&le, 0.99), found as f64 / (100 * queries.len()) as f64);
-        let st = Instant::now();
-        let (lids, lvecs, ldim) = s.load("v1").await.unwrap();
-        println!("BENCH load {} rows x {ldim} in {:.0} ms ({} values)", lids.len(), ms(st), lvecs.len());
-        let st = Instant::now();
-        let s2 = VectorStore::open(dir.path(), 2, 10_000).await.unwrap();
-        s2.search("v1", &queries[0], 100).await.unwrap();
-        println!("BENCH cold open + first query {:.1} ms", ms(st));
-    }
-}
-// BENCH-TMP-END
