@@ -94,6 +94,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     drop(broker);
+    // The learned parts and the backtest are blocking work (each may run its own small runtime for LanceDB).
+    tokio::task::spawn_blocking(move || learned_parts(a)).await?
+}
+
+/// Two-tower retrieval, the learned ranker, then the backtest of everything, into `a.out`.
+fn learned_parts(a: Args) -> anyhow::Result<()> {
     let data_args = super::DataArgs { data: a.data, lenient: false, rejects: "rejects".into() };
     // The demo's models live beside its report; one settings file points every step at them.
     let models = a.out.join("models");
@@ -108,30 +114,35 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             models.join("vectors").display().to_string()
         ),
     )?;
-    // Two-tower retrieval, trained on the weeks before the backtest's (so the comparison below is out of sample).
+    // Two-tower retrieval twice: first on the days before the ranker's label weeks (the ranker's rows must not
+    // see a model that saw them), then on the days before the backtest's weeks, the version served after.
     println!("\ntwo-tower retrieval: PyTorch towers → ONNX (run by the engine) → item vectors in LanceDB:");
-    if let Err(e) = super::train::two_tower(super::train::TwoTowerArgs {
-        data: data_args.clone(),
-        holdout_weeks: a.weeks,
-        until: None,
-        days: None,
-        out: None,
-        vectors: None,
-        dim: None,
-        epochs: None,
-        device: None,
-        threads: None,
-        image_vectors: None,
-        seed: None,
-        config: Some(settings.clone()),
-    }) {
+    let tt = |holdout_weeks: usize| {
+        super::train::two_tower(super::train::TwoTowerArgs {
+            data: data_args.clone(),
+            holdout_weeks,
+            until: None,
+            days: None,
+            out: None,
+            vectors: None,
+            dim: None,
+            epochs: None,
+            device: None,
+            threads: None,
+            image_vectors: None,
+            seed: None,
+            config: Some(settings.clone()),
+        })
+    };
+    let ranker_weeks = 3;
+    if let Err(e) = tt(a.weeks + ranker_weeks) {
         println!("  skipped: {e:#}");
     }
     // The learned ranker, on rows holding every source's candidates (the two-tower's too).
     println!("\nlearned ranker: CatBoost on 3 weeks of training rows made by the engine (the backtest's weeks held out):");
     let ranker = match super::train::ranker(super::train::RankerArgs {
         data: data_args.clone(),
-        weeks: 3,
+        weeks: ranker_weeks,
         holdout_weeks: a.weeks,
         until: None,
         out: models.join("ranker"),
@@ -154,6 +165,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             None
         }
     };
+    if let Err(e) = tt(a.weeks) {
+        println!("  two-tower for serving skipped: {e:#}");
+    }
     println!("\nbacktest (same engine code, fed from files):");
     super::backtest::run(super::backtest::Args {
         data: data_args,
