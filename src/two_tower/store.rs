@@ -374,7 +374,7 @@ impl VectorStore {
             .column(VECTOR_COL)
             .distance_type(DistanceType::Dot)
             .limit(k)
-            .select(Select::columns(&[ID_COL]));
+            .select(Select::columns(&[ID_COL, "_distance"]));
         if exact {
             q = q.bypass_vector_index();
         } else {
