@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use streamrec::backtest::engine::replay_history;
 use streamrec::backtest::History;
 use streamrec::candidates::TWO_TOWER;
@@ -115,4 +116,48 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     std::fs::write(&manifest_path, m.to_string()).expect("write");
     let e = Towers::load(&model, 1).expect_err("mismatch refused").to_string();
     assert!(e.contains("user features") && e.contains("online_share"), "{e}");
+}
+
+/// Writes `dim`-long image vectors for every article (a deterministic pattern per article) as parquet.
+fn write_images(path: &Path, ids: &[u32], dim: usize) {
+    use arrow_array::builder::{Float32Builder, ListBuilder};
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+    let mut list = ListBuilder::new(Float32Builder::new());
+    for &id in ids {
+        for j in 0..dim {
+            list.values().append_value(((id as usize * 31 + j * 7) % 17) as f32 / 17.0 - 0.5);
+        }
+        list.append(true);
+    }
+    let cols: Vec<(&str, ArrayRef)> =
+        vec![("article_id", Arc::new(Int64Array::from_iter_values(ids.iter().map(|&i| i64::from(i))))), ("vector", Arc::new(list.finish()))];
+    let batch = RecordBatch::try_from_iter(cols).expect("batch");
+    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).expect("create"), batch.schema(), None).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}
+
+#[test]
+fn image_vectors_feed_the_item_tower() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path();
+    let data = common::tiny(&root.join("data"), 5);
+    let dataset = common::load(&data);
+    let images = root.join("images.parquet");
+    write_images(&images, &dataset.articles.rows.iter().map(|a| a.article_id).collect::<Vec<_>>(), 8);
+    let d = data.to_str().expect("utf8");
+    run(root, &["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "28", "--epochs", "1", "--device", "cpu", "--image-vectors", images.to_str().expect("utf8")]);
+    let models = root.join("models/two_tower");
+    let version = std::fs::read_dir(&models).expect("ls").flatten().map(|e| e.path()).find(|p| p.join("manifest.json").is_file()).expect("a model");
+    assert!(version.join("image_vectors.parquet").is_file(), "the image vectors travel with the model");
+    let towers = Towers::load(&version, 1).expect("loads with its image vectors");
+    assert_eq!(towers.manifest.image_dim, Some(8));
+    assert!(train::parity(&towers, &version).expect("parity") <= 1e-4);
+    // The same attribute codes give another vector when the article's image vector differs.
+    let a = &dataset.articles.rows[0];
+    let codes = towers.vocab.encode(a, 0.0);
+    let with_image = towers.embed_codes(&codes, &[a.article_id]).expect("embed");
+    let without = towers.embed_codes(&codes, &[999_999_999]).expect("embed (no image: zeros)");
+    let diff: f32 = with_image.iter().zip(&without).map(|(x, y)| (x - y).abs()).sum();
+    assert!(diff > 1e-4, "the image projection changes the item vector ({diff})");
 }

@@ -22,8 +22,8 @@ pub const PARITY_TOLERANCE: f32 = 1e-4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("no training samples: the engine has seen no purchases of known customers (samples keep {0} days)")]
-    NoSamples(u16),
+    #[error("no training samples before {0}: the engine has seen no purchases of known customers in its sample window")]
+    NoSamples(String),
     #[error("writing {path}: {message}")]
     Write { path: PathBuf, message: String },
     #[error(transparent)]
@@ -94,7 +94,7 @@ impl ExportJob {
     pub fn snapshot(state: &State, log: &SampleLog, until: Day) -> Result<Self, TrainError> {
         let samples: Vec<Sample> = log.samples().iter().filter(|s| s.day < until).cloned().collect();
         if samples.is_empty() {
-            return Err(TrainError::NoSamples(0));
+            return Err(TrainError::NoSamples(format_day(until)));
         }
         let day = until.saturating_sub(1);
         let vocab = ItemVocab::from_state(state, day);
