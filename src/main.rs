@@ -38,6 +38,8 @@ enum Command {
     Models(cmd::models::Command),
     /// The learned ranker's speed: native evaluator vs CatBoost's predict, and ranking a customer end to end.
     BenchRanker(cmd::bench_ranker::Args),
+    /// After replay → serve (emit = event) through a broker: purchase → list latency and topic rates from Kafka timestamps.
+    BenchLatency(cmd::bench_latency::Args),
     /// Two-tower figures: refresh time, ANN recall and latency vs exact, per-basket latency, latency during a refresh.
     BenchTwoTower(cmd::bench_two_tower::Args),
     /// Score feature rows (csv or parquet) with a CatBoost JSON model; one score per line.
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Train(c) => cmd::train::run(c),
         Command::RankerPredict(a) => cmd::ranker_predict::run(a),
         Command::BenchRanker(a) => cmd::bench_ranker::run(a),
+        Command::BenchLatency(a) => runtime.block_on(cmd::bench_latency::run(a)),
         Command::BenchTwoTower(a) => cmd::bench_two_tower::run(a),
         Command::Models(c) => runtime.block_on(cmd::models::run(c)),
         Command::Demo(a) => runtime.block_on(cmd::demo::run(a)),

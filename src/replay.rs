@@ -56,7 +56,9 @@ pub async fn run(s: &ReplaySettings, data: &Dataset, mut shutdown: watch::Receiv
     let cfg = &s.cfg;
     let topics = &cfg.topics;
     kafka::admin::ensure_topics(&cfg.kafka.brokers, &kafka::topic_specs(cfg)).await?;
-    let sink = Sink::new(&cfg.kafka.brokers, 5)?;
+    // Unpaced replays batch for throughput; paced ones send each purchase at once (its latency is measured).
+    let linger_ms = if matches!(s.speed, Speed::Max) && s.rate.is_none() { 5 } else { 0 };
+    let sink = Sink::new(&cfg.kafka.brokers, linger_ms)?;
     let mut report = ReplayReport::default();
     let mut pending: Vec<Pending> = Vec::new();
     let resume = if s.resume { read_resume(&s.resume_file)? } else { None };

@@ -2,6 +2,7 @@
 
 pub mod backtest;
 pub mod bench;
+pub mod bench_latency;
 pub mod bench_ranker;
 pub mod bench_two_tower;
 pub mod broker;

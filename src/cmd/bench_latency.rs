@@ -1,0 +1,54 @@
+//! `streamrec bench-latency`: after a run of replay → serve through a broker, reads `transactions` and
+//! `recommendations` back and reports, from the messages' Kafka timestamps (producer create times on one
+//! machine's clock, millisecond resolution), the delay from each purchase being produced to its list being
+//! produced, and the rates of both topics. Run serve with `STREAMREC__ENGINE__EMIT=event` so every purchase
+//! has a list carrying its `seq`.
+
+use super::kafka_args::KafkaArgs;
+use anyhow::Context;
+use std::collections::HashMap;
+use streamrec::kafka::consumer::read_to_end;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+fn percentile(sorted: &[i64], q: f64) -> i64 {
+    sorted.get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize).copied().unwrap_or(0)
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let cfg = a.kafka.config()?;
+    let txs = read_to_end(&cfg.kafka.brokers, &cfg.topics.transactions).await?;
+    let recs = read_to_end(&cfg.kafka.brokers, &cfg.topics.recommendations).await?;
+    let seq_of = |payload: Option<&[u8]>| -> Option<u64> { serde_json::from_slice::<serde_json::Value>(payload?).ok()?.get("seq")?.as_u64() };
+    let mut produced: HashMap<u64, i64> = HashMap::with_capacity(txs.len());
+    for r in &txs {
+        if let (Some(seq), Some(ts)) = (seq_of(r.payload.as_deref()), r.timestamp_ms) {
+            produced.insert(seq, ts);
+        }
+    }
+    let mut lat: Vec<i64> = recs.iter().filter_map(|r| Some(r.timestamp_ms? - *produced.get(&seq_of(r.payload.as_deref())?)?)).collect();
+    anyhow::ensure!(!lat.is_empty(), "no list matched a purchase by seq (was serve run with STREAMREC__ENGINE__EMIT=event?)");
+    lat.sort_unstable();
+    let span = |ts: Vec<i64>| -> Option<(i64, i64)> { Some((*ts.iter().min()?, *ts.iter().max()?)) };
+    let (t0, t1) = span(txs.iter().filter_map(|r| r.timestamp_ms).collect()).context("no transaction timestamps")?;
+    let (r0, r1) = span(recs.iter().filter_map(|r| r.timestamp_ms).collect()).context("no list timestamps")?;
+    let rate = |n: usize, a: i64, b: i64| n as f64 / ((b - a).max(1) as f64 / 1000.0);
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!("| purchases produced | {} over {:.1} s ({:.0}/s) |", txs.len(), (t1 - t0) as f64 / 1000.0, rate(txs.len(), t0, t1));
+    println!("| lists produced | {} over {:.1} s ({:.0}/s) |", recs.len(), (r1 - r0) as f64 / 1000.0, rate(recs.len(), r0, r1));
+    println!("| first purchase → last list | {:.1} s ({:.0} purchases/s end to end) |", (r1 - t0) as f64 / 1000.0, rate(txs.len(), t0, r1));
+    println!("| lists matched to their purchase | {} |", lat.len());
+    println!(
+        "| purchase produced → list produced, ms | p50 {} · p90 {} · p99 {} · max {} |",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.9),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(0)
+    );
+    Ok(())
+}
