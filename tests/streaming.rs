@@ -285,6 +285,61 @@ fn kill_9_mid_run_then_restart_ends_in_the_same_lists() {
     }
 }
 
+/// Starts `streamrec ARGS --brokers ADDR` in `dir` with `env` (and info logs to `dir/log`).
+fn spawn_logged(dir: &Path, addr: &str, args: &[&str], env: &[(&str, &str)], log: &str) -> Proc {
+    let err = std::fs::File::create(dir.join(log)).expect("log");
+    Proc(
+        Command::new(common::bin())
+            .args(args)
+            .args(["--brokers", addr])
+            .env("RUST_LOG", "streamrec=info")
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("spawn"),
+    )
+}
+
+/// Reads `recommendations` back and checks nothing was lost or doubled (the (seq, customer) of every list equals
+/// the file pipeline's) and each output partition holds its lists in the engine's emission order; returns the
+/// messages in emission order.
+fn delivered_exactly_once_in_order(addr: &str, data: &Dataset) -> Vec<serde_json::Value> {
+    let recs = rt().block_on(read_to_end(addr, "recommendations")).expect("recs");
+    let mut p = Pipeline::new(&common::config()).expect("pipeline");
+    let mut want: Vec<(u64, String)> = Vec::new();
+    for ev in dataset_events(data) {
+        want.extend(p.step(ev).into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
+    }
+    want.extend(p.finish().into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
+    let msgs: Vec<(i32, i64, serde_json::Value)> =
+        recs.iter().map(|r| (r.partition, r.offset, serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json"))).collect();
+    let key = |v: &serde_json::Value| (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("c").to_string());
+    let mut got: Vec<(u64, String)> = msgs.iter().map(|(_, _, v)| key(v)).collect();
+    let mut all = want.clone();
+    got.sort();
+    all.sort();
+    if got != all {
+        let (g, w): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) = (got.iter().collect(), all.iter().collect());
+        let missing: Vec<_> = w.difference(&g).take(5).collect();
+        let extra: Vec<_> = g.difference(&w).take(5).collect();
+        panic!("every list exactly once: got {} ({} distinct), want {}; missing e.g. {missing:?}; unexpected e.g. {extra:?}", got.len(), g.len(), all.len());
+    }
+    let position: BTreeMap<(u64, String), usize> = want.iter().cloned().enumerate().map(|(i, k)| (k, i)).collect();
+    let mut by_part: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
+    for (part, off, v) in &msgs {
+        by_part.entry(*part).or_default().push((*off, position[&key(v)]));
+    }
+    for (part, mut v) in by_part {
+        v.sort();
+        assert!(v.windows(2).all(|w| w[0].1 < w[1].1), "partition {part}: lists out of emission order");
+    }
+    let mut by_seq: Vec<(usize, serde_json::Value)> = msgs.into_iter().map(|(_, _, v)| (position[&key(&v)], v)).collect();
+    by_seq.sort_by_key(|(i, _)| *i);
+    by_seq.into_iter().map(|(_, v)| v).collect()
+}
+
 /// A CatBoost JSON model over the engine's features (one tree on `rep_4w`: leaves 0.25 / 0.75) and its manifest,
 /// with `features` as the manifest's list.
 fn write_model(dir: &Path, version: &str, features: &[&str]) {
@@ -315,20 +370,7 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
     write_model(&bad, "swap-bad", &FEATURES[..FEATURES.len() - 1]);
 
     // Replay at a steady rate while the engine serves, so the updates land mid-stream.
-    let spawn = |args: &[&str], log: &str| {
-        let err = std::fs::File::create(dir.path().join(log)).expect("log");
-        Proc(
-            Command::new(common::bin())
-                .args(args)
-                .args(["--brokers", &addr])
-                .env("RUST_LOG", "streamrec=info")
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(err)
-                .spawn()
-                .expect("spawn"),
-        )
-    };
+    let spawn = |args: &[&str], log: &str| spawn_logged(dir.path(), &addr, args, &[], log);
     // About 16 s of input, so both updates land mid-stream even on a loaded machine.
     let rate = (data.transactions.len() / 16).max(500).to_string();
     let mut replay = spawn(&["replay", "--data", dir.path().to_str().expect("utf8"), "--rate", &rate], "replay.log");
@@ -347,41 +389,14 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
     assert!(replay.0.wait().expect("replay").success(), "replay failed");
     assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
 
-    let recs = rt().block_on(read_to_end(&addr, "recommendations")).expect("recs");
-    // Nothing lost, nothing doubled: the (seq, customer) of every list equals the file pipeline's.
-    let mut p = Pipeline::new(&common::config()).expect("pipeline");
-    let mut want: Vec<(u64, String)> = Vec::new();
-    for ev in dataset_events(&data) {
-        want.extend(p.step(ev).into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
-    }
-    want.extend(p.finish().into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
-    let msgs: Vec<(i32, i64, serde_json::Value)> =
-        recs.iter().map(|r| (r.partition, r.offset, serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json"))).collect();
-    let key = |v: &serde_json::Value| (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("c").to_string());
-    let mut got: Vec<(u64, String)> = msgs.iter().map(|(_, _, v)| key(v)).collect();
-    let mut all = want.clone();
-    got.sort();
-    all.sort();
-    assert_eq!(got, all, "every list exactly once");
-    // In order: each output partition holds its lists in the engine's emission order.
-    let position: BTreeMap<(u64, String), usize> = want.iter().cloned().enumerate().map(|(i, k)| (k, i)).collect();
-    let mut by_part: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
-    for (part, off, v) in &msgs {
-        by_part.entry(*part).or_default().push((*off, position[&key(v)]));
-    }
-    for (part, mut v) in by_part {
-        v.sort();
-        assert!(v.windows(2).all(|w| w[0].1 < w[1].1), "partition {part}: lists out of emission order");
-    }
-    let mut by_seq: Vec<&(i32, i64, serde_json::Value)> = msgs.iter().collect();
-    by_seq.sort_by_key(|(_, _, v)| position[&key(v)]);
-    let versions: Vec<&str> = by_seq.iter().map(|(_, _, v)| v["model_versions"]["ranker"].as_str().expect("version")).collect();
+    let by_seq = delivered_exactly_once_in_order(&addr, &data);
+    let versions: Vec<&str> = by_seq.iter().map(|v| v["model_versions"]["ranker"].as_str().expect("version")).collect();
     let first_new = versions.iter().position(|v| *v == "swap-good").expect("the good model was swapped in");
     assert!(first_new > 0, "lists before the swap came from the blend");
     assert!(versions[..first_new].iter().all(|v| *v == "blend-v1"), "{:?}", &versions[..first_new]);
     assert!(versions[first_new..].iter().all(|v| *v == "swap-good"), "no list after the swap from another model");
     // The new model really ranks: its scores are its leaf values (fill items score 0).
-    for (_, _, v) in &by_seq[first_new..] {
+    for v in &by_seq[first_new..] {
         for it in v["items"].as_array().expect("items") {
             let s = it["score"].as_f64().expect("score");
             assert!(s == 0.0 || s == 0.25 || s == 0.75, "score {s} is not one of the test model's leaves");
@@ -397,70 +412,29 @@ fn periodic_two_tower_retraining_inside_serve_loses_and_reorders_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = common::load(&common::tiny(dir.path(), 17));
     let (_broker, addr) = start_mock_broker();
-    let spawn = |args: &[&str], log: &str| {
-        let err = std::fs::File::create(dir.path().join(log)).expect("log");
-        Proc(
-            Command::new(common::bin())
-                .args(args)
-                .args(["--brokers", &addr])
-                .env("RUST_LOG", "streamrec=info")
-                // Retrain every two event-weeks on what the engine saw, quickly (tiny data, CPU).
-                .env("STREAMREC__TWO_TOWER__RETRAIN_EVERY_DAYS", "14")
-                .env("STREAMREC__TWO_TOWER__EPOCHS", "2")
-                .env("STREAMREC__TWO_TOWER__DEVICE", "cpu")
-                .env("STREAMREC__TWO_TOWER__INDEX_MIN_ROWS", "100000")
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(err)
-                .spawn()
-                .expect("spawn"),
-        )
-    };
+    // Retrain every two event-weeks on what the engine saw, quickly (tiny data, CPU).
+    let env = [
+        ("STREAMREC__TWO_TOWER__RETRAIN_EVERY_DAYS", "14"),
+        ("STREAMREC__TWO_TOWER__EPOCHS", "2"),
+        ("STREAMREC__TWO_TOWER__DEVICE", "cpu"),
+        ("STREAMREC__TWO_TOWER__INDEX_MIN_ROWS", "100000"),
+    ];
+    let spawn = |args: &[&str], log: &str| spawn_logged(dir.path(), &addr, args, &env, log);
     // About 40 s of input: retraining (export, PyTorch, ONNX parity, LanceDB) finishes while events still flow.
     let rate = (data.transactions.len() / 40).max(500).to_string();
     let mut replay = spawn(&["replay", "--data", dir.path().to_str().expect("utf8"), "--rate", &rate], "replay.log");
-    // The trainer takes both cores for a while and can stall replay for a moment: a longer quiet spell before
-    // open baskets close as end of input (that rule is for the end of a replay, not for a slow producer).
+    // The trainer shares the two cores with replay and serve: a longer quiet spell before open baskets close as
+    // end of input, so a slow moment of the producer is not taken for the end.
     let mut serve = spawn(&["serve", "--exit-when-idle", "--idle-close-ms", "5000"], "serve.log");
     assert!(replay.0.wait().expect("replay").success(), "replay failed");
     assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
     let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
     assert!(log.contains("two-tower retraining published") && log.contains("two-tower swapped"), "{log}");
 
-    let recs = rt().block_on(read_to_end(&addr, "recommendations")).expect("recs");
-    let mut p = Pipeline::new(&common::config()).expect("pipeline");
-    let mut want: Vec<(u64, String)> = Vec::new();
-    for ev in dataset_events(&data) {
-        want.extend(p.step(ev).into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
-    }
-    want.extend(p.finish().into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
-    let msgs: Vec<(i32, i64, serde_json::Value)> =
-        recs.iter().map(|r| (r.partition, r.offset, serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json"))).collect();
-    let key = |v: &serde_json::Value| (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("c").to_string());
-    let mut got: Vec<(u64, String)> = msgs.iter().map(|(_, _, v)| key(v)).collect();
-    let mut all = want.clone();
-    got.sort();
-    all.sort();
-    if got != all {
-        let (g, w): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) = (got.iter().collect(), all.iter().collect());
-        let missing: Vec<_> = w.difference(&g).take(5).collect();
-        let extra: Vec<_> = g.difference(&w).take(5).collect();
-        panic!("lists: got {} ({} distinct), want {}; missing e.g. {missing:?}; unexpected e.g. {extra:?}", got.len(), g.len(), all.len());
-    }
-    let position: BTreeMap<(u64, String), usize> = want.iter().cloned().enumerate().map(|(i, k)| (k, i)).collect();
-    let mut by_part: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
-    for (part, off, v) in &msgs {
-        by_part.entry(*part).or_default().push((*off, position[&key(v)]));
-    }
-    for (part, mut v) in by_part {
-        v.sort();
-        assert!(v.windows(2).all(|w| w[0].1 < w[1].1), "partition {part}: lists out of emission order");
-    }
     // Lists before the first swap have no two-tower version; after it, every list names one, and versions
     // only move forward (each retraining's name carries its event date).
-    let mut by_seq: Vec<&(i32, i64, serde_json::Value)> = msgs.iter().collect();
-    by_seq.sort_by_key(|(_, _, v)| position[&key(v)]);
-    let versions: Vec<Option<&str>> = by_seq.iter().map(|(_, _, v)| v["model_versions"]["two_tower"].as_str()).collect();
+    let by_seq = delivered_exactly_once_in_order(&addr, &data);
+    let versions: Vec<Option<&str>> = by_seq.iter().map(|v| v["model_versions"]["two_tower"].as_str()).collect();
     let first = versions.iter().position(Option::is_some).expect("a retrained model served lists");
     assert!(first > 0, "the engine started without a two-tower model");
     assert!(versions[first..].iter().all(Option::is_some), "no list after the swap without the source");

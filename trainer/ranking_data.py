@@ -15,12 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common import InputError  # noqa: F401 (re-exported: the scripts import it from here)
+
 LEADING_COLUMNS = ("group_id", "label", "n_truth", "article")
 MAP_K = 12
-
-
-class InputError(Exception):
-    """Bad input (missing file, wrong layout, inconsistent rows): the scripts print it and exit with status 2."""
 
 
 @dataclass

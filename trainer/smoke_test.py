@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -21,19 +20,9 @@ import pyarrow.parquet as pq
 from catboost import CatBoost, Pool
 
 from ranking_data import map_at_k, read_ranking_set
+from smoke import check, results, run
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 FEATURES = [f"feat_{i}" for i in range(6)]
-results = {"passed": 0, "failed": 0}
-
-
-def check(name: str, ok: bool, detail: str = "") -> None:
-    results["passed" if ok else "failed"] += 1
-    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + detail}", flush=True)
-
-
-def run(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, os.path.join(HERE, script), *args], capture_output=True, text=True)
 
 
 def write_ranking_file(path: str, rng: np.random.Generator, groups: int, first_id: int) -> None:

@@ -21,23 +21,14 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from smoke import check, results, run
+
 ITEMS = 600
 DIM = 16
 PARITY_TOLERANCE = 1e-4
 MODEL_FILES = ("user_tower.onnx", "item_tower.onnx", "item_vocab.json", "parity.json", "manifest.json")
 METRICS = ("valid_recall_at_100", "valid_recall_at_12", "valid_samples", "train_samples", "epochs", "samples_per_s",
            "train_seconds", "device", "final_loss")
-results = {"passed": 0, "failed": 0}
-
-
-def check(name: str, ok: bool, detail: str = "") -> None:
-    results["passed" if ok else "failed"] += 1
-    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + detail}", flush=True)
-
-
-def run(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, os.path.join(HERE, script), *args], capture_output=True, text=True)
 
 
 def train(data: str, out: str, *extra: str) -> subprocess.CompletedProcess:

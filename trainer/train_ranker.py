@@ -21,6 +21,7 @@ import numpy as np
 from catboost import CatBoostClassifier, CatBoostError, CatBoostRanker, Pool
 from catboost.utils import get_gpu_device_count
 
+from common import write_json_atomic
 from ranking_data import InputError, RankingSet, map_at_k, read_ranking_set
 
 RANKING_LOSSES = {
@@ -143,16 +144,6 @@ def build_model(args: argparse.Namespace, device: str):
 
 def to_pool(data: RankingSet, features: list[str]):
     return Pool(data.features, label=data.label, group_id=data.group_id, feature_names=features)
-
-
-def write_json_atomic(path: str, value: dict) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def train(args: argparse.Namespace) -> dict:

@@ -52,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common import InputError, write_json_atomic
+
 FORMAT = 1
 OPSET = 18
 PARITY_ROWS = 64
@@ -61,10 +63,6 @@ HIDDEN = 128
 ID_DIM = 32
 IMAGE_PROJECTION = 32
 EVAL_CHUNK_BYTES = 256 << 20
-
-
-class InputError(Exception):
-    """Bad input (missing file, wrong layout, inconsistent rows): printed, exit status 2."""
 
 
 class ParityError(Exception):
@@ -717,16 +715,6 @@ def check_onnx(path: str, inputs: dict[str, np.ndarray], output: str, expected: 
     return diff
 
 
-def write_json_atomic(path: str, value: object) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def export_model(model: TwoTower, data: Export, args: argparse.Namespace) -> dict:
     """Writes both towers, checks them in onnxruntime, writes parity.json; returns the parity differences."""
     cpu = copy.deepcopy(model).to("cpu", torch.float32).eval()
@@ -755,7 +743,7 @@ def export_model(model: TwoTower, data: Export, args: argparse.Namespace) -> dic
         "user": {**{k: v.tolist() for k, v in user_in.items()}, "user_vector": user_out.tolist()},
         "item": {**{k: v.tolist() for k, v in item_in.items()}, "item_vector": item_out.tolist()},
     }
-    write_json_atomic(os.path.join(args.out, "parity.json"), parity)
+    write_json_atomic(os.path.join(args.out, "parity.json"), parity, allow_nan=False)
     return diff
 
 
@@ -823,7 +811,7 @@ def run(args: argparse.Namespace) -> dict:
         },
         "seed": args.seed,
     }
-    write_json_atomic(manifest_path, manifest)
+    write_json_atomic(manifest_path, manifest, allow_nan=False)
     final = {k: metrics[f"valid_recall_at_{k}"] for k in RECALL_KS}
     log(f"wrote {args.out} in {time.perf_counter() - started:.1f} s: valid "
         f"{fmt_recall({k: float('nan') if v is None else v for k, v in final.items()})}")
