@@ -268,10 +268,13 @@ pub fn train(job: &ExportJob, models_dir: &Path, opts: &TrainOptions, threads: u
         std::fs::copy(p, &dest).map_err(|e| TrainError::Write { path: dest, message: e.to_string() })?;
     }
     progress("checking the model in the engine");
-    let parity = parity(&Towers::load(&tmp, threads)?, &tmp)?;
+    let mut towers = Towers::load(&tmp, threads)?;
+    let parity = parity(&towers, &tmp)?;
     let dest = models_dir.join(&version);
     std::fs::rename(&tmp, &dest).map_err(|e| TrainError::Write { path: dest.clone(), message: e.to_string() })?;
-    Ok(Trained { towers: Towers::load(&dest, threads)?, export, parity, secs: t0.elapsed().as_secs_f64() })
+    // The sessions and vocabulary are in memory; only the directory they came from moved.
+    towers.dir = dest;
+    Ok(Trained { towers, export, parity, secs: t0.elapsed().as_secs_f64() })
 }
 
 #[derive(serde::Deserialize)]
