@@ -18,4 +18,5 @@ source scripts/trainer-env.sh
 "$STREAMREC_PYTHON" trainer/smoke_test.py
 "$STREAMREC_PYTHON" trainer/smoke_test_two_tower.py
 bash scripts/check-compose.sh
+bash scripts/check-features.sh
 cargo test --release --workspace "$@"
