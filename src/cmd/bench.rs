@@ -32,8 +32,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     reference(&mut p);
     let rss0 = streamrec::memory::rss_bytes().unwrap_or(0);
     let t0 = Instant::now();
-    for e in &events {
-        p.state.apply_tx(e);
+    let mut customers_of = Vec::with_capacity(events.len());
+    for chunk in events.chunks(4096) {
+        customers_of.clear();
+        p.state.apply_batch(chunk, &mut customers_of);
     }
     let secs = t0.elapsed().as_secs_f64();
     println!("| state update (1 thread) | {} | 0 | {:.2} | {:.0} | user + item + co-purchase state |", events.len(), secs, events.len() as f64 / secs);

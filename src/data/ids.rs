@@ -120,6 +120,12 @@ impl CustomerIds {
         out.extend(keys.iter().map(|k| self.get(k)));
     }
 
+    /// Hints that `key` will be looked up soon (its home slot is fetched into the cache).
+    #[inline]
+    pub fn prefetch(&self, key: &CustomerKey) {
+        crate::state::prefetch(self.slots.as_ptr().wrapping_add(self.home(key)));
+    }
+
     pub fn key(&self, idx: CustomerIdx) -> &CustomerKey {
         &self.keys[idx as usize]
     }

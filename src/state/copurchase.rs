@@ -35,6 +35,23 @@ impl CoPurchase {
         }
     }
 
+    /// Hints that `a`'s partner list (its header) will be read soon.
+    #[inline]
+    pub fn prefetch(&self, a: ArticleIdx) {
+        super::prefetch(self.lists.as_ptr().wrapping_add(a as usize));
+    }
+
+    /// Hints that `a`'s partners will be read soon (the header should be cached already).
+    #[inline]
+    pub fn prefetch_items(&self, a: ArticleIdx) {
+        if let Some(p) = self.lists.get(a as usize) {
+            let items = p.items.as_ptr() as *const u8;
+            for line in (0..p.items.len() * 8).step_by(64) {
+                super::prefetch(items.wrapping_add(line));
+            }
+        }
+    }
+
     /// Adds `w` to the pair from → to on `day`.
     #[inline]
     pub fn add(&mut self, from: ArticleIdx, to: ArticleIdx, day: Day, w: f32) {

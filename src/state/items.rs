@@ -2,8 +2,13 @@
 //! band), first-seen day and a decayed mean price; plus the ranked lists (trending overall and by age band,
 //! popular) rebuilt once per event-time day. All counters are decayed sums, so the state of two engine
 //! instances that each saw part of the stream adds up to the state of one that saw it all.
+//!
+//! Rebuilding the lists never scans the catalogue: the decayed lists (popular, trending by age band) come from
+//! [`DecayedTop`] sets kept up to date sale by sale, and the window list (trending) from the articles sold on
+//! each day of the window.
 
 use super::decay::{Decay, DecayedSum};
+use super::toplist::DecayedTop;
 use super::user::BANDS;
 use crate::data::{ArticleIdx, Day};
 use serde::{Deserialize, Serialize};
@@ -37,6 +42,15 @@ pub struct ItemStats {
     /// Highest week-sales value in `trending` (for normalised features).
     pub top_week: f32,
     pub top_band: [f32; BANDS],
+    /// The candidates of `popular` (month sales) and of `trending_band` (week-half-life sales per band).
+    best_month: DecayedTop,
+    best_band: Vec<DecayedTop>,
+    /// Every sale counted in `daily`, by day, for the last `WINDOW_DAYS + 1` days: (day, articles) in ring
+    /// slots `day % len`.
+    sold: Vec<(Day, Vec<ArticleIdx>)>,
+    /// Scratch counts for rebuilding `trending` (all zero between rebuilds).
+    #[serde(skip)]
+    window: Vec<u32>,
 }
 
 /// Length of the ranked lists kept.
@@ -53,12 +67,29 @@ impl ItemStats {
             lists_day: 0,
             top_week: 0.0,
             top_band: [0.0; BANDS],
+            best_month: DecayedTop::new(half_lives[2], 2 * LIST_LEN),
+            best_band: vec![DecayedTop::new(half_lives[1], 2 * LIST_LEN); BANDS],
+            sold: vec![(0, Vec::new()); WINDOW_DAYS + 1],
+            window: Vec::new(),
         }
     }
 
     pub fn ensure(&mut self, n: usize) {
         if self.items.len() < n {
             self.items.resize(n, ItemStat::default());
+        }
+        self.best_month.ensure(n);
+        for b in &mut self.best_band {
+            b.ensure(n);
+        }
+    }
+
+    /// Hints that `a`'s statistics will be updated soon.
+    #[inline]
+    pub fn prefetch(&self, a: ArticleIdx) {
+        let p = self.items.as_ptr().wrapping_add(a as usize) as *const u8;
+        for line in (0..std::mem::size_of::<ItemStat>()).step_by(64) {
+            super::prefetch(p.wrapping_add(line));
         }
     }
 
@@ -81,13 +112,31 @@ impl ItemStats {
         }
         s.price.add(d2, day, price);
         let slot = &mut s.daily[day as usize % (WINDOW_DAYS + 1)];
-        if slot.0 == day {
+        let counted = if slot.0 == day {
             slot.1 += 1;
+            true
         } else if slot.0 < day || slot.1 == 0 {
             *slot = (day, 1);
-        }
+            true
+        } else {
+            false // older than the window slot: outside the window
+        };
         if s.first_seen.is_none() {
             s.first_seen = Some(day);
+        }
+        self.best_month.offer(a, s.sales[2].value, s.sales[2].day);
+        if let (Some(top), Some(&v)) = (self.best_band.get_mut(band as usize), s.band.get(band as usize)) {
+            top.offer(a, v, s.band_day);
+        }
+        if counted {
+            let ring = &mut self.sold[day as usize % (WINDOW_DAYS + 1)];
+            if ring.0 != day && (ring.0 < day || ring.1.is_empty()) {
+                ring.0 = day;
+                ring.1.clear();
+            }
+            if ring.0 == day {
+                ring.1.push(a);
+            }
         }
     }
 
@@ -130,28 +179,51 @@ impl ItemStats {
 
     /// Rebuilds the ranked lists as of `day` (called when event time enters a new day).
     pub fn rebuild_lists(&mut self, day: Day) {
-        let n = self.items.len();
-        let week: Vec<f32> = (0..n as u32).map(|a| self.week(a, day)).collect();
-        self.trending = top_k(&week, LIST_LEN);
+        // Window sales counted from the sales log (the same counts as `week`, without touching each article).
+        let from = day.saturating_sub(WINDOW_DAYS as Day);
+        self.window.resize(self.items.len(), 0);
+        let mut sold: Vec<(ArticleIdx, f32)> = Vec::new();
+        for (_, log) in self.sold.iter().filter(|(d, _)| *d >= from && *d < day) {
+            for &a in log {
+                let n = &mut self.window[a as usize];
+                if *n == 0 {
+                    sold.push((a, 0.0));
+                }
+                *n += 1;
+            }
+        }
+        for x in &mut sold {
+            x.1 = std::mem::take(&mut self.window[x.0 as usize]) as f32;
+        }
+        self.trending = top_k_of(sold, LIST_LEN);
         self.top_week = self.trending.first().map_or(0.0, |x| x.1);
-        let month: Vec<f32> = self.items.iter().map(|s| s.sales[2].at(&self.decay[2], day)).collect();
-        self.popular = top_k(&month, LIST_LEN);
+        let month = |a: ArticleIdx| self.items[a as usize].sales[2].at(&self.decay[2], day);
+        self.popular = top_k_of(self.best_month.members().map(|a| (a, month(a))).collect(), LIST_LEN);
         for b in 0..BANDS {
-            let v: Vec<f32> = (0..n as u32).map(|a| self.band_week(a, b as u8, day)).collect();
-            self.trending_band[b] = top_k(&v, LIST_LEN);
+            let v = self.best_band[b].members().map(|a| (a, self.band_week(a, b as u8, day))).collect();
+            self.trending_band[b] = top_k_of(v, LIST_LEN);
             self.top_band[b] = self.trending_band[b].first().map_or(0.0, |x| x.1);
         }
         self.lists_day = day;
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.items.capacity() * std::mem::size_of::<ItemStat>() + (BANDS + 2) * LIST_LEN * 8
+        self.items.capacity() * std::mem::size_of::<ItemStat>()
+            + (BANDS + 2) * LIST_LEN * 8
+            + self.best_month.heap_bytes()
+            + self.best_band.iter().map(DecayedTop::heap_bytes).sum::<usize>()
+            + self.sold.iter().map(|(_, v)| v.capacity() * 4).sum::<usize>()
     }
 }
 
 /// The `k` largest positive values with their indices, largest first (ties: lower index first).
 pub fn top_k(values: &[f32], k: usize) -> Vec<(ArticleIdx, f32)> {
-    let mut idx: Vec<(ArticleIdx, f32)> = values.iter().enumerate().filter(|(_, &v)| v > 0.0).map(|(i, &v)| (i as u32, v)).collect();
+    top_k_of(values.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect(), k)
+}
+
+/// The `k` pairs with the largest positive values, largest first (ties: lower index first).
+pub fn top_k_of(mut idx: Vec<(ArticleIdx, f32)>, k: usize) -> Vec<(ArticleIdx, f32)> {
+    idx.retain(|x| x.1 > 0.0);
     let cmp = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if idx.len() > k {
         idx.select_nth_unstable_by(k, cmp);
