@@ -123,7 +123,10 @@ impl CustomerIds {
     /// Hints that `key` will be looked up soon (its home slot is fetched into the cache).
     #[inline]
     pub fn prefetch(&self, key: &CustomerKey) {
-        crate::state::prefetch(self.slots.as_ptr().wrapping_add(self.home(key)));
+        // A slot is 36 bytes: it may straddle two cache lines.
+        let p = self.slots.as_ptr().wrapping_add(self.home(key)) as *const u8;
+        crate::state::prefetch(p);
+        crate::state::prefetch(p.wrapping_add(std::mem::size_of::<Slot>() - 1));
     }
 
     pub fn key(&self, idx: CustomerIdx) -> &CustomerKey {

@@ -2,6 +2,7 @@
 //! attributes candidate sources and features read per event (product code groups, attribute slots).
 //! Articles first seen in a purchase get placeholder attributes and are counted (cold start).
 
+use super::article_ids::ArticleIds;
 use crate::data::{Article, ArticleIdx, Articles};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ pub const ATTR_NAMES: [&str; ATTRS] = ["type", "colour", "index_group", "departm
 pub struct Catalog {
     rows: Vec<Article>,
     #[serde(skip)]
-    index: FxHashMap<u32, ArticleIdx>,
+    index: ArticleIds,
     #[serde(skip)]
     by_product: FxHashMap<u32, Vec<ArticleIdx>>,
     /// Each article's product type, colour group, index group and department as dense slots (for affinities).
@@ -48,7 +49,7 @@ impl Catalog {
 
     /// Adds or replaces an article (compacted topic: the latest row wins). Returns its index.
     pub fn upsert(&mut self, a: Article) -> ArticleIdx {
-        if let Some(&idx) = self.index.get(&a.article_id) {
+        if let Some(idx) = self.index.get(a.article_id) {
             let old = &self.rows[idx as usize];
             if old.product_code != a.product_code {
                 if let Some(v) = self.by_product.get_mut(&old.product_code) {
@@ -81,7 +82,7 @@ impl Catalog {
 
     /// The index of `article_id`, adding a placeholder row when it is new.
     pub fn idx_or_placeholder(&mut self, article_id: u32) -> ArticleIdx {
-        if let Some(&i) = self.index.get(&article_id) {
+        if let Some(i) = self.index.get(article_id) {
             return i;
         }
         self.placeholders += 1;
@@ -89,7 +90,13 @@ impl Catalog {
     }
 
     pub fn idx(&self, article_id: u32) -> Option<ArticleIdx> {
-        self.index.get(&article_id).copied()
+        self.index.get(article_id)
+    }
+
+    /// Hints that `article_id` will be looked up soon.
+    #[inline]
+    pub fn prefetch_id(&self, article_id: u32) {
+        self.index.prefetch(article_id)
     }
 
     pub fn id(&self, idx: ArticleIdx) -> u32 {
@@ -113,6 +120,12 @@ impl Catalog {
         self.by_product.get(&self.rows[idx as usize].product_code).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// Hints that the article's attribute slots will be read soon.
+    #[inline]
+    pub fn prefetch_slots(&self, idx: ArticleIdx) {
+        super::prefetch(self.attr_slots.as_ptr().wrapping_add(idx as usize));
+    }
+
     /// The article's attribute slots, in [`ATTR_NAMES`] order.
     #[inline]
     pub fn attr_slots(&self, idx: ArticleIdx) -> [u16; ATTRS] {
@@ -121,6 +134,6 @@ impl Catalog {
 
     pub fn heap_bytes(&self) -> usize {
         let strings: usize = self.rows.iter().map(|r| r.prod_name.len() + r.detail_desc.len() + 200).sum();
-        strings + self.rows.capacity() * std::mem::size_of::<Article>() + self.index.capacity() * 16 + self.attr_slots.capacity() * 2 * ATTRS
+        strings + self.rows.capacity() * std::mem::size_of::<Article>() + self.index.heap_bytes() + self.attr_slots.capacity() * 2 * ATTRS
     }
 }

@@ -68,8 +68,11 @@ impl CoPurchase {
             Some(it) => it.1 += w,
             None => {
                 if p.items.len() >= 2 * keep {
-                    p.items.sort_unstable_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+                    // The strongest `keep`, in rank order (a total order, so the result is unique).
+                    let cmp = |x: &(ArticleIdx, f32), y: &(ArticleIdx, f32)| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0));
+                    p.items.select_nth_unstable_by(keep, cmp);
                     p.items.truncate(keep);
+                    p.items.sort_unstable_by(cmp);
                 }
                 p.items.push((to, w));
             }

@@ -2,6 +2,7 @@
 //! (indexed by interned customer), item statistics and co-purchase counts. Nothing here knows about Kafka or the
 //! wall clock; the same events in the same order always give the same state.
 
+pub mod article_ids;
 pub mod catalog;
 pub mod copurchase;
 pub mod decay;
@@ -154,7 +155,7 @@ impl State {
     /// Applies purchases in order, as [`State::apply_tx`] does one by one, while hinting the caches with what
     /// the purchases a few places ahead will touch (see [`Lookahead`]). Returns each purchase's customer.
     pub fn apply_batch(&mut self, events: &[TxEvent], out: &mut Vec<CustomerIdx>) {
-        let ahead = Lookahead::new(events);
+        let mut ahead = Lookahead::new(events);
         for (i, t) in events.iter().enumerate() {
             ahead.before(self, i);
             out.push(self.apply_tx(t));
@@ -183,37 +184,58 @@ impl State {
 }
 
 /// Cache hints for a run of purchases applied in order. At full scale most of a purchase's time is spent
-/// waiting on memory: the customer's table slot, their state and history, the article's statistics and the
-/// seeds' co-purchase lists are each a cache miss. Hinting them a few purchases ahead lets those misses
-/// overlap with the work on the purchases in between, in three steps so each hint's address is already
-/// cached when it is computed: the table slot [`FAR`] purchases ahead, the customer's state and the article's
-/// rows [`MID`] ahead, the history and co-purchase lists [`NEAR`] ahead. Hints change no state: the result is
-/// identical with or without them.
+/// waiting on memory: the customer's and the article's table slots, the customer's state and history, the
+/// article's statistics and the seeds' co-purchase lists are each a cache miss, and each
+/// address is only known once the one before it has arrived. Hinting them a few purchases ahead, one link of
+/// the chain per step, lets the misses of several purchases overlap with the work in between. Hints change no
+/// state: the result is identical with or without them.
 pub struct Lookahead<'a> {
     events: &'a [TxEvent],
+    /// (customer, article) of the purchases between the `ROWS` and the last step, by position modulo `RING`.
+    ring: [(u32, u32); RING],
 }
 
-/// Purchases ahead at which each kind of hint is given.
-pub const FAR: usize = 16;
-pub const MID: usize = 8;
-pub const NEAR: usize = 3;
+/// Purchases ahead at which each step's hints are given: table slots, then rows (customer state with its
+/// affinities, item statistics), then history, then the seeds' co-purchase headers, then their partner lists.
+const SLOTS: usize = 20;
+const ROWS: usize = 14;
+const HISTORY: usize = 9;
+const SEEDS: usize = 5;
+const PARTNERS: usize = 2;
+const RING: usize = 16;
+const UNKNOWN: u32 = u32::MAX;
 
 impl<'a> Lookahead<'a> {
     pub fn new(events: &'a [TxEvent]) -> Self {
-        Lookahead { events }
+        Lookahead { events, ring: [(UNKNOWN, UNKNOWN); RING] }
     }
 
     /// Hints for the purchases ahead of position `i` (call before applying `events[i]`).
     #[inline]
-    pub fn before(&self, state: &State, i: usize) {
-        if let Some(t) = self.events.get(i + FAR) {
+    pub fn before(&mut self, state: &State, i: usize) {
+        if let Some(t) = self.events.get(i + SLOTS) {
             state.ids.prefetch(&t.customer);
+            state.catalog.prefetch_id(t.article_id);
         }
-        if let Some(t) = self.events.get(i + MID) {
-            state.prefetch_rows(t);
+        if let Some(t) = self.events.get(i + ROWS) {
+            let c = state.ids.get(&t.customer).unwrap_or(UNKNOWN);
+            let a = state.catalog.idx(t.article_id).unwrap_or(UNKNOWN);
+            self.ring[(i + ROWS) % RING] = (c, a);
+            state.prefetch_rows(c, a);
         }
-        if let Some(t) = self.events.get(i + NEAR) {
-            state.prefetch_history(t);
+        let user = |k: usize| self.events.get(i + k).and_then(|t| Some((t, state.users.get(self.ring[(i + k) % RING].0 as usize)?)));
+        if let Some((_, u)) = user(HISTORY) {
+            if let Some(last) = u.recent.last() {
+                prefetch(last);
+                prefetch(u.recent.as_ptr().wrapping_add(u.recent.len().saturating_sub(state.params.seeds)));
+            }
+        }
+        if let Some((t, u)) = user(SEEDS) {
+            state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch(a));
+            state.copurchase.prefetch_items(self.ring[(i + SEEDS) % RING].1);
+        }
+        if let Some((t, u)) = user(PARTNERS) {
+            state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch_items(a));
         }
     }
 }
@@ -233,29 +255,25 @@ pub(crate) fn prefetch<T>(p: *const T) {
 impl State {
     /// The customer's state and the article's item and co-purchase rows.
     #[inline]
-    fn prefetch_rows(&self, t: &TxEvent) {
-        if let Some(c) = self.ids.get(&t.customer) {
-            let u = self.users.as_ptr().wrapping_add(c as usize);
-            prefetch(u);
-            prefetch((u as *const u8).wrapping_add(63));
+    fn prefetch_rows(&self, c: CustomerIdx, a: ArticleIdx) {
+        if (c as usize) < self.users.len() {
+            let u = self.users.as_ptr().wrapping_add(c as usize) as *const u8;
+            for line in (0..std::mem::size_of::<UserState>()).step_by(64) {
+                prefetch(u.wrapping_add(line));
+            }
+            prefetch(u.wrapping_add(std::mem::size_of::<UserState>() - 1));
         }
-        if let Some(a) = self.catalog.idx(t.article_id) {
+        if a != UNKNOWN {
             self.items.prefetch(a);
             self.copurchase.prefetch(a);
+            self.catalog.prefetch_slots(a);
         }
     }
 
-    /// The customer's history and affinities, and the co-purchase lists of their seeds.
+    /// The articles a purchase on `day` by `u` may pair with (a superset of the seeds `apply_tx` uses).
     #[inline]
-    fn prefetch_history(&self, t: &TxEvent) {
-        let Some(u) = self.ids.get(&t.customer).and_then(|c| self.users.get(c as usize)) else { return };
-        if let Some(last) = u.recent.last() {
-            prefetch(last);
-            let window_start = t.day.saturating_sub(self.params.copurchase_days);
-            for p in u.recent.iter().rev().take(self.params.seeds).take_while(|p| p.day >= window_start) {
-                self.copurchase.prefetch_items(p.article);
-            }
-        }
-        prefetch(u.affinity.as_ptr());
+    fn seeds<'u>(&self, u: &'u UserState, day: Day) -> impl Iterator<Item = ArticleIdx> + 'u {
+        let window_start = day.saturating_sub(self.params.copurchase_days);
+        u.recent.iter().rev().take(self.params.seeds).take_while(move |p| p.day >= window_start).map(|p| p.article)
     }
 }

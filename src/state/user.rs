@@ -31,14 +31,18 @@ pub struct Purchase {
     pub day: Day,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Affinity {
-    /// Attribute (position in `ATTR_NAMES`).
-    pub attr: u8,
-    /// The value's catalogue slot.
-    pub slot: u16,
-    pub weight: f32,
-}
+/// Where each attribute's entries start in [`UserState`]'s affinity arrays.
+const AFFINITY_START: [usize; ATTRS] = {
+    let mut start = [0; ATTRS];
+    let mut i = 1;
+    while i < ATTRS {
+        start[i] = start[i - 1] + AFFINITY_SLOTS[i - 1];
+        i += 1;
+    }
+    start
+};
+/// Affinity entries per customer, all attributes together.
+pub const AFFINITY_LEN: usize = AFFINITY_START[ATTRS - 1] + AFFINITY_SLOTS[ATTRS - 1];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserState {
@@ -47,8 +51,12 @@ pub struct UserState {
     pub count: DecayedSum,
     pub spend: DecayedSum,
     pub online: DecayedSum,
-    /// Decayed weight (as of `affinity_day`) of each attribute value the customer bought, few per attribute.
-    pub affinity: Vec<Affinity>,
+    /// Decayed weight (as of `affinity_day`) of each attribute value the customer bought, a few per attribute:
+    /// attribute `k` holds entries `AFFINITY_START[k]..` (`affinity_len[k]` of them) of `affinity_slot` (the
+    /// value's catalogue slot) and `affinity_weight`. Inline, so a purchase's update reads no other memory.
+    affinity_slot: [u16; AFFINITY_LEN],
+    affinity_weight: [f32; AFFINITY_LEN],
+    affinity_len: [u8; ATTRS],
     pub affinity_day: Day,
     pub band: u8,
 }
@@ -70,62 +78,71 @@ impl UserState {
         self.online.add(user, p.day, if online { 1.0 } else { 0.0 });
         let f = affinity.factor(self.affinity_day, p.day);
         if f != 1.0 {
-            for a in &mut self.affinity {
-                a.weight *= f;
+            for w in &mut self.affinity_weight {
+                *w *= f;
             }
         }
         self.affinity_day = self.affinity_day.max(p.day);
         for (attr, &slot) in slots.iter().enumerate() {
-            self.bump(attr as u8, slot);
+            self.bump(attr, slot);
         }
+    }
+
+    /// Attribute `attr`'s kept entries (slots, weights).
+    #[inline]
+    fn entries(&self, attr: usize) -> (&[u16], &[f32]) {
+        let r = AFFINITY_START[attr]..AFFINITY_START[attr] + self.affinity_len[attr] as usize;
+        (&self.affinity_slot[r.clone()], &self.affinity_weight[r])
     }
 
     /// Adds one purchase of attribute value `slot`; a full attribute gives its weakest entry's place to a new
     /// value only when the new one would not be weaker.
-    fn bump(&mut self, attr: u8, slot: u16) {
-        let mut held = 0;
-        let mut weakest: Option<(usize, f32)> = None;
-        for (i, a) in self.affinity.iter_mut().enumerate() {
-            if a.attr != attr {
-                continue;
+    #[inline]
+    fn bump(&mut self, attr: usize, slot: u16) {
+        let (start, len) = (AFFINITY_START[attr], self.affinity_len[attr] as usize);
+        let slots = &self.affinity_slot[start..start + len];
+        if let Some(i) = slots.iter().position(|&s| s == slot) {
+            self.affinity_weight[start + i] += 1.0;
+        } else if len < AFFINITY_SLOTS[attr] {
+            self.affinity_slot[start + len] = slot;
+            self.affinity_weight[start + len] = 1.0;
+            self.affinity_len[attr] += 1;
+        } else {
+            let weights = &self.affinity_weight[start..start + len];
+            let mut weakest = 0;
+            for (i, &w) in weights.iter().enumerate().skip(1) {
+                if w < weights[weakest] {
+                    weakest = i;
+                }
             }
-            if a.slot == slot {
-                a.weight += 1.0;
-                return;
-            }
-            held += 1;
-            if weakest.is_none_or(|(_, w)| a.weight < w) {
-                weakest = Some((i, a.weight));
-            }
-        }
-        let entry = Affinity { attr, slot, weight: 1.0 };
-        if held < AFFINITY_SLOTS[attr as usize] {
-            self.affinity.push(entry);
-        } else if let Some((i, w)) = weakest {
-            if w <= 1.0 {
-                self.affinity[i] = entry;
+            if weights[weakest] <= 1.0 {
+                self.affinity_slot[start + weakest] = slot;
+                self.affinity_weight[start + weakest] = 1.0;
             }
         }
     }
 
     /// Decayed weight of attribute `attr`'s value `slot` (0 when not kept).
     pub fn affinity(&self, attr: usize, slot: u16) -> f32 {
-        self.affinity.iter().find(|a| a.attr as usize == attr && a.slot == slot).map_or(0.0, |a| a.weight)
+        if attr >= ATTRS {
+            return 0.0;
+        }
+        let (slots, weights) = self.entries(attr);
+        slots.iter().position(|&s| s == slot).map_or(0.0, |i| weights[i])
+    }
+
+    /// Values kept for attribute `attr`.
+    pub fn affinity_count(&self, attr: usize) -> usize {
+        self.affinity_len.get(attr).map_or(0, |&n| n as usize)
     }
 
     /// Total kept weight per attribute (the denominator of affinity shares).
     pub fn affinity_totals(&self) -> [f32; ATTRS] {
-        let mut t = [0.0; ATTRS];
-        for a in &self.affinity {
-            if let Some(x) = t.get_mut(a.attr as usize) {
-                *x += a.weight;
-            }
-        }
-        t
+        std::array::from_fn(|attr| self.entries(attr).1.iter().sum())
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.recent.capacity() * std::mem::size_of::<Purchase>() + self.affinity.capacity() * std::mem::size_of::<Affinity>()
+        self.recent.capacity() * std::mem::size_of::<Purchase>()
     }
 }
 
@@ -146,7 +163,7 @@ mod tests {
         let t = u.affinity_totals();
         assert!((u.affinity(0, 0) + u.affinity(0, 1) + u.affinity(0, 2) - t[0]).abs() < 1e-5);
         // Colour keeps 6 of 7 values; index group has one value, holding all its weight.
-        assert_eq!(u.affinity.iter().filter(|a| a.attr == 1).count(), AFFINITY_SLOTS[1]);
+        assert_eq!(u.affinity_count(1), AFFINITY_SLOTS[1]);
         assert_eq!(u.affinity(2, 0), t[2]);
         assert_eq!(u.affinity(3, 5), 0.0);
         assert_eq!(age_band(Some(24)), 0);
