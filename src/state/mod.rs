@@ -109,14 +109,26 @@ impl State {
 
     /// Folds one purchase into user, item and co-purchase state. Returns the customer's index.
     pub fn apply_tx(&mut self, t: &TxEvent) -> CustomerIdx {
+        self.apply_resolved(t, None, None)
+    }
+
+    /// [`State::apply_tx`] with the customer's and the article's indices when they were already looked up
+    /// (indices never change once given, so an earlier lookup stays right).
+    fn apply_resolved(&mut self, t: &TxEvent, customer: Option<CustomerIdx>, article: Option<ArticleIdx>) -> CustomerIdx {
         if t.day > self.clock {
             self.advance_to(t.day);
         }
-        let (c, new) = self.intern(t.customer);
-        if new {
-            self.unknown_customers += 1;
-        }
-        let a = match self.catalog.idx(t.article_id) {
+        let c = match customer {
+            Some(c) => c,
+            None => {
+                let (c, new) = self.intern(t.customer);
+                if new {
+                    self.unknown_customers += 1;
+                }
+                c
+            }
+        };
+        let a = match article.or_else(|| self.catalog.idx(t.article_id)) {
             Some(a) => a,
             None => {
                 let a = self.catalog.idx_or_placeholder(t.article_id);
@@ -158,7 +170,8 @@ impl State {
         let mut ahead = Lookahead::new(events);
         for (i, t) in events.iter().enumerate() {
             ahead.before(self, i);
-            out.push(self.apply_tx(t));
+            let (c, a) = ahead.resolved(i);
+            out.push(self.apply_resolved(t, c, a));
         }
     }
 
@@ -191,8 +204,9 @@ impl State {
 /// state: the result is identical with or without them.
 pub struct Lookahead<'a> {
     events: &'a [TxEvent],
-    /// (customer, article) of the purchases between the `ROWS` and the last step, by position modulo `RING`.
-    ring: [(u32, u32); RING],
+    /// (position, customer, article) of the purchases between the `ROWS` step and their application, in slot
+    /// `position % RING`; `UNKNOWN` where the lookup found nothing.
+    ring: [(usize, u32, u32); RING],
 }
 
 /// Purchases ahead at which each step's hints are given: table slots, then rows (customer state with its
@@ -207,7 +221,17 @@ const UNKNOWN: u32 = u32::MAX;
 
 impl<'a> Lookahead<'a> {
     pub fn new(events: &'a [TxEvent]) -> Self {
-        Lookahead { events, ring: [(UNKNOWN, UNKNOWN); RING] }
+        Lookahead { events, ring: [(usize::MAX, UNKNOWN, UNKNOWN); RING] }
+    }
+
+    /// The customer and article of `events[i]` as looked up at the `ROWS` step (None: not known then).
+    #[inline]
+    pub fn resolved(&self, i: usize) -> (Option<CustomerIdx>, Option<ArticleIdx>) {
+        let (pos, c, a) = self.ring[i % RING];
+        if pos != i {
+            return (None, None);
+        }
+        ((c != UNKNOWN).then_some(c), (a != UNKNOWN).then_some(a))
     }
 
     /// Hints for the purchases ahead of position `i` (call before applying `events[i]`).
@@ -220,10 +244,10 @@ impl<'a> Lookahead<'a> {
         if let Some(t) = self.events.get(i + ROWS) {
             let c = state.ids.get(&t.customer).unwrap_or(UNKNOWN);
             let a = state.catalog.idx(t.article_id).unwrap_or(UNKNOWN);
-            self.ring[(i + ROWS) % RING] = (c, a);
+            self.ring[(i + ROWS) % RING] = (i + ROWS, c, a);
             state.prefetch_rows(c, a);
         }
-        let user = |k: usize| self.events.get(i + k).and_then(|t| Some((t, state.users.get(self.ring[(i + k) % RING].0 as usize)?)));
+        let user = |k: usize| self.events.get(i + k).and_then(|t| Some((t, state.users.get(self.ring[(i + k) % RING].1 as usize)?)));
         if let Some((_, u)) = user(HISTORY) {
             if let Some(last) = u.recent.last() {
                 prefetch(last);
@@ -232,7 +256,7 @@ impl<'a> Lookahead<'a> {
         }
         if let Some((t, u)) = user(SEEDS) {
             state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch(a));
-            state.copurchase.prefetch_items(self.ring[(i + SEEDS) % RING].1);
+            state.copurchase.prefetch_items(self.ring[(i + SEEDS) % RING].2);
         }
         if let Some((t, u)) = user(PARTNERS) {
             state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch_items(a));
