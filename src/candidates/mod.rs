@@ -118,9 +118,7 @@ impl<'a> UserView<'a> {
                 None => own.push(OwnPurchase { article: p.article, count: w, age: day.saturating_sub(p.day), recency: w, times: 1 }),
             }
         }
-        let n = user.count.at(&state.user_decay, day);
-        let spend = user.spend.at(&state.user_decay, day);
-        let online = user.online.at(&state.user_decay, day);
+        let (n, spend, online) = user.activity.at(&state.user_decay, day);
         UserView {
             idx,
             user,

@@ -237,6 +237,7 @@ impl<'a> Lookahead<'a> {
     /// Hints for the purchases ahead of position `i` (call before applying `events[i]`).
     #[inline]
     pub fn before(&mut self, state: &State, i: usize) {
+        const _: () = assert!(std::mem::size_of::<UserState>() == 192 && std::mem::size_of::<items::ItemStat>() == 128);
         if let Some(t) = self.events.get(i + SLOTS) {
             state.ids.prefetch(&t.customer);
             state.catalog.prefetch_id(t.article_id);
@@ -285,7 +286,6 @@ impl State {
             for line in (0..std::mem::size_of::<UserState>()).step_by(64) {
                 prefetch(u.wrapping_add(line));
             }
-            prefetch(u.wrapping_add(std::mem::size_of::<UserState>() - 1));
         }
         if a != UNKNOWN {
             self.items.prefetch(a);

@@ -3,7 +3,7 @@
 //! here follows the customer's partition.
 
 use super::catalog::ATTRS;
-use super::decay::{Decay, DecayedSum};
+use super::decay::Decay;
 use crate::data::{ArticleIdx, Day};
 use serde::{Deserialize, Serialize};
 
@@ -44,13 +44,40 @@ const AFFINITY_START: [usize; ATTRS] = {
 /// Affinity entries per customer, all attributes together.
 pub const AFFINITY_LEN: usize = AFFINITY_START[ATTRS - 1] + AFFINITY_SLOTS[ATTRS - 1];
 
+/// Decayed purchase count, spend and online purchases, all as of `day` (three decayed sums sharing a day).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub count: f32,
+    pub spend: f32,
+    pub online: f32,
+    pub day: Day,
+}
+
+impl Activity {
+    #[inline]
+    fn add(&mut self, decay: &Decay, day: Day, price: f32, online: bool) {
+        let f = decay.factor(self.day, day);
+        self.count = self.count * f + 1.0;
+        self.spend = self.spend * f + price;
+        self.online = self.online * f + if online { 1.0 } else { 0.0 };
+        self.day = self.day.max(day);
+    }
+
+    /// (count, spend, online) aged to `day`.
+    #[inline]
+    pub fn at(&self, decay: &Decay, day: Day) -> (f32, f32, f32) {
+        let f = decay.factor(self.day, day);
+        (self.count * f, self.spend * f, self.online * f)
+    }
+}
+
+/// Aligned to a cache line and 190 bytes long, so one customer's state is exactly three lines.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[repr(align(64))]
 pub struct UserState {
     /// Newest last; at most `recent_max`.
     pub recent: Vec<Purchase>,
-    pub count: DecayedSum,
-    pub spend: DecayedSum,
-    pub online: DecayedSum,
+    pub activity: Activity,
     /// Decayed weight (as of `affinity_day`) of each attribute value the customer bought, a few per attribute:
     /// attribute `k` holds entries `AFFINITY_START[k]..` (`affinity_len[k]` of them) of `affinity_slot` (the
     /// value's catalogue slot) and `affinity_weight`. Inline, so a purchase's update reads no other memory.
@@ -73,9 +100,7 @@ impl UserState {
             self.recent.remove(0);
         }
         self.recent.push(p);
-        self.count.add(user, p.day, 1.0);
-        self.spend.add(user, p.day, price);
-        self.online.add(user, p.day, if online { 1.0 } else { 0.0 });
+        self.activity.add(user, p.day, price, online);
         let f = affinity.factor(self.affinity_day, p.day);
         if f != 1.0 {
             for w in &mut self.affinity_weight {
