@@ -42,13 +42,16 @@ pub struct TopicsConfig {
     pub dead_letters: String,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum EmitPolicy {
     /// One list per customer when their basket (their rows of one day) is complete.
     Basket,
     /// One list after every purchase.
     Event,
+    /// No lists are published: the state is kept current and lists are made on request (`serve --http`), as
+    /// for a standby instance or when warming state from history.
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

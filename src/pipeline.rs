@@ -4,7 +4,7 @@
 //!
 //! Emission: with the `basket` policy a customer's basket (their purchases of one day) closes when event time
 //! moves past that day; every open basket then gets one list, in the order the baskets opened. With `event`,
-//! every purchase gets a list at once.
+//! every purchase gets a list at once; with `none`, no list is made (lists on request only).
 
 use crate::candidates::{self, CandidateSet, CandidateSource, UserView};
 use crate::config::{Config, EmitPolicy};
@@ -149,6 +149,7 @@ impl Pipeline {
                 let c = self.state.apply_tx(&t);
                 match self.emit {
                     EmitPolicy::Event => out.push(self.recommendation(c, t.day, t.seq, Trigger::Event)),
+                    EmitPolicy::None => {}
                     EmitPolicy::Basket => {
                         self.open_day = t.day;
                         match self.open_index.get(&c) {

@@ -15,9 +15,9 @@ pub struct Args {
     /// Serve HTTP (GET /recommendations/{customer_id}, /metrics, /health) on this address, e.g. 127.0.0.1:8080.
     #[arg(long)]
     pub http: Option<std::net::SocketAddr>,
-    /// When lists are published: basket (once a customer's day is complete) or event (every purchase).
-    #[arg(long, value_parser = ["basket", "event"])]
-    pub emit: Option<String>,
+    /// When lists are published (default: [engine] emit).
+    #[arg(long, value_enum)]
+    pub emit: Option<EmitPolicy>,
     /// Events between checkpoints (default: [engine] checkpoint_every).
     #[arg(long)]
     pub checkpoint_every: Option<u64>,
@@ -31,8 +31,8 @@ pub struct Args {
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
     let mut cfg = a.kafka.config()?;
-    if let Some(e) = &a.emit {
-        cfg.engine.emit = if e == "event" { EmitPolicy::Event } else { EmitPolicy::Basket };
+    if let Some(e) = a.emit {
+        cfg.engine.emit = e;
     }
     if let Some(n) = a.checkpoint_every {
         cfg.engine.checkpoint_every = n;

@@ -19,6 +19,7 @@ use crate::kafka::{self, KafkaError};
 use crate::pipeline::Pipeline;
 use checkpoint::{Checkpoint, CheckpointError};
 use merge::{Item, SeqMerge};
+use futures::FutureExt;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -178,19 +179,13 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             }
             got = group.recv() => {
                 last_input = Instant::now();
-                match got? {
-                    Polled::Record(r) => {
-                        let seq_value = match r.payload.as_deref() {
-                            None => Err("message has no payload".to_string()),
-                            Some(b) => decode_transaction(b).map_err(|e| e.to_string()),
-                        };
-                        if let Err(reason) = &seq_value {
-                            dead_letter(&shared, &sink, &topics.dead_letters, &r, reason.clone(), &mut pending).await?;
-                        }
-                        let seq = seq_value.as_ref().ok().map(|t| t.seq);
-                        merge.push(Item { partition: r.partition, offset: r.offset, seq, value: seq_value });
+                take(&shared, &sink, &topics.dead_letters, got?, &mut merge, &mut pending).await?;
+                // Take what the client already holds too, so the work below runs once per batch, not per message.
+                for _ in 1..BATCH {
+                    match group.recv().now_or_never() {
+                        Some(got) => take(&shared, &sink, &topics.dead_letters, got?, &mut merge, &mut pending).await?,
+                        None => break,
                     }
-                    Polled::Eof(p) => merge.end_of_partition(p),
                 }
             }
             got = articles.recv() => { reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
@@ -211,6 +206,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
         // Release what can be ordered now and run it through the pipeline.
         let mut recs: Vec<Recommendation> = Vec::new();
         let mut bytes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut applied = 0u64;
         {
             let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
             while let Some(item) = merge.pop() {
@@ -221,10 +217,13 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
                 processed.insert(item.partition, item.offset + 1);
                 if let Ok(t) = item.value {
                     recs.extend(p.step(Event::Transaction(t)));
-                    shared.counters.events.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("streamrec_events_total", "topic" => "transactions").increment(1);
-                    since_ckpt += 1;
+                    applied += 1;
                 }
+            }
+            if applied > 0 {
+                shared.counters.events.fetch_add(applied, Ordering::Relaxed);
+                metrics::counter!("streamrec_events_total", "topic" => "transactions").increment(applied);
+                since_ckpt += applied;
             }
             if merge.drained() && p.open_baskets() > 0 && last_input.elapsed() >= s.idle_close {
                 tracing::info!(open = p.open_baskets(), quiet_ms = last_input.elapsed().as_millis() as u64, "input quiet: closing open baskets");
@@ -286,6 +285,28 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     report.checkpoints = c.checkpoints.load(Ordering::Relaxed);
     report.secs = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Messages taken from the transactions input per turn of the loop at most.
+const BATCH: usize = 4096;
+
+/// Decodes one transactions message into the merge (undecodable ones also go to dead-letters).
+async fn take(shared: &Shared, sink: &Sink, dead_letters: &str, got: Polled, merge: &mut SeqMerge<Result<TxEvent, String>>, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
+    match got {
+        Polled::Record(r) => {
+            let value = match r.payload.as_deref() {
+                None => Err("message has no payload".to_string()),
+                Some(b) => decode_transaction(b).map_err(|e| e.to_string()),
+            };
+            if let Err(reason) = &value {
+                dead_letter(shared, sink, dead_letters, &r, reason.clone(), pending).await?;
+            }
+            let seq = value.as_ref().ok().map(|t| t.seq);
+            merge.push(Item { partition: r.partition, offset: r.offset, seq, value });
+        }
+        Polled::Eof(p) => merge.end_of_partition(p),
+    }
+    Ok(())
 }
 
 fn write_checkpoint(s: &ServeSettings, shared: &Shared, tx_next: &BTreeMap<i32, i64>, ref_next: &BTreeMap<(String, i32), i64>, sent: u64) -> Result<(), ServeError> {
