@@ -29,6 +29,8 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Partitions of the transactions topic when it is created.
     pub transactions_partitions: i32,
+    /// The engine consumer's `fetch.wait.max.ms`: how long a caught-up fetch may wait for data.
+    pub fetch_wait_max_ms: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -101,8 +101,9 @@ pub struct GroupReader {
 }
 
 impl GroupReader {
-    /// Joins `group` on `topic`. With no committed offset a partition is read from its start.
-    pub fn new(brokers: &str, group: &str, topic: &str) -> Result<Self, KafkaError> {
+    /// Joins `group` on `topic`. With no committed offset a partition is read from its start. A caught-up
+    /// fetch waits at most `fetch_wait_ms` for data (see `[kafka] fetch_wait_max_ms`).
+    pub fn new(brokers: &str, group: &str, topic: &str, fetch_wait_ms: u32) -> Result<Self, KafkaError> {
         let ctx = GroupContext::default();
         let (assigned, generation) = (ctx.assigned.clone(), ctx.generation.clone());
         let consumer: StreamConsumer<GroupContext> = client_config(brokers)
@@ -117,7 +118,7 @@ impl GroupReader {
             // A caught-up fetch returns after at most this long even when the broker does not answer a waiting
             // fetch as soon as data arrives (librdkafka's 500 ms default put up to half a second on every
             // purchase → list at the live edge, measured with `bench-latency` on the embedded broker).
-            .set("fetch.wait.max.ms", "5")
+            .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
             .create_with_context(ctx)?;
         consumer.subscribe(&[topic])?;
         Ok(GroupReader { consumer, topic: topic.to_string(), assigned, generation })

@@ -162,7 +162,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
 
     // Model updates published from now on (the newest model on disk was loaded at start).
     let updates = TopicReader::new(&brokers, &topics.model_updates, Start::End)?;
-    let group = GroupReader::new(&brokers, &cfg.kafka.group_id, &topics.transactions)?;
+    let group = GroupReader::new(&brokers, &cfg.kafka.group_id, &topics.transactions, cfg.kafka.fetch_wait_max_ms)?;
     let mut merge: SeqMerge<Result<TxEvent, String>> = SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms));
     let mut generation = u64::MAX;
     let mut processed: BTreeMap<i32, i64> = BTreeMap::new();
