@@ -166,6 +166,16 @@ impl Pipeline {
         }
     }
 
+    /// [`Pipeline::step`] for each purchase of `events` in order, appending the lists to `out`, with the
+    /// state's cache hints for the purchases a few places ahead (the same lists as stepping one by one).
+    pub fn step_batch(&mut self, events: &[crate::events::TxEvent], out: &mut Vec<Recommendation>) {
+        let mut ahead = crate::state::Lookahead::new(events);
+        for (i, t) in events.iter().enumerate() {
+            ahead.before(&self.state, i);
+            out.extend(self.step(Event::Transaction(*t)));
+        }
+    }
+
     /// Folds `ev` into the state without producing lists (history warm-up, backtest fitting).
     pub fn apply(&mut self, ev: &Event) {
         match ev {

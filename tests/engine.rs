@@ -3,7 +3,8 @@
 
 mod common;
 
-use streamrec::events::{dataset_events, Event, Recommendation};
+use streamrec::config::EmitPolicy;
+use streamrec::events::{dataset_events, Event, Recommendation, TxEvent};
 use streamrec::pipeline::Pipeline;
 use streamrec::serve::checkpoint::{self, Checkpoint};
 
@@ -13,6 +14,38 @@ fn run(p: &mut Pipeline, evs: &[Event]) -> Vec<Recommendation> {
         out.extend(p.step(e.clone()));
     }
     out
+}
+
+/// Serve applies what it reads in batches with cache hints ahead (`step_batch`): the lists are the ones stepping
+/// one purchase at a time gives, in the same order, and so is the state.
+#[test]
+fn batches_give_the_same_lists_as_single_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::load(&common::tiny(dir.path(), 12));
+    let mut cfg = common::config();
+    for emit in [EmitPolicy::Basket, EmitPolicy::Event] {
+        cfg.engine.emit = emit;
+        let evs: Vec<Event> = dataset_events(&data).collect();
+        let (reference, txs): (Vec<Event>, Vec<Event>) = evs.into_iter().partition(|e| !matches!(e, Event::Transaction(_)));
+        let txs: Vec<TxEvent> = txs.into_iter().filter_map(|e| if let Event::Transaction(t) = e { Some(t) } else { None }).collect();
+        let mut one = Pipeline::new(&cfg).unwrap();
+        run(&mut one, &reference);
+        let mut want = Vec::new();
+        for t in &txs {
+            want.extend(one.step(Event::Transaction(*t)));
+        }
+        let mut many = Pipeline::new(&cfg).unwrap();
+        run(&mut many, &reference);
+        let mut got = Vec::new();
+        // Uneven chunks: a batch boundary may fall anywhere in a basket.
+        for chunk in txs.chunks(37) {
+            many.step_batch(chunk, &mut got);
+        }
+        assert!(want.len() > 1000, "{emit:?}: {} lists", want.len());
+        assert_eq!(got, want, "{emit:?}");
+        assert_eq!(many.state.users, one.state.users);
+        assert_eq!(many.state.items.trending, one.state.items.trending);
+    }
 }
 
 #[test]

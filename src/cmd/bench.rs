@@ -4,7 +4,7 @@
 use super::DataArgs;
 use std::time::Instant;
 use streamrec::config::Config;
-use streamrec::events::{dataset_events, Event, TxEvent};
+use streamrec::events::{dataset_events, TxEvent};
 use streamrec::pipeline::Pipeline;
 
 #[derive(clap::Args, Debug)]
@@ -55,8 +55,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         reference(&mut p);
         let t0 = Instant::now();
         let mut lists = 0usize;
-        for e in &events {
-            lists += p.step(Event::Transaction(*e)).len();
+        let mut out = Vec::new();
+        for chunk in events.chunks(4096) {
+            p.step_batch(chunk, &mut out);
+            lists += out.len();
+            out.clear();
         }
         lists += p.finish().len();
         let secs = t0.elapsed().as_secs_f64();

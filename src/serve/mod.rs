@@ -206,7 +206,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
         // Release what can be ordered now and run it through the pipeline.
         let mut recs: Vec<Recommendation> = Vec::new();
         let mut bytes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut applied = 0u64;
+        let applied: u64;
+        let mut batch: Vec<TxEvent> = Vec::new();
         {
             let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
             while let Some(item) = merge.pop() {
@@ -216,10 +217,11 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
                 }
                 processed.insert(item.partition, item.offset + 1);
                 if let Ok(t) = item.value {
-                    recs.extend(p.step(Event::Transaction(t)));
-                    applied += 1;
+                    batch.push(t);
                 }
             }
+            applied = batch.len() as u64;
+            p.step_batch(&batch, &mut recs);
             if applied > 0 {
                 shared.counters.events.fetch_add(applied, Ordering::Relaxed);
                 metrics::counter!("streamrec_events_total", "topic" => "transactions").increment(applied);
