@@ -294,7 +294,8 @@ impl State {
         }
     }
 
-    /// The articles a purchase on `day` by `u` may pair with (a superset of the seeds `apply_tx` uses).
+    /// The articles a purchase on `day` by `u` will likely pair with: its newest purchases within the window
+    /// (`apply_tx` also skips repeats and may reach further back; these are only hints).
     #[inline]
     fn seeds<'u>(&self, u: &'u UserState, day: Day) -> impl Iterator<Item = ArticleIdx> + 'u {
         let window_start = day.saturating_sub(self.params.copurchase_days);
