@@ -32,8 +32,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     reference(&mut p);
     let rss0 = streamrec::memory::rss_bytes().unwrap_or(0);
     let t0 = Instant::now();
-    let mut customers_of = Vec::with_capacity(events.len());
-    for chunk in events.chunks(4096) {
+    const CHUNK: usize = 4096;
+    let mut customers_of = Vec::with_capacity(CHUNK);
+    for chunk in events.chunks(CHUNK) {
         customers_of.clear();
         p.state.apply_batch(chunk, &mut customers_of);
     }
@@ -56,7 +57,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let mut lists = 0usize;
         let mut out = Vec::new();
-        for chunk in events.chunks(4096) {
+        for chunk in events.chunks(CHUNK) {
             p.step_batch(chunk, &mut out);
             lists += out.len();
             out.clear();

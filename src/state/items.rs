@@ -220,8 +220,10 @@ impl ItemStats {
     }
 }
 
-/// The `k` largest positive values with their indices, largest first (ties: lower index first).
-pub fn top_k(values: &[f32], k: usize) -> Vec<(ArticleIdx, f32)> {
+/// The `k` largest positive values with their indices, largest first (ties: lower index first): the full scan
+/// the lists are checked against.
+#[cfg(test)]
+pub(crate) fn top_k(values: &[f32], k: usize) -> Vec<(ArticleIdx, f32)> {
     top_k_of(values.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect(), k)
 }
 

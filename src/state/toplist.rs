@@ -84,11 +84,6 @@ impl DecayedTop {
         self.weakest = w;
     }
 
-    /// The members with their values as of `day` (from `value_at`), for ranking.
-    pub fn values(&self, value_at: impl Fn(ArticleIdx) -> f32) -> Vec<f32> {
-        self.entries.iter().map(|&(a, _)| value_at(a)).collect()
-    }
-
     pub fn members(&self) -> impl Iterator<Item = ArticleIdx> + '_ {
         self.entries.iter().map(|e| e.0)
     }
@@ -102,7 +97,7 @@ impl DecayedTop {
 mod tests {
     use super::*;
     use crate::state::decay::{Decay, DecayedSum};
-    use crate::state::items::top_k;
+    use crate::state::items::{top_k, top_k_of};
     use rand::{Rng, SeedableRng};
 
     /// Against a full scan: random sales over many days, the set's best `k` equal the scan's best `k`.
@@ -123,11 +118,8 @@ mod tests {
             }
             let all: Vec<f32> = sums.iter().map(|s| s.at(&decay, day + 1)).collect();
             let want = top_k(&all, k);
-            let members: Vec<u32> = top.members().collect();
-            let vals = top.values(|a| sums[a as usize].at(&decay, day + 1));
-            let mut got: Vec<(u32, f32)> = members.iter().copied().zip(vals).collect();
-            got.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            got.truncate(k);
+            // As `ItemStats::rebuild_lists` reads a list from its set.
+            let got = top_k_of(top.members().map(|a| (a, sums[a as usize].at(&decay, day + 1))).collect(), k);
             assert_eq!(got, want, "day {day}");
         }
     }
