@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 4] = b"SRCK";
 /// Bump on any change to [`Checkpoint`]'s layout; older files are refused with a clear error.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 const FILE: &str = "engine.ckpt";
 
 #[derive(Serialize, Deserialize)]

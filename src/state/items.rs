@@ -96,6 +96,16 @@ impl ItemStats {
         }
     }
 
+    /// Hints that a sale of `a` to a buyer in age band `band` will be recorded soon (the ranked sets' entries;
+    /// the statistics themselves are hinted by [`ItemStats::prefetch`]).
+    #[inline]
+    pub fn prefetch_sale(&self, a: ArticleIdx, band: u8) {
+        self.best_month.prefetch(a);
+        if let Some(top) = self.best_band.get(band as usize) {
+            top.prefetch(a);
+        }
+    }
+
     #[inline]
     pub fn record(&mut self, a: ArticleIdx, day: Day, band: u8, price: f32) {
         let [d0, d1, d2] = &self.decay;

@@ -250,6 +250,7 @@ impl<'a> Lookahead<'a> {
         }
         let user = |k: usize| self.events.get(i + k).and_then(|t| Some((t, state.users.get(self.ring[(i + k) % RING].1 as usize)?)));
         if let Some((_, u)) = user(HISTORY) {
+            state.items.prefetch_sale(self.ring[(i + HISTORY) % RING].2, u.band);
             if let Some(last) = u.recent.last() {
                 prefetch(last);
                 prefetch(u.recent.as_ptr().wrapping_add(u.recent.len().saturating_sub(state.params.seeds)));

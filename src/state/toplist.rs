@@ -20,12 +20,18 @@ pub struct DecayedTop {
     /// ln 2 / half-life, per day.
     rate: f64,
     cap: usize,
-    /// (article, key), unordered.
+    /// (article, key) as a binary min-heap under [`below`]: the weakest entry is first.
     entries: Vec<(ArticleIdx, f64)>,
-    /// Position of the weakest entry (smallest key; among equal keys the highest article index).
-    weakest: usize,
     /// Each article's position in `entries`, `OUT` when absent.
     pos: Vec<u16>,
+    /// Outsiders selling below this value on `floor_day` cannot enter the full set (a cheap test before the
+    /// logarithm; set lower than the exact bound, which is checked after it). NaN: not computed.
+    #[serde(skip, default = "no_floor")]
+    floor: (Day, f32),
+}
+
+fn no_floor() -> (Day, f32) {
+    (0, f32::NAN)
 }
 
 /// `x` ranks below `y`: a smaller key, or an equal key and a higher index (lists break ties by lower index).
@@ -37,13 +43,20 @@ fn below(x: (ArticleIdx, f64), y: (ArticleIdx, f64)) -> bool {
 impl DecayedTop {
     pub fn new(half_life_days: f32, cap: usize) -> Self {
         let cap = cap.clamp(1, OUT as usize - 1);
-        DecayedTop { rate: std::f64::consts::LN_2 / half_life_days.max(1e-3) as f64, cap, entries: Vec::with_capacity(cap), weakest: 0, pos: Vec::new() }
+        let rate = std::f64::consts::LN_2 / half_life_days.max(1e-3) as f64;
+        DecayedTop { rate, cap, entries: Vec::with_capacity(cap), pos: Vec::new(), floor: no_floor() }
     }
 
     pub fn ensure(&mut self, n: usize) {
         if self.pos.len() < n {
             self.pos.resize(n, OUT);
         }
+    }
+
+    /// Hints that `a` will be offered soon (its position entry is the one likely cache miss of an offer).
+    #[inline]
+    pub fn prefetch(&self, a: ArticleIdx) {
+        super::prefetch(self.pos.as_ptr().wrapping_add(a as usize));
     }
 
     /// Article `a`'s decayed sum is now `value` as of `day` (after a sale).
@@ -53,35 +66,72 @@ impl DecayedTop {
             return;
         }
         let Some(&p) = self.pos.get(a as usize) else { return };
+        if p == OUT && self.entries.len() >= self.cap {
+            if self.floor.0 != day || self.floor.1.is_nan() {
+                // 1e-4 below the weakest key: far more than the rounding of the key's terms.
+                self.floor = (day, (self.entries[0].1 - day as f64 * self.rate - 1e-4).exp() as f32);
+            }
+            if value < self.floor.1 {
+                return;
+            }
+        }
         let e = (a, (value as f64).ln() + day as f64 * self.rate);
         if p != OUT {
-            self.entries[p as usize].1 = e.1;
-            if p as usize == self.weakest {
-                self.find_weakest();
-            }
+            let p = p as usize;
+            let up = below(e, self.entries[p]);
+            self.entries[p] = e;
+            if up { self.sift_up(p) } else { self.sift_down(p) }
         } else if self.entries.len() < self.cap {
-            self.pos[a as usize] = self.entries.len() as u16;
             self.entries.push(e);
-            if self.entries.len() == 1 || below(e, self.entries[self.weakest]) {
-                self.weakest = self.entries.len() - 1;
-            }
-        } else if below(self.entries[self.weakest], e) {
-            let w = self.weakest;
-            self.pos[self.entries[w].0 as usize] = OUT;
-            self.pos[a as usize] = w as u16;
-            self.entries[w] = e;
-            self.find_weakest();
+            self.pos[a as usize] = (self.entries.len() - 1) as u16;
+            self.sift_up(self.entries.len() - 1);
+        } else if below(self.entries[0], e) {
+            self.pos[self.entries[0].0 as usize] = OUT;
+            self.entries[0] = e;
+            self.pos[a as usize] = 0;
+            self.sift_down(0);
+        } else {
+            return;
         }
+        self.floor.1 = f32::NAN;
     }
 
-    fn find_weakest(&mut self) {
-        let mut w = 0;
-        for (i, &e) in self.entries.iter().enumerate().skip(1) {
-            if below(e, self.entries[w]) {
-                w = i;
+    fn sift_up(&mut self, mut i: usize) {
+        let e = self.entries[i];
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !below(e, self.entries[parent]) {
+                break;
             }
+            self.place(i, self.entries[parent]);
+            i = parent;
         }
-        self.weakest = w;
+        self.place(i, e);
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let (e, n) = (self.entries[i], self.entries.len());
+        loop {
+            let mut child = 2 * i + 1;
+            if child >= n {
+                break;
+            }
+            if child + 1 < n && below(self.entries[child + 1], self.entries[child]) {
+                child += 1;
+            }
+            if !below(self.entries[child], e) {
+                break;
+            }
+            self.place(i, self.entries[child]);
+            i = child;
+        }
+        self.place(i, e);
+    }
+
+    #[inline]
+    fn place(&mut self, i: usize, e: (ArticleIdx, f64)) {
+        self.entries[i] = e;
+        self.pos[e.0 as usize] = i as u16;
     }
 
     pub fn members(&self) -> impl Iterator<Item = ArticleIdx> + '_ {
