@@ -6,6 +6,7 @@ pub mod article_ids;
 pub mod catalog;
 pub mod copurchase;
 pub mod decay;
+pub mod history;
 pub mod items;
 pub mod toplist;
 pub mod user;
@@ -13,6 +14,7 @@ pub mod user;
 pub use catalog::Catalog;
 pub use copurchase::CoPurchase;
 pub use decay::{Decay, DecayedSum};
+pub use history::History;
 pub use items::ItemStats;
 pub use user::{age_band, Purchase, UserState, BANDS};
 
@@ -146,7 +148,7 @@ impl State {
             if p.day < window_start || seen >= self.params.seeds {
                 break;
             }
-            if p.article == a || user.recent[i + 1..].iter().any(|q| q.article == p.article) {
+            if p.article == a || user.recent.iter().skip(i + 1).any(|q| q.article == p.article) {
                 continue;
             }
             seen += 1;
@@ -251,10 +253,7 @@ impl<'a> Lookahead<'a> {
         let user = |k: usize| self.events.get(i + k).and_then(|t| Some((t, state.users.get(self.ring[(i + k) % RING].1 as usize)?)));
         if let Some((_, u)) = user(HISTORY) {
             state.items.prefetch_sale(self.ring[(i + HISTORY) % RING].2, u.band);
-            if let Some(last) = u.recent.last() {
-                prefetch(last);
-                prefetch(u.recent.as_ptr().wrapping_add(u.recent.len().saturating_sub(state.params.seeds)));
-            }
+            u.recent.prefetch(state.params.seeds);
         }
         if let Some((t, u)) = user(SEEDS) {
             state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch(a));

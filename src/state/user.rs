@@ -4,6 +4,7 @@
 
 use super::catalog::ATTRS;
 use super::decay::Decay;
+use super::history::History;
 use crate::data::{ArticleIdx, Day};
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +77,7 @@ impl Activity {
 #[repr(align(64))]
 pub struct UserState {
     /// Newest last; at most `recent_max`.
-    pub recent: Vec<Purchase>,
+    pub recent: History,
     pub activity: Activity,
     /// Decayed weight (as of `affinity_day`) of each attribute value the customer bought, a few per attribute:
     /// attribute `k` holds entries `AFFINITY_START[k]..` (`affinity_len[k]` of them) of `affinity_slot` (the
@@ -96,10 +97,7 @@ impl UserState {
     /// Folds one purchase in. `recent_max` bounds the history.
     #[allow(clippy::too_many_arguments)]
     pub fn record(&mut self, p: Purchase, price: f32, online: bool, slots: [u16; ATTRS], user: &Decay, affinity: &Decay, recent_max: usize) {
-        if self.recent.len() >= recent_max.max(1) {
-            self.recent.remove(0);
-        }
-        self.recent.push(p);
+        self.recent.push(p, recent_max);
         self.activity.add(user, p.day, price, online);
         let f = affinity.factor(self.affinity_day, p.day);
         if f != 1.0 {
@@ -167,7 +165,7 @@ impl UserState {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.recent.capacity() * std::mem::size_of::<Purchase>()
+        self.recent.heap_bytes()
     }
 }
 

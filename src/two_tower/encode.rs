@@ -164,10 +164,10 @@ impl ItemVocab {
 
     /// The user tower's history input: codes of the customer's newest `HISTORY_LEN` purchases, newest last,
     /// left-padded with 0.
-    pub fn history(&self, state: &State, recent: &[crate::state::Purchase]) -> [i64; HISTORY_LEN] {
+    pub fn history(&self, state: &State, recent: &crate::state::History) -> [i64; HISTORY_LEN] {
         let mut h = [0i64; HISTORY_LEN];
         let take = recent.len().min(HISTORY_LEN);
-        for (slot, p) in h[HISTORY_LEN - take..].iter_mut().zip(&recent[recent.len() - take..]) {
+        for (slot, p) in h[HISTORY_LEN - take..].iter_mut().zip(recent.newest(take)) {
             *slot = self.article_code(state.catalog.id(p.article));
         }
         h

@@ -76,7 +76,7 @@ impl SampleLog {
                 let mut history = [NO_ARTICLE; HISTORY_LEN];
                 let recent = &state.users[c as usize].recent;
                 let take = recent.len().min(HISTORY_LEN);
-                for (slot, p) in history[HISTORY_LEN - take..].iter_mut().zip(&recent[recent.len() - take..]) {
+                for (slot, p) in history[HISTORY_LEN - take..].iter_mut().zip(recent.newest(take)) {
                     *slot = p.article;
                 }
                 self.today.insert(c, self.front_offset() + self.samples.len());
