@@ -240,12 +240,21 @@ impl<'a> Lookahead<'a> {
     #[inline]
     pub fn before(&mut self, state: &State, i: usize) {
         const _: () = assert!(std::mem::size_of::<UserState>() == 192 && std::mem::size_of::<items::ItemStat>() == 128);
+        // Purchases of one basket follow each other: a customer like the one before needs no second lookup.
+        let after_same = |k: usize| k > 0 && self.events.get(k - 1).zip(self.events.get(k)).is_some_and(|(p, t)| p.customer == t.customer);
         if let Some(t) = self.events.get(i + SLOTS) {
-            state.ids.prefetch(&t.customer);
+            if !after_same(i + SLOTS) {
+                state.ids.prefetch(&t.customer);
+            }
             state.catalog.prefetch_id(t.article_id);
         }
         if let Some(t) = self.events.get(i + ROWS) {
-            let c = state.ids.get(&t.customer).unwrap_or(UNKNOWN);
+            let before = self.ring[(i + ROWS - 1) % RING];
+            let c = if before.0 == i + ROWS - 1 && after_same(i + ROWS) {
+                before.1
+            } else {
+                state.ids.get(&t.customer).unwrap_or(UNKNOWN)
+            };
             let a = state.catalog.idx(t.article_id).unwrap_or(UNKNOWN);
             self.ring[(i + ROWS) % RING] = (i + ROWS, c, a);
             state.prefetch_rows(c, a);
@@ -257,10 +266,10 @@ impl<'a> Lookahead<'a> {
         }
         if let Some((t, u)) = user(SEEDS) {
             state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch(a));
-            state.copurchase.prefetch_items(self.ring[(i + SEEDS) % RING].2);
+            state.copurchase.prefetch_items(self.ring[(i + SEEDS) % RING].2, t.day);
         }
         if let Some((t, u)) = user(PARTNERS) {
-            state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch_items(a));
+            state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch_items(a, t.day));
         }
     }
 }

@@ -106,9 +106,10 @@ impl UserState {
             }
         }
         self.affinity_day = self.affinity_day.max(p.day);
-        for (attr, &slot) in slots.iter().enumerate() {
-            self.bump(attr, slot);
-        }
+        self.bump::<{ AFFINITY_START[0] }, { AFFINITY_SLOTS[0] }>(0, slots[0]);
+        self.bump::<{ AFFINITY_START[1] }, { AFFINITY_SLOTS[1] }>(1, slots[1]);
+        self.bump::<{ AFFINITY_START[2] }, { AFFINITY_SLOTS[2] }>(2, slots[2]);
+        self.bump::<{ AFFINITY_START[3] }, { AFFINITY_SLOTS[3] }>(3, slots[3]);
     }
 
     /// Attribute `attr`'s kept entries (slots, weights).
@@ -118,29 +119,37 @@ impl UserState {
         (&self.affinity_slot[r.clone()], &self.affinity_weight[r])
     }
 
-    /// Adds one purchase of attribute value `slot`; a full attribute gives its weakest entry's place to a new
-    /// value only when the new one would not be weaker.
-    #[inline]
-    fn bump(&mut self, attr: usize, slot: u16) {
-        let (start, len) = (AFFINITY_START[attr], self.affinity_len[attr] as usize);
-        let slots = &self.affinity_slot[start..start + len];
-        if let Some(i) = slots.iter().position(|&s| s == slot) {
-            self.affinity_weight[start + i] += 1.0;
-        } else if len < AFFINITY_SLOTS[attr] {
-            self.affinity_slot[start + len] = slot;
-            self.affinity_weight[start + len] = 1.0;
+    /// Adds one purchase of attribute value `slot` to attribute `attr` (entries `START..START + N`); a full
+    /// attribute gives its weakest entry's place to a new value only when the new one would not be weaker.
+    /// Written over all `N` entries without early exits: the searches are a few vector compares, not a
+    /// branch per entry.
+    #[inline(always)]
+    fn bump<const START: usize, const N: usize>(&mut self, attr: usize, slot: u16) {
+        const { assert!(N <= 16) };
+        let len = (self.affinity_len[attr] as usize).min(N);
+        let mut hit = 0u32;
+        for j in 0..N {
+            hit |= ((self.affinity_slot[START + j] == slot) as u32) << j;
+        }
+        hit &= (1u32 << len) - 1;
+        if hit != 0 {
+            self.affinity_weight[START + hit.trailing_zeros() as usize] += 1.0;
+        } else if len < N {
+            self.affinity_slot[START + len] = slot;
+            self.affinity_weight[START + len] = 1.0;
             self.affinity_len[attr] += 1;
         } else {
-            let weights = &self.affinity_weight[start..start + len];
-            let mut weakest = 0;
-            for (i, &w) in weights.iter().enumerate().skip(1) {
-                if w < weights[weakest] {
-                    weakest = i;
+            // The first of the weakest entries.
+            let (mut weakest, mut least) = (0, self.affinity_weight[START]);
+            for j in 1..N {
+                let w = self.affinity_weight[START + j];
+                if w < least {
+                    (weakest, least) = (j, w);
                 }
             }
-            if weights[weakest] <= 1.0 {
-                self.affinity_slot[start + weakest] = slot;
-                self.affinity_weight[start + weakest] = 1.0;
+            if least <= 1.0 {
+                self.affinity_slot[START + weakest] = slot;
+                self.affinity_weight[START + weakest] = 1.0;
             }
         }
     }
