@@ -213,10 +213,10 @@ pub struct Lookahead<'a> {
 
 /// Purchases ahead at which each step's hints are given: table slots, then rows (customer state with its
 /// affinities, item statistics), then history, then the seeds' co-purchase headers, then their partner lists.
-const SLOTS: usize = 20;
-const ROWS: usize = 14;
-const HISTORY: usize = 9;
-const SEEDS: usize = 5;
+const SLOTS: usize = 14;
+const ROWS: usize = 10;
+const HISTORY: usize = 6;
+const SEEDS: usize = 3;
 const PARTNERS: usize = 2;
 const RING: usize = 16;
 const UNKNOWN: u32 = u32::MAX;
