@@ -51,9 +51,13 @@ pub struct ItemStats {
     /// Every sale counted in `daily`, by day, for the last `WINDOW_DAYS + 1` days: (day, articles) in ring
     /// slots `day % len`.
     sold: Vec<(Day, Vec<ArticleIdx>)>,
-    /// Scratch counts for rebuilding `trending` (all zero between rebuilds).
+    /// Sales per article in the window of the last rebuild: the first `counted[s]` articles of each log
+    /// `sold[s]`, so a rebuild adds the days entering the window and removes those leaving it. Derived from
+    /// the log (after a restore both start empty and the next rebuild counts the whole window).
     #[serde(skip)]
     window: Vec<u32>,
+    #[serde(skip)]
+    counted: Vec<usize>,
 }
 
 /// Length of the ranked lists kept.
@@ -74,6 +78,7 @@ impl ItemStats {
             best_band: vec![DecayedTop::new(half_lives[1], 2 * LIST_LEN); BANDS],
             sold: vec![(0, Vec::new()); WINDOW_DAYS + 1],
             window: Vec::new(),
+            counted: Vec::new(),
         }
     }
 
@@ -143,8 +148,15 @@ impl ItemStats {
             top.offer(a, v, s.band_day);
         }
         if counted {
-            let ring = &mut self.sold[day as usize % (WINDOW_DAYS + 1)];
+            let slot = day as usize % (WINDOW_DAYS + 1);
+            let ring = &mut self.sold[slot];
             if ring.0 != day && (ring.0 < day || ring.1.is_empty()) {
+                if let Some(counted) = self.counted.get_mut(slot) {
+                    for &a in &ring.1[..*counted] {
+                        self.window[a as usize] -= 1;
+                    }
+                    *counted = 0;
+                }
                 ring.0 = day;
                 ring.1.clear();
             }
@@ -193,23 +205,25 @@ impl ItemStats {
 
     /// Rebuilds the ranked lists as of `day` (called when event time enters a new day).
     pub fn rebuild_lists(&mut self, day: Day) {
-        // Window sales counted from the sales log (the same counts as `week`, without touching each article).
+        // Window sales from the sales log (the same counts as `week`): days entering the window are added,
+        // days leaving it removed.
         let from = day.saturating_sub(WINDOW_DAYS as Day);
         self.window.resize(self.items.len(), 0);
-        let mut sold: Vec<(ArticleIdx, f32)> = Vec::new();
-        for (_, log) in self.sold.iter().filter(|(d, _)| *d >= from && *d < day) {
-            for &a in log {
-                let n = &mut self.window[a as usize];
-                if *n == 0 {
-                    sold.push((a, 0.0));
+        self.counted.resize(self.sold.len(), 0);
+        for ((d, log), counted) in self.sold.iter().zip(&mut self.counted) {
+            if *d >= from && *d < day {
+                for &a in &log[*counted..] {
+                    self.window[a as usize] += 1;
                 }
-                *n += 1;
+                *counted = log.len();
+            } else {
+                for &a in &log[..*counted] {
+                    self.window[a as usize] -= 1;
+                }
+                *counted = 0;
             }
         }
-        for x in &mut sold {
-            x.1 = std::mem::take(&mut self.window[x.0 as usize]) as f32;
-        }
-        self.trending = top_k_of(sold, LIST_LEN);
+        self.trending = top_by_count(&self.window, LIST_LEN);
         self.top_week = self.trending.first().map_or(0.0, |x| x.1);
         let month = |a: ArticleIdx| self.items[a as usize].sales[2].at(&self.decay[2], day);
         self.popular = top_k_of(self.best_month.members().map(|a| (a, month(a))).collect(), LIST_LEN);
@@ -235,6 +249,28 @@ impl ItemStats {
 #[cfg(test)]
 pub(crate) fn top_k(values: &[f32], k: usize) -> Vec<(ArticleIdx, f32)> {
     top_k_of(values.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect(), k)
+}
+
+/// The `k` articles with the highest positive counts, highest first (ties: lower index first): the same list
+/// as [`top_k_of`] over every article's count, from a histogram of the counts instead of a selection over all
+/// articles sold.
+fn top_by_count(counts: &[u32], k: usize) -> Vec<(ArticleIdx, f32)> {
+    const BUCKETS: usize = 1024;
+    let mut hist = [0usize; BUCKETS];
+    for &n in counts {
+        hist[(n as usize).min(BUCKETS - 1)] += 1;
+    }
+    // The highest count `least` such that at least `k` articles sold that many or more (1 when fewer sold).
+    let (mut least, mut above) = (1, 0);
+    for (n, &h) in hist.iter().enumerate().skip(1).rev() {
+        above += h;
+        if above >= k {
+            least = n;
+            break;
+        }
+    }
+    let picked = counts.iter().enumerate().filter(|&(_, &n)| n as usize >= least).map(|(a, &n)| (a as ArticleIdx, n as f32)).collect();
+    top_k_of(picked, k)
 }
 
 /// The `k` pairs with the largest positive values, largest first (ties: lower index first).
@@ -274,5 +310,47 @@ mod tests {
         assert!(s.trend(1, 41) > s.trend(0, 41));
         assert!((s.mean_price(1, 41) - 0.03).abs() < 1e-6);
         assert_eq!(top_k(&[0.0, 3.0, 1.0, 3.0], 2), vec![(1, 3.0), (3, 3.0)]);
+    }
+
+    #[test]
+    fn counts_rank_as_a_full_scan_ranks_them() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for (n, k, most) in [(5000, 128, 40u32), (5000, 128, 5000), (100, 128, 3), (300, 7, 2)] {
+            let counts: Vec<u32> = (0..n).map(|_| (rng.random::<f32>().powi(4) * most as f32) as u32).collect();
+            let scan = top_k(&counts.iter().map(|&c| c as f32).collect::<Vec<_>>(), k);
+            assert_eq!(top_by_count(&counts, k), scan, "{n} articles, counts below {most}");
+        }
+        assert!(top_by_count(&[0, 0], 3).is_empty());
+    }
+
+    /// The window counts follow the log through days entering and leaving the window, gaps between days and
+    /// a late sale into a day already counted.
+    #[test]
+    fn trending_counts_only_the_window() {
+        let mut s = ItemStats::new([1.0, 7.0, 30.0]);
+        s.ensure(6);
+        let mut sales: Vec<(ArticleIdx, Day)> = Vec::new();
+        let days: [Day; 9] = [10, 11, 12, 15, 16, 30, 31, 33, 40];
+        for (i, &day) in days.iter().enumerate() {
+            s.rebuild_lists(day);
+            for j in 0..=i {
+                let a = ((i * 7 + j * 3) % 6) as ArticleIdx;
+                s.record(a, day, 0, 0.01);
+                sales.push((a, day));
+            }
+            if i > 0 {
+                // A late sale, recorded on an earlier day than the lists' day.
+                s.record(5, days[i - 1], 0, 0.01);
+                sales.push((5, days[i - 1]));
+            }
+            let next = day + 1;
+            s.rebuild_lists(next);
+            let want: Vec<f32> = (0..6).map(|a| sales.iter().filter(|&&(b, d)| b == a && d + WINDOW_DAYS as Day >= next && d < next).count() as f32).collect();
+            assert_eq!(s.trending, top_k(&want, LIST_LEN), "day {next}");
+            for a in 0..6 {
+                assert_eq!(s.week(a, next), want[a as usize], "article {a} on day {next}");
+            }
+        }
     }
 }
