@@ -190,6 +190,8 @@ pub enum ConfigError {
     Read { file: String, source: std::io::Error },
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
+    #[error("{key} = {value}: {message}")]
+    Invalid { key: &'static str, value: String, message: String },
 }
 
 impl Config {
@@ -203,7 +205,19 @@ impl Config {
             merge(&mut base, over);
         }
         merge(&mut base, env_overlay(std::env::vars()));
-        Config::deserialize(toml::Value::Table(base)).map_err(|e| ConfigError::Parse { file: user.map(|p| p.display().to_string()).unwrap_or_default(), message: e.to_string() })
+        let cfg = Config::deserialize(toml::Value::Table(base)).map_err(|e| ConfigError::Parse { file: user.map(|p| p.display().to_string()).unwrap_or_default(), message: e.to_string() })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Values the types allow but the engine does not.
+    fn check(&self) -> Result<(), ConfigError> {
+        let cap = crate::state::RECENT_CAP;
+        if !(1..=cap).contains(&self.engine.recent_max) {
+            let message = format!("must be between 1 and {cap} (a customer's history is held inline in their state)");
+            return Err(ConfigError::Invalid { key: "engine.recent_max", value: self.engine.recent_max.to_string(), message });
+        }
+        Ok(())
     }
 }
 
@@ -258,6 +272,9 @@ mod tests {
         assert_eq!(c.backtest.copurchase_window_days, d.backtest.copurchase_window_days);
         std::fs::write(&p, "[backtest]\nbogus = 1\n").unwrap();
         assert!(Config::load(Some(&p)).unwrap_err().to_string().contains("bogus"));
+        std::fs::write(&p, "[engine]\nrecent_max = 33\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("engine.recent_max = 33") && e.contains("between 1 and 32"), "{e}");
     }
 
     #[test]

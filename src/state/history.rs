@@ -1,20 +1,31 @@
-//! A customer's recent purchases, oldest first, bounded: a ring, so a new purchase writes one entry instead of
-//! shifting the whole history (a full history is one purchase in, one out, for every heavy buyer's purchase).
+//! A customer's recent purchases, oldest first, bounded: a ring held inline in the customer's state, so a
+//! purchase writes one entry (no shifting, no allocation) and the history arrives with the state's cache lines
+//! instead of behind a pointer of its own.
 
 use super::user::Purchase;
+use crate::data::{ArticleIdx, Day};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// At most `u16::MAX` purchases (longer bounds are cut to it).
-#[derive(Clone, Default)]
+/// The most purchases a history holds (`engine.recent_max` may not exceed it).
+pub const RECENT_CAP: usize = 32;
+const _: () = assert!(RECENT_CAP.is_power_of_two() && RECENT_CAP <= u8::MAX as usize);
+
+/// Articles and days in separate arrays (196 bytes, not the 260 of a `Purchase` array with its padding).
+#[derive(Clone, Copy)]
+#[repr(C)]
 pub struct History {
-    /// Entry `i` (0 = oldest) is at `(head + i) % buf.len()`.
-    buf: Box<[Purchase]>,
-    head: u16,
-    len: u16,
+    /// Entry `i` (0 = oldest) is at `(head + i) % RECENT_CAP`.
+    head: u8,
+    len: u8,
+    article: [ArticleIdx; RECENT_CAP],
+    day: [Day; RECENT_CAP],
 }
 
-/// Capacity of a history's first allocation; it doubles up to the bound.
-const FIRST_CAP: usize = 4;
+impl Default for History {
+    fn default() -> Self {
+        History { head: 0, len: 0, article: [0; RECENT_CAP], day: [0; RECENT_CAP] }
+    }
+}
 
 impl History {
     #[inline]
@@ -27,25 +38,25 @@ impl History {
         self.len == 0
     }
 
-    /// Buffer position of entry `i` (`i < len`).
+    /// Buffer position of entry `i`.
     #[inline]
     fn slot(&self, i: usize) -> usize {
-        let s = self.head as usize + i;
-        if s >= self.buf.len() {
-            s - self.buf.len()
-        } else {
-            s
-        }
+        (self.head as usize + i) % RECENT_CAP
+    }
+
+    #[inline]
+    fn at(&self, slot: usize) -> Purchase {
+        Purchase { article: self.article[slot], day: self.day[slot] }
     }
 
     /// Entry `i`, oldest first.
     #[inline]
-    pub fn get(&self, i: usize) -> Option<&Purchase> {
-        (i < self.len()).then(|| &self.buf[self.slot(i)])
+    pub fn get(&self, i: usize) -> Option<Purchase> {
+        (i < self.len()).then(|| self.at(self.slot(i)))
     }
 
     #[inline]
-    pub fn last(&self) -> Option<&Purchase> {
+    pub fn last(&self) -> Option<Purchase> {
         self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
@@ -60,48 +71,26 @@ impl History {
         Iter { history: self, front: self.len().saturating_sub(n), back: self.len() }
     }
 
-    /// Appends `p`, dropping the oldest entries beyond `max` (at least 1).
+    /// Appends `p`, dropping the oldest entries beyond `max` (at least 1, at most [`RECENT_CAP`]).
     #[inline]
     pub fn push(&mut self, p: Purchase, max: usize) {
-        let max = max.clamp(1, u16::MAX as usize);
+        let max = max.clamp(1, RECENT_CAP);
         while self.len() >= max {
-            self.head = self.slot(1) as u16;
+            self.head = self.slot(1) as u8;
             self.len -= 1;
         }
-        if self.len() == self.buf.len() {
-            self.grow(max);
-        }
         let s = self.slot(self.len());
-        self.buf[s] = p;
+        (self.article[s], self.day[s]) = (p.article, p.day);
         self.len += 1;
-    }
-
-    /// Room for more entries, up to `max` (only called when full and below `max`).
-    #[cold]
-    fn grow(&mut self, max: usize) {
-        let cap = (self.buf.len() * 2).max(FIRST_CAP).min(max).max(self.len() + 1);
-        let mut buf = Vec::with_capacity(cap);
-        buf.extend(self.iter().copied());
-        buf.resize(cap, Purchase { article: 0, day: 0 });
-        self.buf = buf.into_boxed_slice();
-        self.head = 0;
     }
 
     /// Hints that the newest `n` entries and the next entry's place will be read and written soon.
     #[inline]
     pub fn prefetch(&self, n: usize) {
-        if self.buf.is_empty() {
-            return;
+        for s in [self.slot(self.len().saturating_sub(n)), self.slot(self.len().saturating_sub(1)), self.slot(self.len())] {
+            super::prefetch(&self.article[s]);
+            super::prefetch(&self.day[s]);
         }
-        super::prefetch(&self.buf[self.slot(self.len().saturating_sub(n))]);
-        super::prefetch(&self.buf[self.slot(self.len().saturating_sub(1))]);
-        // The next entry goes after the newest, or over the oldest when the buffer is full.
-        let next = if self.len() < self.buf.len() { self.len() } else { 0 };
-        super::prefetch(&self.buf[self.slot(next)]);
-    }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.buf.len() * std::mem::size_of::<Purchase>()
     }
 }
 
@@ -127,8 +116,14 @@ impl Serialize for History {
 impl<'de> Deserialize<'de> for History {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Vec::<Purchase>::deserialize(d)?;
-        let len = u16::try_from(v.len()).map_err(|_| serde::de::Error::custom(format!("history of {} purchases; at most {}", v.len(), u16::MAX)))?;
-        Ok(History { buf: v.into_boxed_slice(), head: 0, len })
+        if v.len() > RECENT_CAP {
+            return Err(serde::de::Error::custom(format!("history of {} purchases; at most {RECENT_CAP}", v.len())));
+        }
+        let mut h = History::default();
+        for p in v {
+            h.push(p, RECENT_CAP);
+        }
+        Ok(h)
     }
 }
 
@@ -139,16 +134,16 @@ pub struct Iter<'a> {
     back: usize,
 }
 
-impl<'a> Iterator for Iter<'a> {
-    type Item = &'a Purchase;
+impl Iterator for Iter<'_> {
+    type Item = Purchase;
 
     #[inline]
-    fn next(&mut self) -> Option<&'a Purchase> {
+    fn next(&mut self) -> Option<Purchase> {
         if self.front >= self.back {
             return None;
         }
         self.front += 1;
-        Some(&self.history.buf[self.history.slot(self.front - 1)])
+        Some(self.history.at(self.history.slot(self.front - 1)))
     }
 
     #[inline]
@@ -158,7 +153,7 @@ impl<'a> Iterator for Iter<'a> {
     }
 
     #[inline]
-    fn nth(&mut self, n: usize) -> Option<&'a Purchase> {
+    fn nth(&mut self, n: usize) -> Option<Purchase> {
         self.front = self.front.saturating_add(n).min(self.back);
         self.next()
     }
@@ -171,7 +166,7 @@ impl DoubleEndedIterator for Iter<'_> {
             return None;
         }
         self.back -= 1;
-        Some(&self.history.buf[self.history.slot(self.back)])
+        Some(self.history.at(self.history.slot(self.back)))
     }
 }
 
@@ -194,26 +189,29 @@ mod tests {
             let max = match i {
                 0..100 => 5,
                 100..150 => 7,
-                _ => 3,
+                150..180 => 3,
+                _ => 100, // beyond the capacity: holds RECENT_CAP
             };
             h.push(p(i), max);
             v.push(p(i));
-            while v.len() > max {
+            while v.len() > max.min(RECENT_CAP) {
                 v.remove(0);
             }
-            assert_eq!(h.iter().copied().collect::<Vec<_>>(), v, "after {i}");
-            assert_eq!(h.iter().rev().copied().collect::<Vec<_>>(), v.iter().rev().copied().collect::<Vec<_>>());
-            assert_eq!(h.last(), v.last());
+            assert_eq!(h.iter().collect::<Vec<_>>(), v, "after {i}");
+            assert_eq!(h.iter().rev().collect::<Vec<_>>(), v.iter().rev().copied().collect::<Vec<_>>());
+            assert_eq!(h.last(), v.last().copied());
             assert_eq!(h.len(), v.len());
-            assert_eq!(h.newest(2).copied().collect::<Vec<_>>(), v[v.len().saturating_sub(2)..]);
-            assert_eq!(h.iter().nth(1), v.get(1));
+            assert_eq!(h.newest(2).collect::<Vec<_>>(), v[v.len().saturating_sub(2)..]);
+            assert_eq!(h.iter().nth(1), v.get(1).copied());
             assert_eq!(h.iter().enumerate().rev().next().map(|(i, _)| i), Some(v.len() - 1));
         }
-        assert!(h.heap_bytes() <= 8 * std::mem::size_of::<Purchase>());
+        assert_eq!(h.len(), 3 + 20, "three kept at the bound of 3, then 20 more under a bound beyond the capacity");
         let json = serde_json::to_string(&h).expect("serialise");
         let back: History = serde_json::from_str(&json).expect("deserialise");
         assert_eq!(back, h);
         assert_eq!(json, serde_json::to_string(&v).expect("serialise"));
+        let long = serde_json::to_string(&vec![p(1); RECENT_CAP + 1]).expect("serialise");
+        assert!(serde_json::from_str::<History>(&long).is_err(), "more than the capacity is refused");
     }
 
     #[test]
@@ -223,6 +221,6 @@ mod tests {
         h.prefetch(8);
         h.push(p(1), 0); // a bound of 0 keeps the newest one
         h.push(p(2), 0);
-        assert_eq!(h.iter().copied().collect::<Vec<_>>(), vec![p(2)]);
+        assert_eq!(h.iter().collect::<Vec<_>>(), vec![p(2)]);
     }
 }

@@ -14,7 +14,7 @@ pub mod user;
 pub use catalog::Catalog;
 pub use copurchase::CoPurchase;
 pub use decay::{Decay, DecayedSum};
-pub use history::History;
+pub use history::{History, RECENT_CAP};
 pub use items::ItemStats;
 pub use user::{age_band, Purchase, UserState, BANDS};
 
@@ -182,7 +182,6 @@ impl State {
         self.catalog.heap_bytes()
             + self.ids.heap_bytes()
             + self.users.capacity() * std::mem::size_of::<UserState>()
-            + self.users.iter().map(UserState::heap_bytes).sum::<usize>()
             + self.items.heap_bytes()
             + self.copurchase.heap_bytes()
     }
@@ -239,7 +238,7 @@ impl<'a> Lookahead<'a> {
     /// Hints for the purchases ahead of position `i` (call before applying `events[i]`).
     #[inline]
     pub fn before(&mut self, state: &State, i: usize) {
-        const _: () = assert!(std::mem::size_of::<UserState>() == 192 && std::mem::size_of::<items::ItemStat>() == 128);
+        const _: () = assert!(std::mem::size_of::<UserState>() == 384 && std::mem::size_of::<items::ItemStat>() == 128);
         // Purchases of one basket follow each other: a customer like the one before needs no second lookup.
         let after_same = |k: usize| k > 0 && self.events.get(k - 1).zip(self.events.get(k)).is_some_and(|(p, t)| p.customer == t.customer);
         if let Some(t) = self.events.get(i + SLOTS) {
@@ -292,7 +291,7 @@ impl State {
     fn prefetch_rows(&self, c: CustomerIdx, a: ArticleIdx) {
         if (c as usize) < self.users.len() {
             let u = self.users.as_ptr().wrapping_add(c as usize) as *const u8;
-            for line in (0..std::mem::size_of::<UserState>()).step_by(64) {
+            for line in (0..user::HOT_BYTES).step_by(64) {
                 prefetch(u.wrapping_add(line));
             }
         }

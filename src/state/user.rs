@@ -72,22 +72,27 @@ impl Activity {
     }
 }
 
-/// Aligned to a cache line and 190 bytes long, so one customer's state is exactly three lines.
+/// Aligned to a cache line, 364 bytes long (six lines). The fields a purchase always updates come first:
+/// the first [`HOT_BYTES`] hold them and the history's position; the history's entries follow.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 pub struct UserState {
-    /// Newest last; at most `recent_max`.
-    pub recent: History,
     pub activity: Activity,
     /// Decayed weight (as of `affinity_day`) of each attribute value the customer bought, a few per attribute:
     /// attribute `k` holds entries `AFFINITY_START[k]..` (`affinity_len[k]` of them) of `affinity_slot` (the
     /// value's catalogue slot) and `affinity_weight`. Inline, so a purchase's update reads no other memory.
-    affinity_slot: [u16; AFFINITY_LEN],
     affinity_weight: [f32; AFFINITY_LEN],
+    affinity_slot: [u16; AFFINITY_LEN],
     affinity_len: [u8; ATTRS],
     pub affinity_day: Day,
     pub band: u8,
+    /// Newest last; at most `recent_max`.
+    pub recent: History,
 }
+
+/// Bytes at the start of a [`UserState`] that every purchase reads and writes (the history's entries after
+/// them are hinted separately, only where the purchase will touch them).
+pub const HOT_BYTES: usize = std::mem::offset_of!(UserState, recent) + 2;
 
 impl UserState {
     pub fn new(band: u8) -> Self {
@@ -173,9 +178,6 @@ impl UserState {
         std::array::from_fn(|attr| self.entries(attr).1.iter().sum())
     }
 
-    pub fn heap_bytes(&self) -> usize {
-        self.recent.heap_bytes()
-    }
 }
 
 #[cfg(test)]
