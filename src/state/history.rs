@@ -12,7 +12,6 @@ const _: () = assert!(RECENT_CAP.is_power_of_two() && RECENT_CAP <= u8::MAX as u
 
 /// Articles and days in separate arrays (196 bytes, not the 260 of a `Purchase` array with its padding).
 #[derive(Clone, Copy)]
-#[repr(C)]
 pub struct History {
     /// Entry `i` (0 = oldest) is at `(head + i) % RECENT_CAP`.
     head: u8,
@@ -82,15 +81,6 @@ impl History {
         let s = self.slot(self.len());
         (self.article[s], self.day[s]) = (p.article, p.day);
         self.len += 1;
-    }
-
-    /// Hints that the newest `n` entries and the next entry's place will be read and written soon.
-    #[inline]
-    pub fn prefetch(&self, n: usize) {
-        for s in [self.slot(self.len().saturating_sub(n)), self.slot(self.len().saturating_sub(1)), self.slot(self.len())] {
-            super::prefetch(&self.article[s]);
-            super::prefetch(&self.day[s]);
-        }
     }
 }
 
@@ -218,7 +208,6 @@ mod tests {
     fn empty_history_and_bound_of_zero() {
         let mut h = History::default();
         assert!(h.is_empty() && h.last().is_none() && h.iter().next().is_none());
-        h.prefetch(8);
         h.push(p(1), 0); // a bound of 0 keeps the newest one
         h.push(p(2), 0);
         assert_eq!(h.iter().collect::<Vec<_>>(), vec![p(2)]);

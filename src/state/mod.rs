@@ -198,8 +198,8 @@ impl State {
 }
 
 /// Cache hints for a run of purchases applied in order. At full scale most of a purchase's time is spent
-/// waiting on memory: the customer's and the article's table slots, the customer's state and history, the
-/// article's statistics and the seeds' co-purchase lists are each a cache miss, and each
+/// waiting on memory: the customer's and the article's table slots, the customer's state (history included),
+/// the article's statistics and the seeds' co-purchase lists are each a cache miss, and each
 /// address is only known once the one before it has arrived. Hinting them a few purchases ahead, one link of
 /// the chain per step, lets the misses of several purchases overlap with the work in between. Hints change no
 /// state: the result is identical with or without them.
@@ -210,11 +210,12 @@ pub struct Lookahead<'a> {
     ring: [(usize, u32, u32); RING],
 }
 
-/// Purchases ahead at which each step's hints are given: table slots, then rows (customer state with its
-/// affinities, item statistics), then history, then the seeds' co-purchase headers, then their partner lists.
+/// Purchases ahead at which each step's hints are given: table slots, then rows (the customer's whole state,
+/// the article's statistics), then the ranked sets' entries for the customer's age band, then the seeds'
+/// co-purchase headers, then their partner lists.
 const SLOTS: usize = 14;
 const ROWS: usize = 10;
-const HISTORY: usize = 6;
+const BAND: usize = 6;
 const SEEDS: usize = 3;
 const PARTNERS: usize = 2;
 const RING: usize = 16;
@@ -259,9 +260,8 @@ impl<'a> Lookahead<'a> {
             state.prefetch_rows(c, a);
         }
         let user = |k: usize| self.events.get(i + k).and_then(|t| Some((t, state.users.get(self.ring[(i + k) % RING].1 as usize)?)));
-        if let Some((_, u)) = user(HISTORY) {
-            state.items.prefetch_sale(self.ring[(i + HISTORY) % RING].2, u.band);
-            u.recent.prefetch(state.params.seeds);
+        if let Some((_, u)) = user(BAND) {
+            state.items.prefetch_sale(self.ring[(i + BAND) % RING].2, u.band);
         }
         if let Some((t, u)) = user(SEEDS) {
             state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch(a));
@@ -291,7 +291,7 @@ impl State {
     fn prefetch_rows(&self, c: CustomerIdx, a: ArticleIdx) {
         if (c as usize) < self.users.len() {
             let u = self.users.as_ptr().wrapping_add(c as usize) as *const u8;
-            for line in (0..user::HOT_BYTES).step_by(64) {
+            for line in (0..std::mem::size_of::<UserState>()).step_by(64) {
                 prefetch(u.wrapping_add(line));
             }
         }

@@ -72,10 +72,9 @@ impl Activity {
     }
 }
 
-/// Aligned to a cache line, 364 bytes long (six lines). The fields a purchase always updates come first:
-/// the first [`HOT_BYTES`] hold them and the history's position; the history's entries follow.
+/// Aligned to a cache line and 364 bytes long, so one customer's state, history included, is six lines.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[repr(C, align(64))]
+#[repr(align(64))]
 pub struct UserState {
     pub activity: Activity,
     /// Decayed weight (as of `affinity_day`) of each attribute value the customer bought, a few per attribute:
@@ -89,10 +88,6 @@ pub struct UserState {
     /// Newest last; at most `recent_max`.
     pub recent: History,
 }
-
-/// Bytes at the start of a [`UserState`] that every purchase reads and writes (the history's entries after
-/// them are hinted separately, only where the purchase will touch them).
-pub const HOT_BYTES: usize = std::mem::offset_of!(UserState, recent) + 2;
 
 impl UserState {
     pub fn new(band: u8) -> Self {
