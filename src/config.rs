@@ -217,6 +217,11 @@ impl Config {
             let message = format!("must be between 1 and {cap} (a customer's history is held inline in their state)");
             return Err(ConfigError::Invalid { key: "engine.recent_max", value: self.engine.recent_max.to_string(), message });
         }
+        let most = crate::state::copurchase::MAX_KEEP;
+        if !(1..=most).contains(&self.candidates.copurchase_keep) {
+            let message = format!("must be between 1 and {most}");
+            return Err(ConfigError::Invalid { key: "candidates.copurchase_keep", value: self.candidates.copurchase_keep.to_string(), message });
+        }
         Ok(())
     }
 }
@@ -275,6 +280,8 @@ mod tests {
         std::fs::write(&p, "[engine]\nrecent_max = 33\n").unwrap();
         let e = Config::load(Some(&p)).unwrap_err().to_string();
         assert!(e.contains("engine.recent_max = 33") && e.contains("between 1 and 32"), "{e}");
+        std::fs::write(&p, "[candidates]\ncopurchase_keep = 0\n").unwrap();
+        assert!(Config::load(Some(&p)).unwrap_err().to_string().contains("candidates.copurchase_keep = 0"));
     }
 
     #[test]

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 pub const EARLIER_WEIGHT: f32 = 0.3;
 
 /// An article's partners and their weights as of `day`, in one block: the ids first, then the weights, so a
-/// search reads only the ids (a third of the cache lines a list of pairs takes at the usual length) and an
-/// update touches one weight.
+/// search reads only the ids (half the cache lines a list of (id, weight) pairs takes) and an update touches
+/// one weight.
 #[derive(Clone, Default)]
 pub struct Partners {
     /// `cap` ids, then `cap` weights as `f32` bits; the first `len` of each are in use.
@@ -146,8 +146,10 @@ impl<'de> Deserialize<'de> for Partners {
     }
 }
 
-/// Entries a list may hold (`keep` is cut to half of it).
+/// Entries a list may hold.
 const MAX_LEN: usize = u16::MAX as usize - 1;
+/// The most partners kept per article (`candidates.copurchase_keep`): a list grows to twice this before pruning.
+pub const MAX_KEEP: usize = MAX_LEN / 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CoPurchase {
@@ -161,7 +163,7 @@ pub struct CoPurchase {
 
 impl CoPurchase {
     pub fn new(half_life_days: f32, keep: usize) -> Self {
-        CoPurchase { lists: Vec::new(), decay: Decay::new(half_life_days), keep: keep.clamp(1, MAX_LEN / 2), ranks: Vec::new() }
+        CoPurchase { lists: Vec::new(), decay: Decay::new(half_life_days), keep: keep.clamp(1, MAX_KEEP), ranks: Vec::new() }
     }
 
     pub fn ensure(&mut self, n: usize) {
@@ -287,5 +289,56 @@ mod tests {
         assert!(c.partners(0).map_or(0, Partners::len) <= 4);
         assert!((c.weight(0, 1, 15) - 2.5).abs() < 1e-5);
         assert_eq!(c.weight(1, 0, 5), 0.0);
+    }
+
+    /// The lists as plain vectors of pairs, updated the straightforward way: the reference the blocks, their
+    /// integer-ranked pruning and their eight-at-a-time search must match exactly.
+    #[test]
+    fn matches_a_list_of_pairs_exactly() {
+        use rand::{Rng, SeedableRng};
+        let (n, keep) = (40u32, 6usize);
+        let decay = Decay::new(20.0);
+        let mut c = CoPurchase::new(20.0, keep);
+        c.ensure(n as usize);
+        let mut reference: Vec<(Vec<(ArticleIdx, f32)>, Day)> = vec![(Vec::new(), 0); n as usize];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut day: Day = 1;
+        for step in 0..40_000 {
+            if rng.random::<f32>() < 0.01 {
+                day += rng.random_range(1..4);
+            }
+            // Skewed partners, so some pairs repeat and others come and go; weights tie often.
+            let from = rng.random_range(0..n);
+            let to = (rng.random::<f32>().powi(2) * n as f32) as u32 % n;
+            let w = if rng.random::<bool>() { 1.0 } else { EARLIER_WEIGHT };
+            c.add(from, to, day, w);
+            let (items, list_day) = &mut reference[from as usize];
+            if day > *list_day {
+                let f = decay.factor(*list_day, day);
+                items.iter_mut().for_each(|it| it.1 *= f);
+                *list_day = day;
+            }
+            match items.iter_mut().find(|it| it.0 == to) {
+                Some(it) => it.1 += w,
+                None => {
+                    if items.len() >= 2 * keep {
+                        let cmp = |x: &(ArticleIdx, f32), y: &(ArticleIdx, f32)| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0));
+                        items.sort_unstable_by(cmp);
+                        items.truncate(keep);
+                    }
+                    items.push((to, w));
+                }
+            }
+            if step % 997 == 0 || step == 39_999 {
+                for a in 0..n {
+                    let p = c.partners(a).expect("ensured");
+                    let (items, list_day) = &reference[a as usize];
+                    assert_eq!((p.iter().collect::<Vec<_>>(), p.day), (items.clone(), *list_day), "article {a} at step {step}");
+                    assert_eq!(c.total(a, day + 3), items.iter().map(|x| x.1).sum::<f32>() * decay.factor(*list_day, day + 3));
+                }
+            }
+        }
+        let back: CoPurchase = serde_json::from_str(&serde_json::to_string(&c).expect("serialise")).expect("deserialise");
+        assert!((0..n).all(|a| back.partners(a) == c.partners(a)));
     }
 }
