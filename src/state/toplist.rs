@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// Position marker of an article not in the set.
 const OUT: u16 = u16::MAX;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecayedTop {
     /// ln 2 / half-life, per day.
     rate: f64,

@@ -106,6 +106,7 @@ impl UserState {
             }
         }
         self.affinity_day = self.affinity_day.max(p.day);
+        const { assert!(ATTRS == 4, "one bump per attribute") };
         self.bump::<{ AFFINITY_START[0] }, { AFFINITY_SLOTS[0] }>(0, slots[0]);
         self.bump::<{ AFFINITY_START[1] }, { AFFINITY_SLOTS[1] }>(1, slots[1]);
         self.bump::<{ AFFINITY_START[2] }, { AFFINITY_SLOTS[2] }>(2, slots[2]);
