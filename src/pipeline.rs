@@ -9,7 +9,7 @@
 use crate::candidates::{self, CandidateSet, CandidateSource, UserView};
 use crate::config::{Config, EmitPolicy};
 use crate::data::{ArticleIdx, CustomerIdx, Day};
-use crate::events::{Event, RecItem, Recommendation, Trigger};
+use crate::events::{Event, RecItem, Recommendation, Trigger, TxEvent};
 use crate::features::{self, N_FEATURES};
 use crate::ranker::{self, Ranker, RankerError};
 use crate::state::State;
@@ -106,7 +106,7 @@ impl Pipeline {
     }
 
     /// Records the purchase `t` in the sample log (before it changes the state).
-    fn sample(&mut self, t: &crate::events::TxEvent) {
+    fn sample(&mut self, t: &TxEvent) {
         let Some(log) = &mut self.samples else { return };
         self.state.advance_to(t.day);
         match self.state.catalog.idx(t.article_id) {
@@ -139,40 +139,44 @@ impl Pipeline {
                 self.state.apply_customer(&c);
                 Vec::new()
             }
-            Event::Transaction(t) => {
-                let mut out = Vec::new();
-                if t.day > self.open_day && !self.open.is_empty() {
-                    self.state.advance_to(t.day);
-                    out = self.close_baskets();
-                }
-                self.sample(&t);
-                let c = self.state.apply_tx(&t);
-                match self.emit {
-                    EmitPolicy::Event => out.push(self.recommendation(c, t.day, t.seq, Trigger::Event)),
-                    EmitPolicy::None => {}
-                    EmitPolicy::Basket => {
-                        self.open_day = t.day;
-                        match self.open_index.get(&c) {
-                            Some(&i) => self.open[i as usize].1 = t.seq,
-                            None => {
-                                self.open_index.insert(c, self.open.len() as u32);
-                                self.open.push((c, t.seq));
-                            }
-                        }
-                    }
-                }
-                out
-            }
+            Event::Transaction(t) => self.step_tx(t, (None, None)),
         }
     }
 
+    /// [`Pipeline::step`] for a purchase, with its customer's and article's indices where already known.
+    fn step_tx(&mut self, t: TxEvent, (customer, article): (Option<CustomerIdx>, Option<ArticleIdx>)) -> Vec<Recommendation> {
+        let mut out = Vec::new();
+        if t.day > self.open_day && !self.open.is_empty() {
+            self.state.advance_to(t.day);
+            out = self.close_baskets();
+        }
+        self.sample(&t);
+        let c = self.state.apply_resolved(&t, customer, article);
+        match self.emit {
+            EmitPolicy::Event => out.push(self.recommendation(c, t.day, t.seq, Trigger::Event)),
+            EmitPolicy::None => {}
+            EmitPolicy::Basket => {
+                self.open_day = t.day;
+                match self.open_index.get(&c) {
+                    Some(&i) => self.open[i as usize].1 = t.seq,
+                    None => {
+                        self.open_index.insert(c, self.open.len() as u32);
+                        self.open.push((c, t.seq));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// [`Pipeline::step`] for each purchase of `events` in order, appending the lists to `out`, with the
-    /// state's cache hints for the purchases a few places ahead (the same lists as stepping one by one).
-    pub fn step_batch(&mut self, events: &[crate::events::TxEvent], out: &mut Vec<Recommendation>) {
+    /// state's cache hints for the purchases a few places ahead and the indices they looked up (the same lists
+    /// as stepping one by one).
+    pub fn step_batch(&mut self, events: &[TxEvent], out: &mut Vec<Recommendation>) {
         let mut ahead = crate::state::Lookahead::new(events);
         for (i, t) in events.iter().enumerate() {
             ahead.before(&self.state, i);
-            out.extend(self.step(Event::Transaction(*t)));
+            out.extend(self.step_tx(*t, ahead.resolved(i)));
         }
     }
 

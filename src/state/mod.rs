@@ -114,9 +114,9 @@ impl State {
         self.apply_resolved(t, None, None)
     }
 
-    /// [`State::apply_tx`] with the customer's and the article's indices when they were already looked up
-    /// (indices never change once given, so an earlier lookup stays right).
-    fn apply_resolved(&mut self, t: &TxEvent, customer: Option<CustomerIdx>, article: Option<ArticleIdx>) -> CustomerIdx {
+    /// [`State::apply_tx`] with the customer's and the article's indices when they were already looked up, as
+    /// [`Lookahead::resolved`] gives them (indices never change once given, so an earlier lookup stays right).
+    pub fn apply_resolved(&mut self, t: &TxEvent, customer: Option<CustomerIdx>, article: Option<ArticleIdx>) -> CustomerIdx {
         if t.day > self.clock {
             self.advance_to(t.day);
         }
