@@ -2,9 +2,18 @@
 # Fails when `cargo build --release` and `cargo test --release --workspace` would enable different features of a
 # shared dependency: each would then keep its own build of the heavy tree (lance, datafusion; ~30 min on 2 cores).
 # Fix a failure by pinning the named features in Cargo.toml's "Not used directly" block.
+# Not --offline: on a machine whose registry lacks the dev-dependencies, cargo fetches them here; cargo's own
+# errors are shown, never hidden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tree() { cargo tree --offline "$@" -f '{p} {f}' --prefix none 2>/dev/null | sed 's/ (\*)$//' | sort -u; }
+tree() {
+    local out
+    if ! out=$(cargo tree --locked "$@" -f '{p} {f}' --prefix none); then
+        echo "check-features: 'cargo tree $*' failed (cargo's message above)" >&2
+        return 1
+    fi
+    echo "$out" | sed 's/ (\*)$//' | sort -u
+}
 build=$(tree -e normal,build)
 test=$(tree --workspace -e normal,build,dev)
 drift=$(comm -23 <(echo "$build") <(echo "$test"))

@@ -16,3 +16,26 @@ streamrec_apt_install() {
         $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
     fi
 }
+
+# streamrec_step NAME CMD...: runs one step of a script, prints its wall time, and on failure names the step and
+# its exit status before the script stops (set -e), so a failing step is never silent. streamrec_step_summary
+# prints every step's time as a table (scripts/fresh-run.sh collects these lines).
+STREAMREC_STEPS=()
+streamrec_step() {
+    local name="$1"; shift
+    local start=$SECONDS rc=0
+    echo "==> $name"
+    "$@" || rc=$?
+    local took=$((SECONDS - start))
+    if [ "$rc" -ne 0 ]; then
+        echo "FAILED: step '$name' exited with status $rc after ${took} s (command: $*)" >&2
+        exit "$rc"
+    fi
+    STREAMREC_STEPS+=("$name|$took")
+    echo "<== $name: ${took} s"
+}
+streamrec_step_summary() {
+    echo "step times (s):"
+    local s
+    for s in "${STREAMREC_STEPS[@]}"; do echo "step-time | ${s%|*} | ${s##*|} |"; done
+}

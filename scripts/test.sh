@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
 # Runs every test (unit, integration, CLI, streaming against real broker processes) in release mode, sharing one
 # build with the binaries. Installs what the tests start: the tansu broker (cached outside the clone) and
-# Debian's docker-compose (to validate docker-compose.yml offline), and the trainer's Python venv.
+# Debian's docker-compose (to validate docker-compose.yml offline), and the trainer's Python venv. Works on a
+# fresh machine (empty cargo registry, no build, no venv): each step says what it does, how long it took, and on
+# failure which step failed with what status (its own output above says why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-streamrec_apt_install
-TOOLS="$HOME/.cache/streamrec/tools"
-if [ ! -x "$TOOLS/bin/tansu" ]; then
-    echo "installing the tansu broker (once, ~7 min) into $TOOLS"
-    cargo install tansu --version 0.6.0 --locked --features dynostore --root "$TOOLS"
-fi
-export STREAMREC_TANSU="$TOOLS/bin/tansu"
+export STREAMREC_TOOLS="${STREAMREC_TOOLS:-$HOME/.cache/streamrec/tools}"
+export STREAMREC_TANSU="$STREAMREC_TOOLS/bin/tansu"
+
+install_tansu() {
+    if [ -x "$STREAMREC_TANSU" ]; then echo "tansu: already in $STREAMREC_TOOLS"; return 0; fi
+    echo "installing the tansu broker (once, ~7 min) into $STREAMREC_TOOLS"
+    cargo install tansu --version 0.6.0 --locked --features dynostore --root "$STREAMREC_TOOLS"
+}
 # The trainers' virtualenv (CatBoost, torch, onnxruntime; cached outside the clone): the ranker tests run the Python
 # trainer; sourcing also exports ORT_DYLIB_PATH, the onnxruntime library the two-tower tests load.
-source scripts/trainer-env.sh
-"$STREAMREC_PYTHON" trainer/smoke_test.py
-"$STREAMREC_PYTHON" trainer/smoke_test_two_tower.py
-bash scripts/check-compose.sh
-bash scripts/check-features.sh
-cargo test --release --workspace "$@"
+trainer_venv() { source scripts/trainer-env.sh; }
+
+streamrec_step "system packages" streamrec_apt_install
+# Every crate the workspace needs, dev-dependencies included, from the committed Cargo.lock (a stale lock fails
+# here, naming the package, instead of half-way through a build).
+streamrec_step "fetch crates" cargo fetch --locked
+streamrec_step "tansu broker" install_tansu
+streamrec_step "trainer venv" trainer_venv
+streamrec_step "trainer smoke test (ranker)" "$STREAMREC_PYTHON" trainer/smoke_test.py
+streamrec_step "trainer smoke test (two-tower)" "$STREAMREC_PYTHON" trainer/smoke_test_two_tower.py
+streamrec_step "compose file" bash scripts/check-compose.sh
+streamrec_step "one feature set" bash scripts/check-features.sh
+streamrec_step "build (release, tests and binaries)" cargo test --release --workspace --no-run "$@"
+streamrec_step "tests" cargo test --release --workspace "$@"
+streamrec_step_summary
