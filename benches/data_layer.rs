@@ -10,7 +10,7 @@ use streamrec::generate::{generate, GenerateConfig, Scale};
 
 fn small_data() -> (tempfile::TempDir, Dataset) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = GenerateConfig { params: Scale::Small.params(), seed: 1, out: dir.path().to_path_buf(), format: Format::Csv };
+    let cfg = GenerateConfig { params: Scale::Small.params(), seed: 1, out: dir.path().to_path_buf(), format: Format::Csv, knobs: Default::default() };
     generate(&cfg, &|_, _| {}).expect("generate");
     let d = Dataset::load_dir(dir.path(), &LoadOptions::strict(), &|_| {}).expect("load");
     (dir, d)

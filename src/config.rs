@@ -106,6 +106,9 @@ pub struct RankerConfig {
     pub model: String,
     /// Published with every list by the blend.
     pub version: String,
+    /// Under `auto`, a trained model serves only when its validation MAP@12 beat the blend's by this relative
+    /// margin (0.01 = 1%); otherwise the blend serves and the logs say why.
+    pub min_lift: f64,
     /// Blend weights by feature name (src/features.rs).
     pub weights: std::collections::BTreeMap<String, f32>,
 }
@@ -113,7 +116,7 @@ pub struct RankerConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RankerKind {
-    /// The newest trained model when there is one, else the blend.
+    /// The newest trained model when it beat the blend on validation (by `min_lift`), else the blend.
     Auto,
     Blend,
     /// A trained model; an error when there is none.
@@ -221,6 +224,10 @@ impl Config {
         if !(1..=most).contains(&self.candidates.copurchase_keep) {
             let message = format!("must be between 1 and {most}");
             return Err(ConfigError::Invalid { key: "candidates.copurchase_keep", value: self.candidates.copurchase_keep.to_string(), message });
+        }
+        if !(self.ranker.min_lift.is_finite() && self.ranker.min_lift >= 0.0) {
+            let message = "must be a relative lift >= 0 (0.01 = the model must beat the blend by 1%)".to_string();
+            return Err(ConfigError::Invalid { key: "ranker.min_lift", value: self.ranker.min_lift.to_string(), message });
         }
         Ok(())
     }

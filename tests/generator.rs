@@ -111,7 +111,8 @@ fn structure_matches_the_real_data() {
     let dups = (1..n).filter(|&i| tx.day[i] == tx.day[i - 1] && tx.customer[i] == tx.customer[i - 1] && tx.article[i] == tx.article[i - 1]).count();
     assert!(dups as f64 / n as f64 > 0.03, "duplicate rows {dups}");
 
-    // Repurchase: a good share of purchases repeat an article the customer bought in the previous 28 days.
+    // Repurchase: some of the purchases repeat an article the customer bought in the previous 28 days (in the
+    // real data few do: ~1.4% of a week's distinct purchases; see the calibration test below).
     let mut last_buy: HashMap<(u32, u32), u16> = HashMap::new();
     let mut repeat = 0usize;
     for i in 0..n {
@@ -123,7 +124,7 @@ fn structure_matches_the_real_data() {
         }
         last_buy.insert(k, tx.day[i]);
     }
-    assert!(repeat as f64 / n as f64 > 0.03, "repurchases {repeat}");
+    assert!(repeat as f64 / n as f64 > 0.005, "repurchases {repeat}");
 
     // Age-dependent taste: the young buy far more from Divided than customers over 45.
     let share = |young: bool| {
@@ -133,6 +134,32 @@ fn structure_matches_the_real_data() {
         rows.iter().filter(|&&i| d.articles.get(tx.article[i]).index_code == "D").count() as f64 / rows.len() as f64
     };
     assert!(share(true) > 2.0 * share(false), "Divided share young {} old {}", share(true), share(false));
+}
+
+/// The calibration (src/generate/knobs.rs) at small scale (one year of 87k customers buying as often as the full
+/// scale's, new articles in proportion): every statistic that does not depend on the catalogue's absolute size or
+/// on two years of history is within ±25% of the real H&M figure (`stats --profile`). Left out: the top-12/100/1000
+/// shares (absolute ranks: a 4k-article catalogue's top 1000 is a quarter of it), transactions per customer and
+/// purchases "bought before, ever" (both grow with the history's length). At full scale every figure is within
+/// ±15% (BENCHMARKS.md).
+#[test]
+fn small_scale_matches_the_real_statistics() {
+    use streamrec::data::profile::{Profile, REAL_HM};
+    let dir = tempfile::tempdir().unwrap();
+    gen(dir.path(), streamrec::generate::Scale::Small.params(), 42, Format::Csv);
+    let p = Profile::compute(&load(dir.path())).expect("transactions");
+    let ours = p.rows();
+    let real = REAL_HM.rows();
+    let scale_bound = ["last week: share of rows on its own top-", "customers: ", "a week's distinct (customer, article) pairs bought before, ever"];
+    let mut checked = 0;
+    for ((name, v), (_, r)) in ours.iter().zip(real.iter()) {
+        if scale_bound.iter().any(|h| name.starts_with(h)) {
+            continue;
+        }
+        checked += 1;
+        assert!((v / r - 1.0).abs() <= 0.25, "{name}: {v} vs real {r}\n{}", p.table());
+    }
+    assert_eq!(checked, 12, "statistics checked");
 }
 
 #[test]

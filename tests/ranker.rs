@@ -70,7 +70,36 @@ fn train_ranker_end_to_end_then_backtest_and_refuse_a_mismatch() {
     let map = r.manifest.validation_map12.expect("validation MAP@12 in the manifest");
     assert!(map > 0.0 && map <= 1.0, "{map}");
     assert!(r.model().trees() >= 1 && r.model().trees() <= 40);
+    // Champion / challenger: the Rust side scored the new model, the blend and what served (the blend: no model
+    // yet) on the same validation rows; its MAP of the new model agrees with the trainer's.
+    let g = r.manifest.gate.clone().expect("gate figures in the manifest");
+    assert!((g.challenger_map12 - map).abs() < 1e-3, "Rust {} vs trainer {map}", g.challenger_map12);
+    assert!(g.blend_map12 > 0.0 && g.customers > 0, "{g:?}");
+    assert_eq!((g.active.as_str(), g.active_map12), ("blend", Some(g.blend_map12)));
+    assert!(out.contains("under kind = \"auto\""), "{out}");
     assert!(!models.read_dir().expect("ls").any(|e| e.expect("entry").file_name().to_string_lossy().starts_with('.')), "work and temp dirs removed");
+
+    // The gate both ways on the trained model: it serves under auto only when it beat the blend by min_lift, and
+    // `models list` says so with the reason.
+    let models_s = models.to_str().expect("utf8");
+    let manifest_path = dir_of_model.join("manifest.json");
+    let mut cfg = streamrec::config::Config::load(None).expect("config").ranker;
+    cfg.models_dir = models_s.to_string();
+    for (lift, serves) in [(-0.10, false), (0.005, false), (0.05, true)] {
+        let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("read")).expect("json");
+        m["gate"]["challenger_map12"] = serde_json::json!(g.blend_map12 * (1.0 + lift));
+        std::fs::write(&manifest_path, m.to_string()).expect("write");
+        let s = streamrec::ranker::select(&cfg).expect("select");
+        assert_eq!(!s.fell_back, serves, "lift {lift}: {}", s.why);
+        assert_eq!(s.ranker.version() == r.manifest.version, serves, "lift {lift}");
+        assert!(s.why.contains(if serves { "beat the blend" } else { "did not beat the blend" }), "{}", s.why);
+        let (list, _) = run(&["models", "list", "--dir", models_s]);
+        let line = list.lines().find(|l| l.starts_with(&r.manifest.version)).unwrap_or_else(|| panic!("{list}"));
+        assert_eq!(line.split_whitespace().nth(5), Some(if serves { "yes" } else { "no" }), "{list}");
+    }
+    let mut explicit = cfg.clone();
+    explicit.kind = streamrec::config::RankerKind::Catboost;
+    assert!(!streamrec::ranker::select(&explicit).expect("select").fell_back, "kind = catboost serves the model whatever the gate says");
 
     // The backtest scores the ranked engine beside the blend, with candidate recall.
     let (table, _) = run(&["backtest", "--data", d, "--weeks", "1", "--ranker", dir_of_model.to_str().expect("utf8")]);

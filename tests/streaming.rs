@@ -341,8 +341,9 @@ fn delivered_exactly_once_in_order(addr: &str, data: &Dataset) -> Vec<serde_json
 }
 
 /// A CatBoost JSON model over the engine's features (one tree on `rep_4w`: leaves 0.25 / 0.75) and its manifest,
-/// with `features` as the manifest's list.
-fn write_model(dir: &Path, version: &str, features: &[&str]) {
+/// with `features` as the manifest's list and `gate` = (challenger, blend) validation MAP@12 as `train ranker`
+/// records them.
+fn write_model(dir: &Path, version: &str, features: &[&str], gate: (f64, f64)) {
     use streamrec::features::{index_of, FEATURES};
     std::fs::create_dir_all(dir).expect("mkdir");
     let float_features: Vec<serde_json::Value> =
@@ -354,7 +355,8 @@ fn write_model(dir: &Path, version: &str, features: &[&str]) {
         "scale_and_bias": [1.0, [0.0]],
     });
     std::fs::write(dir.join("model.json"), model.to_string()).expect("model");
-    let manifest = serde_json::json!({"version": version, "trained_until": "2020-01-01", "features": features, "data_fingerprint": "test"});
+    let gate = serde_json::json!({"challenger_map12": gate.0, "blend_map12": gate.1, "active": "blend", "active_map12": gate.1, "customers": 500});
+    let manifest = serde_json::json!({"version": version, "trained_until": "2020-01-01", "features": features, "data_fingerprint": "test", "gate": gate});
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("manifest");
 }
 
@@ -366,8 +368,11 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
     let (_broker, addr) = start_mock_broker();
     let good = dir.path().join("models/good");
     let bad = dir.path().join("models/bad");
-    write_model(&good, "swap-good", &FEATURES);
-    write_model(&bad, "swap-bad", &FEATURES[..FEATURES.len() - 1]);
+    let loser = dir.path().join("models/loser");
+    write_model(&good, "swap-good", &FEATURES, (0.031, 0.025));
+    write_model(&bad, "swap-bad", &FEATURES[..FEATURES.len() - 1], (0.031, 0.025));
+    // Fits the engine but lost to the blend on validation: the gate keeps it out under kind = "auto".
+    write_model(&loser, "swap-loser", &FEATURES, (0.020, 0.025));
 
     // Replay at a steady rate while the engine serves, so the updates land mid-stream.
     let spawn = |args: &[&str], log: &str| spawn_logged(dir.path(), &addr, args, &[], log);
@@ -385,6 +390,7 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     cli(&["models", "publish", "--path", bad.to_str().expect("utf8")], &addr, dir.path());
+    cli(&["models", "publish", "--path", loser.to_str().expect("utf8")], &addr, dir.path());
     cli(&["models", "publish", "--path", good.to_str().expect("utf8")], &addr, dir.path());
     assert!(replay.0.wait().expect("replay").success(), "replay failed");
     assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
@@ -405,6 +411,8 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
     let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
     assert!(log.contains("model update rejected") && log.contains("does not match this engine's features"), "refusal logged: {log}");
     assert!(log.contains("ranker swapped"), "{log}");
+    assert!(!versions.contains(&"swap-loser"), "a model that lost to the blend never serves");
+    assert!(log.contains("model update not served") && log.contains("did not beat the blend"), "gate refusal logged: {log}");
 }
 
 #[test]

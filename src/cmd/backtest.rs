@@ -92,6 +92,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         // Refuse a model that does not fit before the slow part.
         let r = streamrec::ranker::store::load(dir)?;
         eprintln!("engine_ranked: ranker {} (trained until {}) from {}", r.manifest.version, r.manifest.trained_until, dir.display());
+        let d = streamrec::ranker::admits(&cfg.ranker, &r.manifest);
+        eprintln!("  a serving engine (kind = {:?}) {}: {}", cfg.ranker.kind, if d.serves() { "serves it" } else { "keeps the blend" }, d.reason());
     }
     let two_tower = active_two_tower(&cfg, a.no_two_tower)?;
     let data = super::load(&a.data.data, &a.data.options())?;

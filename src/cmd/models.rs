@@ -11,9 +11,14 @@ use streamrec::ranker::store;
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
     /// List the ranker versions under a models directory, newest last.
+    /// Each shows its validation MAP@12 beside the blend's on the same customers, and whether it serves under
+    /// the configuration (`[ranker] kind`, `min_lift`) with the reason.
     List {
         #[arg(long, default_value = "models/ranker")]
         dir: PathBuf,
+        /// Settings file laid over config/default.toml ([ranker] kind and min_lift decide the serves column).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// List the two-tower versions in the vector store (active one marked), oldest first.
     ListTwoTower {
@@ -43,20 +48,37 @@ pub enum Command {
 
 pub async fn run(c: Command) -> anyhow::Result<()> {
     match c {
-        Command::List { dir } => {
+        Command::List { dir, config } => {
+            let cfg = streamrec::config::Config::load(config.as_deref())?;
             let mut rows = Vec::new();
             for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
                 let path = entry?.path();
-                if path.join("manifest.json").is_file() {
+                if store::is_version_dir(&path) {
                     let m = store::read_manifest(&path)?;
                     rows.push((m.trained_until.clone(), m.version.clone(), m, path));
                 }
             }
             rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-            println!("{:<28} {:<12} {:>9} {:>8}  path", "version", "until", "features", "val MAP");
+            // Only the newest version is a candidate to serve (auto and catboost load the newest).
+            let newest = store::newest(&dir)?;
+            println!("{:<28} {:<12} {:>9} {:>8} {:>8}  {:<7} path", "version", "until", "features", "val MAP", "blend", "serves");
             for (_, _, m, path) in rows {
-                let map = m.validation_map12.map_or("-".into(), |v| format!("{v:.5}"));
-                println!("{:<28} {:<12} {:>9} {:>8}  {}", m.version, m.trained_until, m.features.len(), map, path.display());
+                let map = m.gate.as_ref().map(|g| g.challenger_map12).or(m.validation_map12).map_or("-".into(), |v| format!("{v:.5}"));
+                let blend = m.gate.as_ref().map_or("-".into(), |g| format!("{:.5}", g.blend_map12));
+                let decision = streamrec::ranker::admits(&cfg.ranker, &m);
+                let fits = streamrec::ranker::store::load(&path).map(|_| ()).map_err(|e| e.to_string());
+                let serves = match (&fits, newest.as_deref() == Some(path.as_path())) {
+                    (Err(_), _) => "no",
+                    (Ok(()), true) if decision.serves() => "yes",
+                    _ => "no",
+                };
+                let why = match fits {
+                    Err(e) => e,
+                    Ok(()) if newest.as_deref() != Some(path.as_path()) => format!("a newer version exists; {}", decision.reason()),
+                    Ok(()) => decision.reason().to_string(),
+                };
+                println!("{:<28} {:<12} {:>9} {:>8} {:>8}  {:<7} {}", m.version, m.trained_until, m.features.len(), map, blend, serves, path.display());
+                println!("    {why}");
             }
             Ok(())
         }

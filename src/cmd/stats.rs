@@ -8,6 +8,10 @@ pub struct Args {
     /// Load only transactions_train (customers are interned from it; no articles or customers file read).
     #[arg(long)]
     pub only_transactions: bool,
+    /// Also print the statistics that decide what a recommender can learn (basket sizes, popularity shape,
+    /// repurchase, customer activity; exact definitions in src/data/profile.rs) beside the real H&M figures.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
@@ -36,5 +40,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         d.heap_bytes() as f64 / 1e6,
         streamrec::memory::peak_rss_bytes().unwrap_or(0) as f64 / 1e6
     );
+    if a.profile {
+        let t0 = Instant::now();
+        match streamrec::data::profile::Profile::compute(&d) {
+            Some(p) => {
+                println!(
+                    "\nprofile ({} rows from {} buyers in the last week; computed in {:.1} s):",
+                    p.last_week_rows,
+                    p.last_week_buyers,
+                    t0.elapsed().as_secs_f64()
+                );
+                print!("{}", p.table());
+            }
+            None => anyhow::bail!("no transactions in {}: nothing to profile", a.data.data.display()),
+        }
+    }
     Ok(())
 }

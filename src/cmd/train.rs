@@ -153,7 +153,7 @@ pub fn ranker(a: RankerArgs) -> anyhow::Result<()> {
     let work = a.out.join(format!(".work-{version}"));
     let pb = indicatif::ProgressBar::new_spinner();
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
-    let report = training::export(&data, &cfg, &opts, &work, &|m| pb.set_message(m.to_string()))?;
+    let (report, valid) = training::export(&data, &cfg, &opts, &work, &|m| pb.set_message(m.to_string()))?;
     pb.finish_and_clear();
     eprintln!(
         "training rows: {} train ({} customer-weeks, {} positives), {} validation ({} customers), weeks {}; exported in {:.1}s",
@@ -200,7 +200,14 @@ pub fn ranker(a: RankerArgs) -> anyhow::Result<()> {
     }
     trainer::run("train_ranker.py", &args)?;
     // The engine must accept what was trained before it becomes a version.
-    let ranker = streamrec::ranker::store::load(&tmp).context("the trained model does not load into the engine")?;
+    let challenger = streamrec::ranker::store::load(&tmp).context("the trained model does not load into the engine")?;
+    // Champion / challenger: the new model, the blend and what serves now, on the same validation rows.
+    let mut serving_cfg = cfg.ranker.clone();
+    serving_cfg.models_dir = path(&a.out);
+    let figures = gate_figures(&valid, &challenger, &cfg.ranker, &serving_cfg)?;
+    write_gate(&tmp, &figures)?;
+    let ranker = streamrec::ranker::store::load(&tmp).context("re-reading the manifest with the gate's figures")?;
+    let decision = streamrec::ranker::gate::decide(ranker.manifest.gate.as_ref(), cfg.ranker.min_lift);
     let dest = a.out.join(&version);
     if dest.exists() {
         std::fs::remove_dir_all(&dest).with_context(|| format!("replacing {}", dest.display()))?;
@@ -221,6 +228,52 @@ pub fn ranker(a: RankerArgs) -> anyhow::Result<()> {
         dest.display(),
         started.elapsed().as_secs_f64()
     );
+    println!(
+        "  on {} validation customers: challenger {:.5}, blend {:.5}, serving now ({}) {}",
+        figures.customers,
+        figures.challenger_map12,
+        figures.blend_map12,
+        figures.active,
+        figures.active_map12.map_or("-".into(), |v| format!("{v:.5}"))
+    );
+    println!(
+        "  under kind = \"auto\" (min_lift {}): {} — {}",
+        cfg.ranker.min_lift,
+        if decision.serves() { "serves" } else { "NOT served, the blend stays" },
+        decision.reason()
+    );
+    Ok(())
+}
+
+/// MAP@12 of the challenger, the blend and the ranker serving now (per `serving`) on the validation rows.
+fn gate_figures(
+    valid: &training::rows::FeatureRows,
+    challenger: &streamrec::ranker::CatBoostRanker,
+    blend_cfg: &streamrec::config::RankerConfig,
+    serving: &streamrec::config::RankerConfig,
+) -> anyhow::Result<streamrec::ranker::gate::GateFigures> {
+    use streamrec::ranker::BlendRanker;
+    let (challenger_map12, customers) = valid.map12(challenger);
+    let (blend_map12, _) = valid.map12(&BlendRanker::new(blend_cfg)?);
+    let (active, active_map12) = match streamrec::ranker::select(serving) {
+        Ok(s) if s.fell_back || serving.kind == streamrec::config::RankerKind::Blend => ("blend".to_string(), Some(blend_map12)),
+        Ok(s) => (s.ranker.version().to_string(), Some(valid.map12(s.ranker.as_ref()).0)),
+        // A stale model in the way (features changed) cannot be scored; say so instead of guessing.
+        Err(e) => (format!("unusable newest model ({e})"), None),
+    };
+    Ok(streamrec::ranker::gate::GateFigures { challenger_map12, blend_map12, active, active_map12, customers })
+}
+
+/// Adds the gate's figures to the manifest in `dir`, atomically.
+fn write_gate(dir: &Path, figures: &streamrec::ranker::gate::GateFigures) -> anyhow::Result<()> {
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let obj = m.as_object_mut().with_context(|| format!("{} is not a JSON object", path.display()))?;
+    obj.insert("gate".into(), serde_json::to_value(figures)?);
+    let tmp = dir.join("manifest.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&m)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fields;
 pub mod header;
 pub mod ids;
+pub mod profile;
 pub mod rejects;
 pub mod table_reader;
 pub mod transactions;

@@ -1,8 +1,10 @@
 //! Synthetic catalogue: products with colour variants sharing a product_code, a heavy-tailed base appeal,
-//! a launch week (a third exist at the start, the rest arrive week by week), a fashion life cycle, a season,
+//! a launch week spread evenly over the weeks on sale before the first day and the simulated weeks, a fashion
+//! life cycle (a short peak, then a fade) and a time on sale after which it leaves the shop, a season,
 //! and a few "worn with" partner products that make item-to-item co-purchase learnable.
 
 use super::alias::AliasTable;
+use super::knobs::CatalogKnobs;
 use super::vocab::{self, TypeSpec, TYPES};
 use crate::data::Article;
 use rand::Rng;
@@ -23,6 +25,8 @@ pub struct ArticleMeta {
     pub floor: f32,
     /// Shop price in the data's units × 590.
     pub price: f32,
+    /// Day offset after which it is no longer sold.
+    pub retire: i32,
 }
 
 pub struct Catalog {
@@ -47,7 +51,7 @@ fn type_allowed(t: &TypeSpec, index_code: &str) -> bool {
     }
 }
 
-pub fn build<R: Rng>(rng: &mut R, n_articles: usize, n_days: i32) -> Catalog {
+pub fn build<R: Rng>(rng: &mut R, k: &CatalogKnobs, n_articles: usize, n_days: i32) -> Catalog {
     let index_table = AliasTable::new(vocab::INDEX_SHARE.iter().enumerate().map(|(i, &w)| (i as u32, f64::from(w))));
     let type_tables: Vec<AliasTable> = vocab::INDEXES
         .iter()
@@ -57,9 +61,10 @@ pub fn build<R: Rng>(rng: &mut R, n_articles: usize, n_days: i32) -> Catalog {
         .collect();
     let colour_table = AliasTable::new(vocab::COLOURS.iter().enumerate().map(|(i, c)| (i as u32, f64::from(c.3))));
     let appearance_table = AliasTable::new(vocab::APPEARANCES.iter().enumerate().map(|(i, a)| (i as u32, f64::from(a.1))));
-    let appeal = LogNormal::new(0.0, 1.5).expect("valid lognormal");
-    let variant_appeal = LogNormal::new(0.0, 0.6).expect("valid lognormal");
-    let half_life = LogNormal::new(8f64.ln(), 0.7).expect("valid lognormal");
+    let appeal = LogNormal::new(0.0, k.appeal_sigma).expect("appeal_sigma validated > 0");
+    let variant_appeal = LogNormal::new(0.0, k.variant_appeal_sigma).expect("variant_appeal_sigma validated > 0");
+    let half_life = LogNormal::new(k.half_life_weeks.ln(), k.half_life_sigma).expect("half-life knobs validated > 0");
+    let life = LogNormal::new(k.life_weeks.ln(), k.life_sigma).expect("life knobs validated > 0");
     let price_noise = LogNormal::new(0.0, 0.3).expect("valid lognormal");
     let n_weeks = (n_days / 7).max(1);
     let mut departments: FxHashMap<(i32, &'static str), i32> = FxHashMap::default();
@@ -80,13 +85,14 @@ pub fn build<R: Rng>(rng: &mut R, n_articles: usize, n_days: i32) -> Catalog {
         let department_name = format!("{} {}", spec.garment_group.split([',', '/']).next().unwrap_or(spec.garment_group), vocab::DEPARTMENT_SUFFIXES[section_k % 8]);
         let appearance = appearance_table.sample(rng).unwrap_or(0) as usize;
         let base_appeal = appeal.sample(rng) as f32;
-        let launch = if rng.random::<f64>() < 0.35 {
-            -(rng.random_range(0..52) * 7)
-        } else {
-            rng.random_range(1..n_weeks.max(2)) * 7
-        };
         let hl = half_life.sample(rng) as f32;
-        let floor = if rng.random::<f64>() < 0.2 { 0.4 } else { 0.03 };
+        let basic = rng.random::<f64>() < k.basic_share;
+        let floor = if basic { k.basic_floor } else { k.fade_floor } as f32;
+        let on_sale_weeks = (life.sample(rng) * if basic { k.basic_life_factor } else { 1.0 }).clamp(1.0, 1e4);
+        // Launch weeks spread evenly over [-weeks on sale, last week]: the shop is as full on the first day as on
+        // any other, at any scale.
+        let launch = rng.random_range(-(on_sale_weeks.ceil() as i32)..n_weeks) * 7;
+        let on_sale_days = on_sale_weeks * 7.0;
         let price = ((spec.price * price_noise.sample(rng) as f32).round() - 0.01).max(0.99);
         let name = product_name(rng, spec);
         let desc = description(rng, spec);
@@ -139,6 +145,7 @@ pub fn build<R: Rng>(rng: &mut R, n_articles: usize, n_days: i32) -> Catalog {
                 half_life_weeks: hl,
                 floor,
                 price,
+                retire: (launch + late).saturating_add(on_sale_days as i32),
             });
         }
         cat.products.push(variants);
@@ -156,11 +163,17 @@ pub fn build<R: Rng>(rng: &mut R, n_articles: usize, n_days: i32) -> Catalog {
 /// Each product gets up to three partner products from its complementary groups, launched around the same time
 /// (outfits are designed together).
 fn link_partners<R: Rng>(rng: &mut R, cat: &mut Catalog) {
+    let launch = |p: u32| cat.meta[cat.products[p as usize][0] as usize].launch;
     let mut by_group: FxHashMap<&'static str, Vec<u32>> = FxHashMap::default();
     for (p, arts) in cat.products.iter().enumerate() {
         let t = &TYPES[cat.meta[arts[0] as usize].type_idx as usize];
         by_group.entry(t.group).or_default().push(p as u32);
     }
+    // Each group's products in launch order, so that nearby entries are on sale in the same weeks.
+    for pool in by_group.values_mut() {
+        pool.sort_by_key(|&q| (launch(q), q));
+    }
+    let mut partners_of = Vec::with_capacity(cat.products.len());
     for p in 0..cat.products.len() {
         let first = cat.products[p][0] as usize;
         let spec = &TYPES[cat.meta[first].type_idx as usize];
@@ -168,8 +181,8 @@ fn link_partners<R: Rng>(rng: &mut R, cat: &mut Catalog) {
         for _ in 0..3 {
             let group = spec.complements[rng.random_range(0..spec.complements.len())];
             let Some(pool) = by_group.get(group) else { continue };
-            // Prefer products near this one in catalogue order: they launch in the same weeks.
-            let pos = pool.partition_point(|&q| (q as usize) < p);
+            // Products launched in the same weeks as this one.
+            let pos = pool.partition_point(|&q| (launch(q), q) < (launch(p as u32), p as u32));
             let lo = pos.saturating_sub(30);
             let hi = (pos + 30).min(pool.len());
             if lo < hi {
@@ -179,8 +192,9 @@ fn link_partners<R: Rng>(rng: &mut R, cat: &mut Catalog) {
                 }
             }
         }
-        cat.partners.push(partners);
+        partners_of.push(partners);
     }
+    cat.partners = partners_of;
 }
 
 fn product_name<R: Rng>(rng: &mut R, spec: &TypeSpec) -> String {
@@ -221,7 +235,7 @@ impl ArticleMeta {
     /// Appeal on `day` (offset from the first simulated day): ramps up in the launch week, fades with the
     /// article's half-life down to its floor, and follows its type's season.
     pub fn appeal_on(&self, day: i32, day_of_year: u32, spec: &TypeSpec) -> f64 {
-        if day < self.launch {
+        if day < self.launch || day > self.retire {
             return 0.0;
         }
         let weeks = f64::from(day - self.launch) / 7.0;

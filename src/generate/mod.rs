@@ -6,21 +6,26 @@
 
 pub mod alias;
 pub mod catalog;
+pub mod knobs;
 pub mod population;
 pub mod purchases;
 pub mod vocab;
 
 use crate::data::write::{self, Format, TransactionsWriter};
 use crate::data::{parse_date_str, DataError, Day};
+pub use knobs::Knobs;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scale {
-    /// ~2k customers, ~1k articles, 8 weeks, ~30k rows.
+    /// ~2k customers, ~1k articles, 8 weeks, ~30k rows: a quick fixture, denser than the real data (each customer
+    /// buys ~8× as often), not calibrated.
     Tiny,
-    /// ~50k customers, ~10k articles, 26 weeks, ~1M rows.
+    /// 87k customers, 4k articles, 52 weeks, ~1M rows: the full scale's purchases per customer-week and new
+    /// articles per purchase, so its per-week statistics match the real ones (`stats --profile`); a smaller
+    /// catalogue makes popularity easier to predict than at full scale.
     Small,
     /// 1.37M customers, 105k articles, 105 weeks, 31.8M rows (the real dataset's size).
     Full,
@@ -38,7 +43,7 @@ impl Scale {
     pub fn params(self) -> ScaleParams {
         match self {
             Scale::Tiny => ScaleParams { customers: 2_000, articles: 1_000, weeks: 8, rows: 30_000 },
-            Scale::Small => ScaleParams { customers: 50_000, articles: 10_000, weeks: 26, rows: 1_000_000 },
+            Scale::Small => ScaleParams { customers: 87_000, articles: 4_000, weeks: 52, rows: 1_000_000 },
             Scale::Full => ScaleParams { customers: 1_371_980, articles: 105_542, weeks: 105, rows: 31_788_324 },
         }
     }
@@ -53,6 +58,8 @@ pub struct GenerateConfig {
     pub seed: u64,
     pub out: PathBuf,
     pub format: Format,
+    /// The synthetic world's rates and shapes (the calibrated defaults unless given).
+    pub knobs: Knobs,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -72,8 +79,8 @@ pub fn generate(cfg: &GenerateConfig, progress: &dyn Fn(u64, u64)) -> Result<Gen
     let n_days = (cfg.params.weeks * 7) as i32;
     let first = last + 1 - n_days as Day;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let cat = catalog::build(&mut rng, cfg.params.articles, n_days);
-    let people = population::build(&mut rng, cfg.params.customers, n_days);
+    let cat = catalog::build(&mut rng, &cfg.knobs.catalog, cfg.params.articles, n_days);
+    let people = population::build(&mut rng, &cfg.knobs.population, cfg.params.customers, n_days);
     let path = |name: &str| cfg.out.join(format!("{name}.{}", cfg.format.ext()));
     let (pa, pc, pt) = (path("articles"), path("customers"), path("transactions_train"));
     write::write_articles(&pa, cfg.format, &cat.articles)?;
@@ -81,7 +88,7 @@ pub fn generate(cfg: &GenerateConfig, progress: &dyn Fn(u64, u64)) -> Result<Gen
     write::write_customers(&pc, cfg.format, &rows)?;
     drop(rows);
 
-    let mut sim = purchases::Simulation::new(&cat, &people, first, n_days, cfg.params.rows);
+    let mut sim = purchases::Simulation::new(&cat, &people, &cfg.knobs.basket, first, n_days, cfg.params.rows);
     let total_days = sim.n_days() as u64;
     let mut total_rows = 0u64;
     // Formatting and writing run on a second thread while the next days are simulated.
@@ -123,7 +130,7 @@ pub fn ensure(dir: &Path, scale: Scale, seed: u64) -> Result<bool, DataError> {
     if have {
         return Ok(false);
     }
-    let cfg = GenerateConfig { params: scale.params(), seed, out: dir.to_path_buf(), format: Format::Csv };
+    let cfg = GenerateConfig { params: scale.params(), seed, out: dir.to_path_buf(), format: Format::Csv, knobs: Knobs::default() };
     generate(&cfg, &|_, _| {})?;
     Ok(true)
 }

@@ -3,6 +3,7 @@
 //! the customers file's categorical columns in the real data's proportions.
 
 use super::alias::AliasTable;
+use super::knobs::PopulationKnobs;
 use super::vocab::TYPES;
 use crate::data::customers::{ClubStatus, CustomerRow, NewsFrequency};
 use rand::Rng;
@@ -16,6 +17,8 @@ pub struct Person {
     pub rate: f32,
     /// First day offset on which the customer can buy.
     pub joined: i32,
+    /// Day offset of their first visit (every customer buys at least once).
+    pub first_visit: i32,
     pub online: f32,
     pub favourite_types: [u16; 3],
 }
@@ -25,10 +28,10 @@ pub fn age_band(age: Option<u8>) -> u8 {
     AGE_BANDS.iter().position(|(hi, _)| a <= *hi).unwrap_or(AGE_BANDS.len() - 1) as u8
 }
 
-pub fn build<R: Rng>(rng: &mut R, n: usize, n_days: i32) -> Vec<Person> {
+pub fn build<R: Rng>(rng: &mut R, k: &PopulationKnobs, n: usize, n_days: i32) -> Vec<Person> {
     let young = Normal::new(24.0, 4.0).expect("valid normal");
     let older = Normal::new(50.0, 9.0).expect("valid normal");
-    let rate = LogNormal::new(0.0, 1.25).expect("valid lognormal");
+    let rate = LogNormal::new(0.0, k.rate_sigma).expect("rate_sigma validated > 0");
     let type_table = AliasTable::new(TYPES.iter().enumerate().map(|(i, t)| (i as u32, f64::from(t.share))));
     let n_postal = (n / 4).max(1);
     let postal_pool: Vec<[u8; 32]> = (0..n_postal).map(|_| rng.random()).collect();
@@ -62,14 +65,16 @@ pub fn build<R: Rng>(rng: &mut R, n: usize, n_days: i32) -> Vec<Person> {
             } else {
                 postal_pool[rng.random_range(0..n_postal)]
             };
-            let joined = if rng.random::<f64>() < 0.55 { 0 } else { rng.random_range(0..n_days.max(1)) };
+            let joined = if rng.random::<f64>() < k.joined_at_start { 0 } else { rng.random_range(0..n_days.max(1)) };
+            let first_visit = if joined > 0 { joined } else { rng.random_range(0..n_days.max(1)) };
             let online = if rng.random::<f64>() < 0.25 { 0.15 } else { 0.87 };
             let fav = |rng: &mut R| type_table.sample(rng).unwrap_or(0) as u16;
             Person {
                 row: CustomerRow { key, fn_flag, active, club, news, age, postal },
                 band: age_band(age),
-                rate: rate.sample(rng) as f32,
+                rate: rate.sample(rng).min(k.rate_cap) as f32,
                 joined,
+                first_visit,
                 online,
                 favourite_types: [fav(rng), fav(rng), fav(rng)],
             }

@@ -6,6 +6,7 @@
 
 use super::alias::AliasTable;
 use super::catalog::Catalog;
+use super::knobs::BasketKnobs;
 use super::population::{Person, AGE_BANDS};
 use super::vocab::{self, TYPES};
 use crate::data::write::TxOut;
@@ -48,27 +49,39 @@ struct WeekTables {
 pub struct Simulation<'a> {
     cat: &'a Catalog,
     people: &'a [Person],
+    k: &'a BasketKnobs,
     first_day: Day,
     n_days: i32,
     visits_per_day: f64,
     recent: Vec<Recent>,
     customer_table: AliasTable,
+    /// Customers whose first visit falls on each day.
+    first_visits: Vec<Vec<u32>>,
 }
 
 impl<'a> Simulation<'a> {
-    pub fn new(cat: &'a Catalog, people: &'a [Person], first_day: Day, n_days: i32, target_rows: u64) -> Self {
-        // Measured: ~2.14 rows per visit (distinct items × units, after basket de-duplication).
-        let rows_per_visit = 2.14;
-        let mean_factor = (0..n_days).map(|d| day_factor(first_day, d)).sum::<f64>() / f64::from(n_days.max(1));
-        let visits_per_day = target_rows as f64 / rows_per_visit / f64::from(n_days.max(1)) / mean_factor;
+    pub fn new(cat: &'a Catalog, people: &'a [Person], k: &'a BasketKnobs, first_day: Day, n_days: i32, target_rows: u64) -> Self {
+        let rows_per_visit = k.rows_per_visit;
+        let mean_factor = (0..n_days).map(|d| day_factor(k, first_day, d)).sum::<f64>() / f64::from(n_days.max(1));
+        // Every customer's first visit is scheduled; the rest of the visits are drawn day by day.
+        let drawn_visits = (target_rows as f64 / rows_per_visit - people.len() as f64).max(0.0);
+        let visits_per_day = drawn_visits / f64::from(n_days.max(1)) / mean_factor;
+        let mut first_visits = vec![Vec::new(); n_days.max(0) as usize];
+        for (i, p) in people.iter().enumerate() {
+            if let Some(day) = first_visits.get_mut(p.first_visit.max(0) as usize) {
+                day.push(i as u32);
+            }
+        }
         Simulation {
             cat,
             people,
+            k,
             first_day,
             n_days,
             visits_per_day,
             recent: vec![Recent::default(); people.len()],
             customer_table: AliasTable::new(people.iter().enumerate().map(|(i, p)| (i as u32, f64::from(p.rate)))),
+            first_visits,
         }
     }
 
@@ -111,9 +124,13 @@ impl<'a> Simulation<'a> {
             if day % 7 == 0 && day > 0 {
                 tables = self.week_tables(day);
             }
-            let mean = self.visits_per_day * day_factor(self.first_day, day);
+            let mean = self.visits_per_day * day_factor(self.k, self.first_day, day);
             let visits = Poisson::new(mean.max(1e-9)).map(|p| p.sample(rng) as u64).unwrap_or(0);
-            let mut rows = Vec::with_capacity((visits as f64 * 2.5) as usize);
+            let mut rows = Vec::with_capacity(((visits as usize + self.first_visits[day as usize].len()) as f64 * 3.5) as usize);
+            for i in 0..self.first_visits[day as usize].len() {
+                let c = self.first_visits[day as usize][i];
+                self.basket(rng, &tables, c as usize, day, &mut rows);
+            }
             for _ in 0..visits {
                 let Some(c) = (0..4).filter_map(|_| self.customer_table.sample(rng)).find(|&c| self.people[c as usize].joined <= day) else {
                     continue;
@@ -128,16 +145,17 @@ impl<'a> Simulation<'a> {
     fn basket<R: Rng>(&mut self, rng: &mut R, t: &WeekTables, c: usize, day: i32, rows: &mut Vec<TxOut>) {
         let person = &self.people[c];
         let channel = if rng.random::<f32>() < person.online { 2 } else { 1 };
-        let n_items = 1 + (0..7).take_while(|_| rng.random::<f64>() < 0.55).count();
+        let k = self.k;
+        let n_items = 1 + (0..7).take_while(|_| rng.random::<f64>() < k.continue_prob).count();
         let mut items: Vec<u32> = Vec::with_capacity(n_items);
         let Some(anchor) = self.anchor(rng, t, c, day) else { return };
         items.push(anchor);
         for _ in 1..n_items {
             let r = rng.random::<f64>();
             let anchor_meta = &self.cat.meta[anchor as usize];
-            let pick = if r < 0.22 {
+            let pick = if r < k.fill_variant {
                 self.variant(rng, t, anchor_meta.product, Some(anchor))
-            } else if r < 0.52 {
+            } else if r < k.fill_variant + k.fill_partner {
                 let partners = &self.cat.partners[anchor_meta.product as usize];
                 if partners.is_empty() {
                     None
@@ -145,11 +163,11 @@ impl<'a> Simulation<'a> {
                     let q = partners[rng.random_range(0..partners.len())];
                     self.variant(rng, t, q, None)
                 }
-            } else if r < 0.67 {
+            } else if r < k.fill_variant + k.fill_partner + k.fill_complement {
                 let spec = &TYPES[anchor_meta.type_idx as usize];
                 let group = spec.complements[rng.random_range(0..spec.complements.len())];
                 self.cat.group_types.get(group).and_then(|g| g.sample(rng)).and_then(|ty| t.by_type[ty as usize].sample(rng))
-            } else if r < 0.73 {
+            } else if r < k.fill_variant + k.fill_partner + k.fill_complement + k.fill_history {
                 self.from_history(rng, t, c)
             } else {
                 t.by_band[person.band as usize].sample(rng)
@@ -162,9 +180,9 @@ impl<'a> Simulation<'a> {
         }
         for &a in &items {
             let units = match rng.random::<f64>() {
-                x if x < 0.92 => 1,
-                x if x < 0.99 => 2,
-                _ => 3,
+                x if x < k.three_units => 3,
+                x if x < k.three_units + k.two_units => 2,
+                _ => 1,
             };
             let price = self.price(a as usize, day);
             let customer = person.row.key;
@@ -178,15 +196,23 @@ impl<'a> Simulation<'a> {
     fn anchor<R: Rng>(&self, rng: &mut R, t: &WeekTables, c: usize, day: i32) -> Option<u32> {
         let person = &self.people[c];
         let recent = &self.recent[c];
+        let k = self.k;
         let r = rng.random::<f64>();
         if recent.len > 0 {
             let last_day = recent.nth_recent(0).1;
-            let p_rep = if day - last_day <= 28 { 0.14 } else { 0.05 };
+            let p_rep = if day - last_day <= 28 { k.repurchase_recent } else { k.repurchase_old };
             if r < p_rep {
                 return self.from_history(rng, t, c);
             }
+            // Another colour of something they bought, however long ago.
+            if r < p_rep + k.owned_variant {
+                let (item, _) = recent.nth_recent(rng.random_range(0..recent.len as usize));
+                if let Some(a) = self.variant(rng, t, self.cat.meta[item as usize].product, Some(item)) {
+                    return Some(a);
+                }
+            }
             // Completing the look later: something worn with a recent purchase.
-            if r < p_rep + 0.12 && day - last_day <= 28 {
+            if r < p_rep + k.owned_variant + k.complete_look && day - last_day <= 28 {
                 let (item, _) = recent.nth_recent(rng.random_range(0..recent.len as usize));
                 let partners = &self.cat.partners[self.cat.meta[item as usize].product as usize];
                 if !partners.is_empty() {
@@ -197,7 +223,7 @@ impl<'a> Simulation<'a> {
                 }
             }
         }
-        let pick = if r < 0.6 {
+        let pick = if r < k.favourite_type {
             let ty = person.favourite_types[rng.random_range(0..3)];
             t.by_type[ty as usize].sample(rng)
         } else {
@@ -213,11 +239,11 @@ impl<'a> Simulation<'a> {
             return None;
         }
         let mut k = 0;
-        while k + 1 < recent.len as usize && rng.random::<f64>() < 0.4 {
+        while k + 1 < recent.len as usize && rng.random::<f64>() < self.k.history_depth {
             k += 1;
         }
         let (item, _) = recent.nth_recent(k);
-        if rng.random::<f64>() < 0.25 {
+        if rng.random::<f64>() < self.k.history_variant {
             self.variant(rng, t, self.cat.meta[item as usize].product, Some(item)).or(Some(item))
         } else {
             Some(item)
@@ -251,12 +277,12 @@ impl<'a> Simulation<'a> {
     }
 }
 
-/// Relative shopping volume: weekly rhythm, a mild yearly wave, summer and November sales peaks.
-fn day_factor(first_day: Day, day: i32) -> f64 {
+/// Relative shopping volume: weekly rhythm, a yearly wave, summer and November sales peaks.
+fn day_factor(k: &BasketKnobs, first_day: Day, day: i32) -> f64 {
     let date = date_from_day(first_day + day as Day);
     let weekday = [1.0, 0.93, 0.95, 1.0, 1.1, 1.2, 0.9][date.weekday().num_days_from_monday() as usize];
     let doy = f64::from(date.ordinal());
-    let wave = 1.0 + 0.15 * (2.0 * std::f64::consts::PI * (doy - 170.0) / 365.0).cos();
+    let wave = 1.0 + k.season_amplitude * (2.0 * std::f64::consts::PI * (doy - k.season_peak_day) / 365.0).cos();
     let sale = if (175.0..=185.0).contains(&doy) {
         1.4
     } else if (327.0..=333.0).contains(&doy) {

@@ -4,6 +4,7 @@
 //! one call.
 
 pub mod catboost;
+pub mod gate;
 pub mod store;
 
 use crate::config::RankerConfig;
@@ -96,20 +97,60 @@ impl Ranker for CatBoostRanker {
     }
 }
 
-/// The ranker the configuration asks for: `blend`, `catboost` (the newest model in `models_dir`, or `model`
-/// when set; an error when there is none), or `auto` (the newest model when one exists, else the blend).
-pub fn from_config(cfg: &RankerConfig) -> Result<Box<dyn Ranker>, RankerError> {
+/// A ranker chosen by the configuration, and why it was chosen.
+pub struct Selected {
+    pub ranker: Box<dyn Ranker>,
+    /// The blend serves although the configuration allows a model (none, or it did not pass the gate).
+    pub fell_back: bool,
+    pub why: String,
+}
+
+/// Whether the configuration lets the model of `manifest` serve: always under `catboost` (the operator asked for
+/// it), through the champion/challenger gate under `auto`, never under `blend`.
+pub fn admits(cfg: &RankerConfig, manifest: &Manifest) -> gate::Decision {
     use crate::config::RankerKind;
+    let figures = gate::decide(manifest.gate.as_ref(), cfg.min_lift);
+    match cfg.kind {
+        RankerKind::Auto => figures,
+        RankerKind::Catboost => gate::Decision::Serves { reason: format!("kind = catboost serves it without the gate ({})", figures.reason()) },
+        RankerKind::Blend => gate::Decision::Refused { reason: "kind = blend".into() },
+    }
+}
+
+/// The ranker the configuration asks for: `blend`; `catboost` (the newest model in `models_dir`, or `model` when
+/// set; an error when there is none); or `auto` (that model when it passed the gate, else the blend).
+pub fn select(cfg: &RankerConfig) -> Result<Selected, RankerError> {
+    use crate::config::RankerKind;
+    let blend = |why: String| -> Result<Selected, RankerError> {
+        Ok(Selected { ranker: Box::new(BlendRanker::new(cfg)?), fell_back: cfg.kind != RankerKind::Blend, why })
+    };
     if cfg.kind == RankerKind::Blend {
-        return Ok(Box::new(BlendRanker::new(cfg)?));
+        return blend("kind = blend".into());
     }
     let dir = match cfg.model.as_str() {
         "" => store::newest(std::path::Path::new(&cfg.models_dir))?,
         explicit => Some(std::path::PathBuf::from(explicit)),
     };
-    match (dir, cfg.kind) {
-        (Some(dir), _) => Ok(Box::new(store::load(&dir)?)),
-        (None, RankerKind::Catboost) => Err(StoreError::NoModel { dir: cfg.models_dir.clone().into() }.into()),
-        (None, _) => Ok(Box::new(BlendRanker::new(cfg)?)),
+    let Some(dir) = dir else {
+        if cfg.kind == RankerKind::Catboost {
+            return Err(StoreError::NoModel { dir: cfg.models_dir.clone().into() }.into());
+        }
+        return blend(format!("no trained model under {}", cfg.models_dir));
+    };
+    let model = store::load(&dir)?;
+    match admits(cfg, &model.manifest) {
+        gate::Decision::Serves { reason } => Ok(Selected { why: format!("model {}: {reason}", model.manifest.version), fell_back: false, ranker: Box::new(model) }),
+        gate::Decision::Refused { reason } => blend(format!("model {} not served, {reason}", model.manifest.version)),
     }
+}
+
+/// [`select`], logging which ranker serves and why.
+pub fn from_config(cfg: &RankerConfig) -> Result<Box<dyn Ranker>, RankerError> {
+    let s = select(cfg)?;
+    if s.fell_back {
+        tracing::warn!(ranker = s.ranker.version(), why = %s.why, "the blend serves");
+    } else {
+        tracing::info!(ranker = s.ranker.version(), why = %s.why, "ranker selected");
+    }
+    Ok(s.ranker)
 }

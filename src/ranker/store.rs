@@ -32,6 +32,9 @@ pub struct Manifest {
     pub model: String,
     #[serde(default)]
     pub validation_map12: Option<f64>,
+    /// Challenger vs blend vs active on the validation customers (`train ranker` writes it; the gate reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<super::gate::GateFigures>,
     /// Everything else the trainer recorded (loss, iterations, timings, …).
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -54,6 +57,12 @@ pub fn load(dir: &Path) -> Result<CatBoostRanker, StoreError> {
     CatBoostRanker::new(manifest, model)
 }
 
+/// Whether `dir` is a finished model version: it holds a manifest and is not a trainer's work or temp directory
+/// (`.work-*`, `.tmp-*`).
+pub fn is_version_dir(dir: &Path) -> bool {
+    !dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) && dir.join("manifest.json").is_file()
+}
+
 /// The newest finished model directory under `root` (latest `trained_until`, then version), if any.
 pub fn newest(root: &Path) -> Result<Option<PathBuf>, StoreError> {
     let entries = match std::fs::read_dir(root) {
@@ -64,7 +73,7 @@ pub fn newest(root: &Path) -> Result<Option<PathBuf>, StoreError> {
     let mut best: Option<(String, String, PathBuf)> = None;
     for entry in entries {
         let dir = entry.map_err(|source| StoreError::Io { path: root.to_path_buf(), source })?.path();
-        if !dir.join("manifest.json").is_file() {
+        if !is_version_dir(&dir) {
             continue;
         }
         let m = read_manifest(&dir)?;
@@ -112,6 +121,7 @@ mod tests {
         version(root.path(), "a", "2020-08-01", true);
         version(root.path(), "b", "2020-09-01", true);
         version(root.path(), "c", "2020-10-01", false); // no manifest yet: still training
+        version(root.path(), ".tmp-d", "2020-10-01", true); // finished training, not yet moved into place
         assert_eq!(newest(root.path()).unwrap(), Some(root.path().join("b")));
         let e = feature_diff(&["x".into(), "y".into()], &["y", "z"]);
         assert!(e.contains("[z]") && e.contains("[x]"), "{e}");

@@ -192,7 +192,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             got = customers.recv() => { reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
             got = updates.recv() => {
                 if let Polled::Record(r) = got? {
-                    model_update(&shared, &sink, &topics, &towers, r, &mut pending).await?;
+                    model_update(&shared, &sink, &topics, &cfg.ranker, &towers, r, &mut pending).await?;
                 }
             }
             Some(swap) = swaps.recv() => towers.apply(&shared, swap),
@@ -344,9 +344,17 @@ async fn dead_letter(shared: &Shared, sink: &Sink, topic: &str, r: &Record, reas
 }
 
 /// Swaps in the model a `model-updates` message names, between two events (the loop applies nothing while
-/// this runs). A model that fails to load or does not match the engine's features is logged and counted, and
-/// the current one stays.
-async fn model_update(shared: &Shared, sink: &Sink, topics: &TopicsConfig, towers: &two_tower::TwoTowerService, r: Record, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
+/// this runs). A model that fails to load, does not match the engine's features, or (under `kind = "auto"`) did
+/// not beat the blend on validation is logged and counted, and the current one stays.
+async fn model_update(
+    shared: &Shared,
+    sink: &Sink,
+    topics: &TopicsConfig,
+    ranker_cfg: &crate::config::RankerConfig,
+    towers: &two_tower::TwoTowerService,
+    r: Record,
+    pending: &mut Vec<Pending>,
+) -> Result<(), ServeError> {
     let update: ModelUpdate = match r.payload.as_deref().map(serde_json::from_slice::<ModelUpdate>) {
         Some(Ok(u)) => u,
         Some(Err(e)) => return dead_letter(shared, sink, &topics.dead_letters, &r, format!("invalid model update: {e}"), pending).await,
@@ -365,6 +373,13 @@ async fn model_update(shared: &Shared, sink: &Sink, topics: &TopicsConfig, tower
     let loaded = tokio::task::spawn_blocking(move || crate::ranker::store::load(&dir)).await;
     match loaded {
         Ok(Ok(ranker)) => {
+            let decision = crate::ranker::admits(ranker_cfg, &ranker.manifest);
+            if !decision.serves() {
+                tracing::warn!(version = %update.version, why = decision.reason(), "model update not served; keeping the current ranker");
+                metrics::counter!("streamrec_model_swap_refusals_total", "kind" => "ranker").increment(1);
+                return Ok(());
+            }
+            tracing::info!(version = %update.version, why = decision.reason(), "model update passes");
             let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
             let old = p.set_ranker(Box::new(ranker));
             tracing::info!(from = old.version(), to = p.ranker_version(), "ranker swapped");

@@ -124,7 +124,8 @@ fn customer_rows(engine: &EngineRecommender, c: CustomerIdx, truth: &[u32], grou
 }
 
 /// Writes `train.parquet` and `valid.parquet` into `dir`. `progress(message)` is told what runs.
-pub fn export(data: &Dataset, cfg: &Config, opts: &ExportOptions, dir: &Path, progress: &dyn Fn(&str)) -> Result<ExportReport, TrainError> {
+/// Also returns the validation rows, for scoring rankers on them in process (the champion/challenger gate).
+pub fn export(data: &Dataset, cfg: &Config, opts: &ExportOptions, dir: &Path, progress: &dyn Fn(&str)) -> Result<(ExportReport, FeatureRows), TrainError> {
     let t0 = std::time::Instant::now();
     let starts = label_weeks(data, opts.weeks, opts.until)?;
     std::fs::create_dir_all(dir).map_err(|e| TrainError::Write { path: dir.to_path_buf(), message: e.to_string() })?;
@@ -170,7 +171,7 @@ pub fn export(data: &Dataset, cfg: &Config, opts: &ExportOptions, dir: &Path, pr
     }
     train.write(&dir.join("train.parquet"))?;
     valid.write(&dir.join("valid.parquet"))?;
-    Ok(ExportReport {
+    let report = ExportReport {
         weeks: starts.iter().map(|&d| format_day(d)).collect(),
         trained_until: format_day(opts.until),
         train_rows: train.len(),
@@ -181,7 +182,8 @@ pub fn export(data: &Dataset, cfg: &Config, opts: &ExportOptions, dir: &Path, pr
         recall,
         data_fingerprint: fingerprint(data, opts.until),
         secs: t0.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((report, valid))
 }
 
 /// The manifest fields the Rust side knows before training (the trainer adds its own).

@@ -5,6 +5,7 @@
 use super::TrainError;
 use crate::data::ArticleIdx;
 use crate::features::{FEATURES, N_FEATURES};
+use crate::ranker::Ranker;
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
@@ -44,6 +45,36 @@ impl FeatureRows {
 
     pub fn positives(&self) -> usize {
         self.groups.iter().flat_map(|g| &g.rows).filter(|r| r.1 > 0.0).count()
+    }
+
+    /// The competition MAP@12 of `ranker`'s order: per group with at least one purchase, candidates by score
+    /// (ties in row order, the engine's candidate order), precision at each hit in the first 12, divided by
+    /// min(n_truth, 12); the mean over those groups, and how many there were. The trainer scores the same way
+    /// (trainer/ranking_data.py), so the gate's three figures and the trainer's agree.
+    pub fn map12(&self, ranker: &dyn Ranker) -> (f64, usize) {
+        const K: usize = 12;
+        let (mut sum, mut groups) = (0.0f64, 0usize);
+        let mut scores = Vec::new();
+        let mut feats = Vec::new();
+        let mut order: Vec<usize> = Vec::new();
+        for g in self.groups.iter().filter(|g| g.n_truth > 0) {
+            groups += 1;
+            feats.clear();
+            feats.extend(g.rows.iter().map(|r| r.2));
+            ranker.score(&feats, &mut scores);
+            order.clear();
+            order.extend(0..g.rows.len());
+            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+            let (mut hits, mut ap) = (0usize, 0.0f64);
+            for (rank, &i) in order.iter().take(K).enumerate() {
+                if g.rows[i].1 > 0.5 {
+                    hits += 1;
+                    ap += hits as f64 / (rank + 1) as f64;
+                }
+            }
+            sum += ap / (g.n_truth as usize).min(K) as f64;
+        }
+        (if groups == 0 { 0.0 } else { sum / groups as f64 }, groups)
     }
 
     pub fn schema() -> Arc<Schema> {

@@ -7,7 +7,7 @@ use streamrec::data::{Dataset, LoadOptions};
 use streamrec::generate::{generate, GenerateConfig, Scale, ScaleParams};
 
 pub fn gen(dir: &Path, params: ScaleParams, seed: u64, format: Format) -> PathBuf {
-    let cfg = GenerateConfig { params, seed, out: dir.to_path_buf(), format };
+    let cfg = GenerateConfig { params, seed, out: dir.to_path_buf(), format, knobs: Default::default() };
     generate(&cfg, &|_, _| {}).expect("generate");
     dir.to_path_buf()
 }
