@@ -75,7 +75,7 @@ mod tests {
     #[test]
     fn serves_only_past_the_margin() {
         assert!(decide(Some(&figures(0.0110, 0.0100)), 0.01).serves());
-        assert!(decide(Some(&figures(0.0101, 0.0100)), 0.01).reason().contains("did not beat"));
+        assert!(decide(Some(&figures(0.01005, 0.0100)), 0.01).reason().contains("did not beat"));
         assert!(!decide(Some(&figures(0.0079, 0.0100)), 0.0).serves());
         assert!(decide(Some(&figures(0.0100, 0.0100)), 0.0).serves(), "a tie with no margin asked for serves");
         assert!(!decide(Some(&figures(0.0, 0.0)), 0.0).serves(), "a model that finds nothing never serves");
