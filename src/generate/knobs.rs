@@ -176,6 +176,10 @@ impl Knobs {
             ("basket.owned_variant", b.owned_variant),
             ("basket.favourite_type", b.favourite_type),
             ("basket.history_variant", b.history_variant),
+            ("basket.fill_variant", b.fill_variant),
+            ("basket.fill_partner", b.fill_partner),
+            ("basket.fill_complement", b.fill_complement),
+            ("basket.fill_history", b.fill_history),
             ("basket.history_depth", b.history_depth),
             ("basket.two_units", b.two_units),
             ("basket.three_units", b.three_units),
@@ -214,14 +218,48 @@ impl Knobs {
                 return Err(KnobsError::Invalid { name, value, why: "the shares add up to more than 1" });
             }
         }
-        for (name, value) in [("basket.fill_variant", b.fill_variant), ("basket.fill_partner", b.fill_partner), ("basket.fill_complement", b.fill_complement), ("basket.fill_history", b.fill_history)] {
-            if !(0.0..=1.0).contains(&value) {
-                return Err(KnobsError::Invalid { name, value, why: "must be a probability in [0, 1]" });
-            }
-        }
         if !(0.0..=366.0).contains(&b.season_peak_day) {
             return Err(KnobsError::Invalid { name: "basket.season_peak_day", value: b.season_peak_day, why: "must be a day of the year, 0..=366" });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("knobs.toml");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_a_file_overrides_only_its_keys() {
+        Knobs::default().validate().expect("the calibrated defaults");
+        let (_d, path) = file("[basket]\ncontinue_prob = 0.5\n[population]\nrate_sigma = 1.0\n");
+        let k = Knobs::from_file(&path).expect("valid");
+        assert_eq!((k.basket.continue_prob, k.population.rate_sigma), (0.5, 1.0));
+        assert_eq!(k.catalog, CatalogKnobs::default());
+        assert_eq!(k.basket.two_units, BasketKnobs::default().two_units);
+    }
+
+    #[test]
+    fn bad_knobs_are_clear_errors() {
+        for (text, want) in [
+            ("[basket]\ncontinue_prob = 1.5\n", "basket.continue_prob = 1.5: must be a probability"),
+            ("[catalog]\nlife_weeks = 0\n", "catalog.life_weeks = 0: must be a finite number > 0"),
+            ("[basket]\nfill_variant = 0.6\nfill_partner = 0.6\n", "add up to more than 1"),
+            ("[basket]\nsession_peak_day = 3\n", "unknown field `session_peak_day`"),
+            ("[basket\n", "generator knobs"),
+        ] {
+            let (_d, path) = file(text);
+            let e = Knobs::from_file(&path).expect_err(text).to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let e = Knobs::from_file(std::path::Path::new("/nonexistent/knobs.toml")).expect_err("missing").to_string();
+        assert!(e.contains("reading generator knobs /nonexistent/knobs.toml"), "{e}");
     }
 }
