@@ -90,7 +90,7 @@ fn train_ranker_end_to_end_then_backtest_and_refuse_a_mismatch() {
         m["gate"]["challenger_map12"] = serde_json::json!(g.blend_map12 * (1.0 + lift));
         std::fs::write(&manifest_path, m.to_string()).expect("write");
         let s = streamrec::ranker::select(&cfg).expect("select");
-        assert_eq!(!s.fell_back, serves, "lift {lift}: {}", s.why);
+        assert_eq!((!s.fell_back, s.refused), (serves, !serves), "lift {lift}: {}", s.why);
         assert_eq!(s.ranker.version() == r.manifest.version, serves, "lift {lift}");
         assert!(s.why.contains(if serves { "beat the blend" } else { "did not beat the blend" }), "{}", s.why);
         let (list, _) = run(&["models", "list", "--dir", models_s]);

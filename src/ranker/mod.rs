@@ -102,6 +102,8 @@ pub struct Selected {
     pub ranker: Box<dyn Ranker>,
     /// The blend serves although the configuration allows a model (none, or it did not pass the gate).
     pub fell_back: bool,
+    /// A trained model exists but the gate kept it out.
+    pub refused: bool,
     pub why: String,
 }
 
@@ -121,11 +123,11 @@ pub fn admits(cfg: &RankerConfig, manifest: &Manifest) -> gate::Decision {
 /// set; an error when there is none); or `auto` (that model when it passed the gate, else the blend).
 pub fn select(cfg: &RankerConfig) -> Result<Selected, RankerError> {
     use crate::config::RankerKind;
-    let blend = |why: String| -> Result<Selected, RankerError> {
-        Ok(Selected { ranker: Box::new(BlendRanker::new(cfg)?), fell_back: cfg.kind != RankerKind::Blend, why })
+    let blend = |why: String, refused: bool| -> Result<Selected, RankerError> {
+        Ok(Selected { ranker: Box::new(BlendRanker::new(cfg)?), fell_back: cfg.kind != RankerKind::Blend, refused, why })
     };
     if cfg.kind == RankerKind::Blend {
-        return blend("kind = blend".into());
+        return blend("kind = blend".into(), false);
     }
     let dir = match cfg.model.as_str() {
         "" => store::newest(std::path::Path::new(&cfg.models_dir))?,
@@ -135,19 +137,19 @@ pub fn select(cfg: &RankerConfig) -> Result<Selected, RankerError> {
         if cfg.kind == RankerKind::Catboost {
             return Err(StoreError::NoModel { dir: cfg.models_dir.clone().into() }.into());
         }
-        return blend(format!("no trained model under {}", cfg.models_dir));
+        return blend(format!("no trained model under {}", cfg.models_dir), false);
     };
     let model = store::load(&dir)?;
     match admits(cfg, &model.manifest) {
-        gate::Decision::Serves { reason } => Ok(Selected { why: format!("model {}: {reason}", model.manifest.version), fell_back: false, ranker: Box::new(model) }),
-        gate::Decision::Refused { reason } => blend(format!("model {} not served, {reason}", model.manifest.version)),
+        gate::Decision::Serves { reason } => Ok(Selected { why: format!("model {}: {reason}", model.manifest.version), fell_back: false, refused: false, ranker: Box::new(model) }),
+        gate::Decision::Refused { reason } => blend(format!("model {} not served, {reason}", model.manifest.version), true),
     }
 }
 
 /// [`select`], logging which ranker serves and why.
 pub fn from_config(cfg: &RankerConfig) -> Result<Box<dyn Ranker>, RankerError> {
     let s = select(cfg)?;
-    if s.fell_back {
+    if s.refused {
         tracing::warn!(ranker = s.ranker.version(), why = %s.why, "the blend serves");
     } else {
         tracing::info!(ranker = s.ranker.version(), why = %s.why, "ranker selected");
