@@ -11,15 +11,25 @@ pub fn average_precision(pred: &[u32], truth: &[u32], k: usize) -> f64 {
         return 0.0;
     }
     let mut seen: Vec<u32> = Vec::with_capacity(k);
+    let relevant = pred.iter().map(|&a| {
+        let hit = truth.contains(&a) && !seen.contains(&a);
+        seen.push(a);
+        hit
+    });
+    average_precision_of(relevant, truth.len(), k)
+}
+
+/// AP@k from the relevance of each prediction in order and the number of distinct purchases (`n_truth` > 0):
+/// Σ precision at each hit in the first k, divided by min(n_truth, k).
+pub fn average_precision_of(relevant: impl IntoIterator<Item = bool>, n_truth: usize, k: usize) -> f64 {
     let (mut hits, mut sum) = (0usize, 0.0f64);
-    for (i, &a) in pred.iter().take(k).enumerate() {
-        if truth.contains(&a) && !seen.contains(&a) {
+    for (i, hit) in relevant.into_iter().take(k).enumerate() {
+        if hit {
             hits += 1;
             sum += hits as f64 / (i + 1) as f64;
         }
-        seen.push(a);
     }
-    sum / truth.len().min(k) as f64
+    sum / n_truth.min(k) as f64
 }
 
 /// Share of the customer's distinct purchases found in the first k predictions.

@@ -66,7 +66,7 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
                 let map = m.gate.as_ref().map(|g| g.challenger_map12).or(m.validation_map12).map_or("-".into(), |v| format!("{v:.5}"));
                 let blend = m.gate.as_ref().map_or("-".into(), |g| format!("{:.5}", g.blend_map12));
                 let decision = streamrec::ranker::admits(&cfg.ranker, &m);
-                let fits = streamrec::ranker::store::load(&path).map(|_| ()).map_err(|e| e.to_string());
+                let fits = store::load(&path).map(|_| ()).map_err(|e| e.to_string());
                 let serves = match (&fits, newest.as_deref() == Some(path.as_path())) {
                     (Err(_), _) => "no",
                     (Ok(()), true) if decision.serves() => "yes",

@@ -200,14 +200,13 @@ pub fn ranker(a: RankerArgs) -> anyhow::Result<()> {
     }
     trainer::run("train_ranker.py", &args)?;
     // The engine must accept what was trained before it becomes a version.
-    let challenger = streamrec::ranker::store::load(&tmp).context("the trained model does not load into the engine")?;
+    let ranker = streamrec::ranker::store::load(&tmp).context("the trained model does not load into the engine")?;
     // Champion / challenger: the new model, the blend and what serves now, on the same validation rows.
     let mut serving_cfg = cfg.ranker.clone();
     serving_cfg.models_dir = path(&a.out);
-    let figures = gate_figures(&valid, &challenger, &cfg.ranker, &serving_cfg)?;
+    let figures = gate_figures(&valid, &ranker, &cfg.ranker, &serving_cfg)?;
     write_gate(&tmp, &figures)?;
-    let ranker = streamrec::ranker::store::load(&tmp).context("re-reading the manifest with the gate's figures")?;
-    let decision = streamrec::ranker::gate::decide(ranker.manifest.gate.as_ref(), cfg.ranker.min_lift);
+    let decision = streamrec::ranker::gate::decide(Some(&figures), cfg.ranker.min_lift);
     let dest = a.out.join(&version);
     if dest.exists() {
         std::fs::remove_dir_all(&dest).with_context(|| format!("replacing {}", dest.display()))?;

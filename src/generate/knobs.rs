@@ -185,11 +185,8 @@ impl Knobs {
             ("basket.three_units", b.three_units),
             ("basket.season_amplitude", b.season_amplitude),
         ];
-        for (name, value) in probs {
-            if !(0.0..=1.0).contains(&value) {
-                return Err(KnobsError::Invalid { name, value, why: "must be a probability in [0, 1]" });
-            }
-        }
+        let probability = |v: f64| (0.0..=1.0).contains(&v);
+        check(&probs, probability, "must be a probability in [0, 1]")?;
         let positive = [
             ("catalog.appeal_sigma", c.appeal_sigma),
             ("catalog.variant_appeal_sigma", c.variant_appeal_sigma),
@@ -202,26 +199,23 @@ impl Knobs {
             ("population.rate_cap", p.rate_cap),
             ("basket.rows_per_visit", b.rows_per_visit),
         ];
-        for (name, value) in positive {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(KnobsError::Invalid { name, value, why: "must be a finite number > 0" });
-            }
-        }
+        check(&positive, |v| v.is_finite() && v > 0.0, "must be a finite number > 0")?;
         let sums = [
             ("basket.repurchase_recent + owned_variant + complete_look", b.repurchase_recent + b.owned_variant + b.complete_look),
             ("basket.repurchase_old + owned_variant", b.repurchase_old + b.owned_variant),
             ("basket.fill_variant + fill_partner + fill_complement + fill_history", b.fill_variant + b.fill_partner + b.fill_complement + b.fill_history),
             ("basket.two_units + three_units", b.two_units + b.three_units),
         ];
-        for (name, value) in sums {
-            if !(0.0..=1.0).contains(&value) {
-                return Err(KnobsError::Invalid { name, value, why: "the shares add up to more than 1" });
-            }
-        }
-        if !(0.0..=366.0).contains(&b.season_peak_day) {
-            return Err(KnobsError::Invalid { name: "basket.season_peak_day", value: b.season_peak_day, why: "must be a day of the year, 0..=366" });
-        }
-        Ok(())
+        check(&sums, probability, "the shares add up to more than 1")?;
+        check(&[("basket.season_peak_day", b.season_peak_day)], |v| (0.0..=366.0).contains(&v), "must be a day of the year, 0..=366")
+    }
+}
+
+/// The first knob of `knobs` whose value `ok` rejects, as an error saying `why`.
+fn check(knobs: &[(&'static str, f64)], ok: impl Fn(f64) -> bool, why: &'static str) -> Result<(), KnobsError> {
+    match knobs.iter().find(|(_, value)| !ok(*value)) {
+        Some(&(name, value)) => Err(KnobsError::Invalid { name, value, why }),
+        None => Ok(()),
     }
 }
 

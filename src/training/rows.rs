@@ -65,14 +65,7 @@ impl FeatureRows {
             order.clear();
             order.extend(0..g.rows.len());
             order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-            let (mut hits, mut ap) = (0usize, 0.0f64);
-            for (rank, &i) in order.iter().take(K).enumerate() {
-                if g.rows[i].1 > 0.5 {
-                    hits += 1;
-                    ap += hits as f64 / (rank + 1) as f64;
-                }
-            }
-            sum += ap / (g.n_truth as usize).min(K) as f64;
+            sum += crate::metrics::average_precision_of(order.iter().map(|&i| g.rows[i].1 > 0.5), g.n_truth as usize, K);
         }
         (if groups == 0 { 0.0 } else { sum / groups as f64 }, groups)
     }
