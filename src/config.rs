@@ -87,6 +87,8 @@ pub struct CandidatesConfig {
     pub trending: usize,
     pub trending_age: usize,
     pub popular: usize,
+    /// Best sellers of the customer's favourite product types closest to their taste (attribute similarity).
+    pub similar: usize,
     /// Recent distinct purchases used as co-purchase and same-product seeds.
     pub seeds: usize,
     /// Partners kept per article in the co-purchase table.

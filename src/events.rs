@@ -170,7 +170,7 @@ pub fn decode_customer(payload: &[u8]) -> Result<CustomerRow, DecodeError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Sources(pub u16);
 
-pub const SOURCE_NAMES: [&str; 8] = ["repurchase", "copurchase", "same_product", "trending", "trending_age", "popular", "two_tower", "text"];
+pub const SOURCE_NAMES: [&str; 8] = ["repurchase", "copurchase", "same_product", "trending", "trending_age", "popular", "two_tower", "similar"];
 
 impl Sources {
     pub fn with(self, id: usize) -> Self {

@@ -2,12 +2,16 @@
 //! Serving and the ranker's training rows (`training` module) both call [`compute`], so training and
 //! serving cannot drift apart. Every feature is a number (categories are encoded here), so models need float
 //! features only. A trained model records these names in order; the engine refuses a model whose list differs.
+//!
+//! Every feature means the same on a data set of any size, so a model trained on one transfers to another:
+//! article sales are percentiles among the articles selling lately or shares of the best seller, never raw
+//! counts (which grow with the population); customer figures are the customer's own; days are days.
 
-use crate::candidates::{Candidate, UserView, COPURCHASE, POPULAR, REPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE, TWO_TOWER};
+use crate::candidates::{Candidate, UserView, COPURCHASE, POPULAR, REPURCHASE, SAME_PRODUCT, SIMILAR, TRENDING, TRENDING_AGE, TWO_TOWER};
 use crate::state::State;
 
 /// Feature names, in vector order.
-pub const FEATURES: [&str; 48] = [
+pub const FEATURES: [&str; 51] = [
     // The customer.
     "age_band",
     "user_days_since_last",
@@ -16,9 +20,9 @@ pub const FEATURES: [&str; 48] = [
     "user_online_share",
     "user_distinct",
     // The article.
-    "item_sales_1d",
-    "item_sales_7d",
-    "item_sales_30d",
+    "item_pct_1d",
+    "item_pct_7d",
+    "item_pct_30d",
     "pop_week",
     "pop_age",
     "trend",
@@ -45,6 +49,7 @@ pub const FEATURES: [&str; 48] = [
     "score_trending_age",
     "score_popular",
     "score_two_tower",
+    "score_similar",
     "rank_repurchase",
     "rank_copurchase",
     "rank_same_product",
@@ -52,6 +57,7 @@ pub const FEATURES: [&str; 48] = [
     "rank_trending_age",
     "rank_popular",
     "rank_two_tower",
+    "rank_similar",
     "in_repurchase",
     "in_copurchase",
     "in_same_product",
@@ -59,13 +65,14 @@ pub const FEATURES: [&str; 48] = [
     "in_trending_age",
     "in_popular",
     "in_two_tower",
+    "in_similar",
     "n_sources",
 ];
 pub const N_FEATURES: usize = FEATURES.len();
 /// The value of "days since" and "rank" features when there is nothing to count from.
 pub const NEVER: f32 = 999.0;
 /// The sources that have score, rank and membership features, in feature order.
-const SOURCES: [usize; 7] = [REPURCHASE, COPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE, POPULAR, TWO_TOWER];
+const SOURCES: [usize; 8] = [REPURCHASE, COPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE, POPULAR, TWO_TOWER, SIMILAR];
 
 pub fn index_of(name: &str) -> Option<usize> {
     FEATURES.iter().position(|f| *f == name)
@@ -87,7 +94,7 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         None => (0.0, 0.0, 0.0, 0.0, 0.0, NEVER),
     };
     let stat = items.items.get(a as usize);
-    let sales = |i: usize| stat.map_or(0.0, |st| st.sales[i].at(&items.decay[i], day));
+    let sales = |k: usize| items.sales_percentile(a, k, day);
     let band = u.user.band as usize;
     let pop_week = items.week(a, day) / items.top_week.max(1e-6);
     let pop_age = items.band_week(a, u.user.band, day) / items.top_band.get(band).copied().unwrap_or(0.0).max(1e-6);
@@ -135,6 +142,7 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         scores[4],
         scores[5],
         scores[6],
+        scores[7],
         ranks[0],
         ranks[1],
         ranks[2],
@@ -142,6 +150,7 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         ranks[4],
         ranks[5],
         ranks[6],
+        ranks[7],
         member[0],
         member[1],
         member[2],
@@ -149,6 +158,7 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         member[4],
         member[5],
         member[6],
+        member[7],
         member.iter().sum(),
     ]
 }

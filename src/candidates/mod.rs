@@ -6,6 +6,7 @@ pub mod copurchase;
 pub mod popular;
 pub mod repurchase;
 pub mod same_product;
+pub mod similar;
 pub mod trending;
 
 use crate::config::CandidatesConfig;
@@ -24,6 +25,8 @@ pub const TRENDING_AGE: usize = 4;
 pub const POPULAR: usize = 5;
 /// The two-tower model's nearest articles (`two_tower` module; present when a model is loaded).
 pub const TWO_TOWER: usize = 6;
+/// Attribute similarity to the customer's taste (`similar` module).
+pub const SIMILAR: usize = 7;
 /// Source scores kept per candidate (one per source id).
 pub const N_SOURCES: usize = 8;
 
@@ -167,6 +170,7 @@ pub fn build(cfg: &CandidatesConfig) -> Vec<Box<dyn CandidateSource>> {
         Box::new(trending::TrendingSource { max: cfg.trending }),
         Box::new(trending::AgeTrendingSource { max: cfg.trending_age }),
         Box::new(popular::PopularSource { max: cfg.popular }),
+        Box::new(similar::SimilarSource { max: cfg.similar }),
     ]
 }
 

@@ -132,6 +132,11 @@ impl Catalog {
         self.attr_slots[idx as usize]
     }
 
+    /// Distinct values of attribute `attr` seen so far (its slots are `0..slot_count`).
+    pub fn slot_count(&self, attr: usize) -> usize {
+        self.slot_maps.get(attr).map_or(0, |m| m.len())
+    }
+
     pub fn heap_bytes(&self) -> usize {
         let strings: usize = self.rows.iter().map(|r| r.prod_name.len() + r.detail_desc.len() + 200).sum();
         strings + self.rows.capacity() * std::mem::size_of::<Article>() + self.index.heap_bytes() + self.attr_slots.capacity() * 2 * ATTRS

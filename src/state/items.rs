@@ -45,6 +45,11 @@ pub struct ItemStats {
     /// Highest week-sales value in `trending` (for normalised features).
     pub top_week: f32,
     pub top_band: [f32; BANDS],
+    /// Per sales counter, its values at the percentiles 0, 1, ..., 100 over the articles that sold lately
+    /// (month sales at least [`ACTIVE_MONTH_SALES`]), as of `lists_day`: what makes sales figures comparable
+    /// across populations and catalogues of any size ([`ItemStats::sales_percentile`]).
+    #[serde(default)]
+    pub sales_cuts: [Vec<f32>; 3],
     /// The candidates of `popular` (month sales) and of `trending_band` (week-half-life sales per band).
     best_month: DecayedTop,
     best_band: Vec<DecayedTop>,
@@ -62,6 +67,10 @@ pub struct ItemStats {
 
 /// Length of the ranked lists kept.
 const LIST_LEN: usize = 128;
+/// Month-decayed sales from which an article counts as selling lately (for the sales percentiles).
+pub const ACTIVE_MONTH_SALES: f32 = 0.05;
+/// Percentile cut points kept per sales counter (0, 1, ..., 100).
+const CUTS: usize = 101;
 
 impl ItemStats {
     pub fn new(half_lives: [f32; 3]) -> Self {
@@ -74,6 +83,7 @@ impl ItemStats {
             lists_day: 0,
             top_week: 0.0,
             top_band: [0.0; BANDS],
+            sales_cuts: Default::default(),
             best_month: DecayedTop::new(half_lives[2], 2 * LIST_LEN),
             best_band: vec![DecayedTop::new(half_lives[1], 2 * LIST_LEN); BANDS],
             sold: vec![(0, Vec::new()); WINDOW_DAYS + 1],
@@ -232,12 +242,39 @@ impl ItemStats {
             self.trending_band[b] = top_k_of(v, LIST_LEN);
             self.top_band[b] = self.trending_band[b].first().map_or(0.0, |x| x.1);
         }
+        self.rebuild_cuts(day);
         self.lists_day = day;
+    }
+
+    /// The percentile cut points of each sales counter over the articles selling lately.
+    fn rebuild_cuts(&mut self, day: Day) {
+        let active: Vec<&ItemStat> = self.items.iter().filter(|s| s.sales[2].at(&self.decay[2], day) >= ACTIVE_MONTH_SALES).collect();
+        for (k, cuts) in self.sales_cuts.iter_mut().enumerate() {
+            let mut v: Vec<f32> = active.iter().map(|s| s.sales[k].at(&self.decay[k], day)).collect();
+            v.sort_unstable_by(f32::total_cmp);
+            cuts.clear();
+            if let Some(last) = v.len().checked_sub(1) {
+                cuts.extend((0..CUTS).map(|i| v[i * last / (CUTS - 1)]));
+            }
+        }
+    }
+
+    /// Where `a`'s sales counter `k` stands among the articles selling lately, in [0, 1]: the share of the
+    /// percentile cut points below its value (0 with no sales, 1 above every article's).
+    #[inline]
+    pub fn sales_percentile(&self, a: ArticleIdx, k: usize, day: Day) -> f32 {
+        let (Some(s), Some(cuts)) = (self.items.get(a as usize), self.sales_cuts.get(k)) else { return 0.0 };
+        if cuts.is_empty() {
+            return 0.0;
+        }
+        let v = s.sales[k].at(&self.decay[k], day);
+        cuts.partition_point(|&c| c < v) as f32 / cuts.len() as f32
     }
 
     pub fn heap_bytes(&self) -> usize {
         self.items.capacity() * std::mem::size_of::<ItemStat>()
             + (BANDS + 2) * LIST_LEN * 8
+            + 3 * CUTS * 4
             + self.best_month.heap_bytes()
             + self.best_band.iter().map(DecayedTop::heap_bytes).sum::<usize>()
             + self.sold.iter().map(|(_, v)| v.capacity() * 4).sum::<usize>()
@@ -310,6 +347,28 @@ mod tests {
         assert!(s.trend(1, 41) > s.trend(0, 41));
         assert!((s.mean_price(1, 41) - 0.03).abs() < 1e-6);
         assert_eq!(top_k(&[0.0, 3.0, 1.0, 3.0], 2), vec![(1, 3.0), (3, 3.0)]);
+    }
+
+    /// Percentiles do not depend on the population's size: ten times the buyers (every article selling ten
+    /// times as much) leave every article's percentile where it was.
+    #[test]
+    fn sales_percentiles_are_scale_free() {
+        let percentiles = |buyers: u32| {
+            let mut s = ItemStats::new([1.0, 7.0, 30.0]);
+            s.ensure(60);
+            for a in 0..50u32 {
+                for _ in 0..(a + 1) * buyers {
+                    s.record(a, 20, 0, 0.02);
+                }
+            }
+            s.rebuild_lists(21);
+            (0..60).map(|a| s.sales_percentile(a, 1, 21)).collect::<Vec<f32>>()
+        };
+        let (one, ten) = (percentiles(1), percentiles(10));
+        assert_eq!(one, ten);
+        assert_eq!(one[50], 0.0, "never sold");
+        assert!(one[0] < 0.05 && one[49] > 0.95, "{} {}", one[0], one[49]);
+        assert!(one.windows(2).take(49).all(|w| w[0] <= w[1]), "more sales, higher percentile");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod decay;
 pub mod history;
 pub mod items;
 pub mod toplist;
+pub mod type_sellers;
 pub mod user;
 
 pub use catalog::Catalog;
@@ -16,6 +17,7 @@ pub use copurchase::CoPurchase;
 pub use decay::{Decay, DecayedSum};
 pub use history::{History, RECENT_CAP};
 pub use items::ItemStats;
+pub use type_sellers::TypeSellers;
 pub use user::{age_band, Purchase, UserState, BANDS};
 
 use crate::config::Config;
@@ -41,6 +43,9 @@ pub struct State {
     pub users: Vec<UserState>,
     pub items: ItemStats,
     pub copurchase: CoPurchase,
+    /// Each product type's best sellers (derived daily from `items` and `catalog`; rebuilt after a restore).
+    #[serde(skip)]
+    pub type_sellers: TypeSellers,
     pub user_decay: Decay,
     pub affinity_decay: Decay,
     /// Event time: the latest day seen (lists are as of this day).
@@ -64,6 +69,7 @@ impl State {
             users: Vec::new(),
             items: ItemStats::new(cfg.decay.item_half_lives_days),
             copurchase: CoPurchase::new(cfg.decay.copurchase_half_life_days, cfg.candidates.copurchase_keep),
+            type_sellers: TypeSellers::default(),
             user_decay: Decay::new(cfg.decay.user_half_life_days),
             affinity_decay: Decay::new(cfg.decay.affinity_half_life_days),
             clock: 0,
@@ -106,6 +112,9 @@ impl State {
         self.clock = self.clock.max(day);
         if self.items.lists_day != self.clock || self.items.trending.is_empty() {
             self.items.rebuild_lists(self.clock);
+        }
+        if self.type_sellers.day != Some(self.clock) {
+            self.type_sellers.rebuild(&self.items, &self.catalog, self.clock);
         }
     }
 
@@ -184,6 +193,7 @@ impl State {
             + self.users.capacity() * std::mem::size_of::<UserState>()
             + self.items.heap_bytes()
             + self.copurchase.heap_bytes()
+            + self.type_sellers.heap_bytes()
     }
 
     /// Rebuilds what a checkpoint does not store (indices) from `keys`.
@@ -194,6 +204,7 @@ impl State {
         }
         self.ids = ids;
         self.catalog.reindex();
+        self.type_sellers.rebuild(&self.items, &self.catalog, self.clock);
     }
 }
 

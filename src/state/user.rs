@@ -115,7 +115,7 @@ impl UserState {
 
     /// Attribute `attr`'s kept entries (slots, weights).
     #[inline]
-    fn entries(&self, attr: usize) -> (&[u16], &[f32]) {
+    pub fn entries(&self, attr: usize) -> (&[u16], &[f32]) {
         let r = AFFINITY_START[attr]..AFFINITY_START[attr] + self.affinity_len[attr] as usize;
         (&self.affinity_slot[r.clone()], &self.affinity_weight[r])
     }
