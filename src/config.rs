@@ -142,6 +142,13 @@ pub struct TwoTowerConfig {
     pub index_min_rows: usize,
     /// `serve` retrains every this many event-days (0 = never; `streamrec train two-tower` by hand).
     pub retrain_every_days: u16,
+    /// A version serves only when the engine with it beat the engine without it on its validation week
+    /// (`two_tower::gate`); false serves every version unmeasured.
+    pub gate: bool,
+    /// The margin it must beat it by (relative MAP@12; 0.0 = any gain).
+    pub min_lift: f64,
+    /// Serve's shadow week after a periodic retraining compares lists for one customer in this many.
+    pub shadow_sample: u32,
     /// Event-days of purchases the training examples cover (the last 7 validate).
     pub sample_days: u16,
     /// ONNX Runtime threads per tower.
@@ -226,6 +233,12 @@ impl Config {
         if !(1..=most).contains(&self.candidates.copurchase_keep) {
             let message = format!("must be between 1 and {most}");
             return Err(ConfigError::Invalid { key: "candidates.copurchase_keep", value: self.candidates.copurchase_keep.to_string(), message });
+        }
+        if !(self.two_tower.min_lift.is_finite() && self.two_tower.min_lift >= 0.0) {
+            return Err(ConfigError::Invalid { key: "two_tower.min_lift", value: self.two_tower.min_lift.to_string(), message: "a relative margin: a finite number, at least 0".into() });
+        }
+        if self.two_tower.shadow_sample == 0 {
+            return Err(ConfigError::Invalid { key: "two_tower.shadow_sample", value: "0".into(), message: "one customer in N: at least 1".into() });
         }
         if !(self.ranker.min_lift.is_finite() && self.ranker.min_lift >= 0.0) {
             let message = "must be a relative lift >= 0 (0.01 = the model must beat the blend by 1%)".to_string();

@@ -10,6 +10,7 @@ pub mod events;
 pub mod features;
 pub mod generate;
 pub mod kafka;
+pub mod manifest;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;

@@ -231,6 +231,11 @@ impl Pipeline {
     /// Customer `c`'s view and candidates as of the state's event time; `None` for a customer the state does
     /// not know.
     fn view_and_set(&self, c: CustomerIdx) -> Option<(UserView<'_>, CandidateSet)> {
+        self.view_and_set_with(c, self.two_tower.as_ref())
+    }
+
+    /// [`Pipeline::view_and_set`] with `tower` as the two-tower source instead of the one serving.
+    fn view_and_set_with(&self, c: CustomerIdx, tower: Option<&Retrieval>) -> Option<(UserView<'_>, CandidateSet)> {
         let s = &self.state;
         if c as usize >= s.users.len() {
             return None;
@@ -240,7 +245,7 @@ impl Pipeline {
         for src in &self.sources {
             src.propose(&view, s, &mut set);
         }
-        if let Some(r) = &self.two_tower {
+        if let Some(r) = tower {
             if let Err(e) = r.propose(&view, s, &mut set) {
                 self.tower_failed(&e);
             }
@@ -263,7 +268,14 @@ impl Pipeline {
 
     /// The top `k` distinct articles for customer `c` as of the state's event time, best first.
     pub fn recommend(&self, c: CustomerIdx, k: usize) -> Vec<RecItem> {
-        let Some((set, rows)) = self.candidates(c) else { return self.fill(Vec::new(), k) };
+        self.recommend_with(c, k, self.two_tower.as_ref())
+    }
+
+    /// [`Pipeline::recommend`] with `tower` as the two-tower source (None: without one) instead of the one
+    /// serving: the engine with and without a two-tower version, side by side (`two_tower::gate`).
+    pub fn recommend_with(&self, c: CustomerIdx, k: usize, tower: Option<&Retrieval>) -> Vec<RecItem> {
+        let Some((view, set)) = self.view_and_set_with(c, tower) else { return self.fill(Vec::new(), k) };
+        let rows: Vec<[f32; N_FEATURES]> = set.items.iter().map(|cand| features::compute(&view, cand, &self.state)).collect();
         let mut scores = Vec::with_capacity(rows.len());
         self.ranker.score(&rows, &mut scores);
         let mut scored: Vec<RecItem> =

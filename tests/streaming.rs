@@ -421,11 +421,13 @@ fn periodic_two_tower_retraining_inside_serve_loses_and_reorders_nothing() {
     let data = common::load(&common::tiny(dir.path(), 17));
     let (_broker, addr) = start_mock_broker();
     // Retrain every two event-weeks on what the engine saw, quickly (tiny data, CPU).
+    // The gate off: each version is announced as soon as it is ready (the shadow week has its own test).
     let env = [
         ("STREAMREC__TWO_TOWER__RETRAIN_EVERY_DAYS", "14"),
         ("STREAMREC__TWO_TOWER__EPOCHS", "2"),
         ("STREAMREC__TWO_TOWER__DEVICE", "cpu"),
         ("STREAMREC__TWO_TOWER__INDEX_MIN_ROWS", "100000"),
+        ("STREAMREC__TWO_TOWER__GATE", "false"),
     ];
     let spawn = |args: &[&str], log: &str| spawn_logged(dir.path(), &addr, args, &env, log);
     // About 40 s of input: retraining (export, PyTorch, ONNX parity, LanceDB) finishes while events still flow.
@@ -454,4 +456,44 @@ fn periodic_two_tower_retraining_inside_serve_loses_and_reorders_nothing() {
     cfg.two_tower.vectors_dir = dir.path().join("models/vectors").display().to_string();
     let store = rt().block_on(streamrec::two_tower::open_store(&cfg.two_tower)).expect("store");
     assert!(store.active().expect("active").is_some());
+}
+
+/// The shadow week: a version retrained inside serve serves nobody for the 7 event-days after it is ready,
+/// while sampled customers' lists with and without it are compared; one that does not beat the engine without
+/// it (here: a margin no model reaches) is refused, logged with both figures, and never swapped in.
+#[test]
+fn retrained_two_tower_that_loses_its_shadow_week_is_not_served() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 19));
+    let (_broker, addr) = start_mock_broker();
+    let env = [
+        ("STREAMREC__TWO_TOWER__RETRAIN_EVERY_DAYS", "10"),
+        ("STREAMREC__TWO_TOWER__EPOCHS", "2"),
+        ("STREAMREC__TWO_TOWER__DEVICE", "cpu"),
+        ("STREAMREC__TWO_TOWER__INDEX_MIN_ROWS", "100000"),
+        ("STREAMREC__TWO_TOWER__MIN_LIFT", "100.0"),
+        ("STREAMREC__TWO_TOWER__SHADOW_SAMPLE", "1"),
+    ];
+    let spawn = |args: &[&str], log: &str| spawn_logged(dir.path(), &addr, args, &env, log);
+    let rate = (data.transactions.len() / 40).max(500).to_string();
+    let mut replay = spawn(&["replay", "--data", dir.path().to_str().expect("utf8"), "--rate", &rate], "replay.log");
+    let mut serve = spawn(&["serve", "--exit-when-idle", "--idle-close-ms", "5000"], "serve.log");
+    assert!(replay.0.wait().expect("replay").success(), "replay failed");
+    assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
+    assert!(log.contains("two-tower shadow week started"), "{log}");
+    assert!(log.contains("two-tower retrained version not served (gate)") && log.contains("did not beat the engine without it"), "{log}");
+    assert!(!log.contains("two-tower retraining published") && !log.contains("two-tower swapped"), "{log}");
+    let by_seq = delivered_exactly_once_in_order(&addr, &data);
+    assert!(by_seq.iter().all(|v| v["model_versions"]["two_tower"].is_null()), "no list was served by the refused version");
+    // Its figures are in its manifest; it is stored, not active.
+    let models = dir.path().join("models/two_tower");
+    let version = std::fs::read_dir(&models).expect("models").filter_map(Result::ok).map(|e| e.path()).find(|p| p.join("manifest.json").is_file()).expect("a version");
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(version.join("manifest.json")).expect("read")).expect("json");
+    assert_eq!(m["gate"]["method"], "shadow");
+    assert!(m["gate"]["customers"].as_u64().expect("customers") > 0, "{}", m["gate"]);
+    let mut cfg = common::config();
+    cfg.two_tower.vectors_dir = dir.path().join("models/vectors").display().to_string();
+    let store = rt().block_on(streamrec::two_tower::open_store(&cfg.two_tower)).expect("store");
+    assert!(store.active().expect("active").is_none());
 }

@@ -32,7 +32,11 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     let root = dir.path();
     let data = common::tiny(&root.join("data"), 33);
     let d = data.to_str().expect("utf8");
-    let train_args = ["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "3", "--device", "cpu"];
+    // This test is about training, serving and swapping: every version serves (the gate has its own test).
+    let ungated = root.join("ungated.toml");
+    std::fs::write(&ungated, "[two_tower]\ngate = false\n").expect("write");
+    let ungated = ungated.to_str().expect("utf8");
+    let train_args = ["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "3", "--device", "cpu", "--config", ungated];
     let (out, _) = run(root, &train_args);
     assert!(out.contains("validation recall@100") && out.contains("engine parity"), "{out}");
 
@@ -41,6 +45,7 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     cfg.two_tower.models_dir = root.join("models/two_tower").display().to_string();
     cfg.two_tower.vectors_dir = root.join("models/vectors").display().to_string();
     cfg.two_tower.enabled = true;
+    cfg.two_tower.gate = false;
     let store = block_on(two_tower::open_store(&cfg.two_tower)).expect("store");
     let first = store.active().expect("state").expect("an active version");
     let model = two_tower::model_dir(&cfg.two_tower, &first);
@@ -95,7 +100,7 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
 
     // The backtest scores the source alone and the funnel with and without it.
     let cfg_path = root.join("tt.toml");
-    std::fs::write(&cfg_path, format!("[two_tower]\nmodels_dir = {:?}\nvectors_dir = {:?}\n", cfg.two_tower.models_dir, cfg.two_tower.vectors_dir)).expect("write");
+    std::fs::write(&cfg_path, format!("[two_tower]\ngate = false\nmodels_dir = {:?}\nvectors_dir = {:?}\n", cfg.two_tower.models_dir, cfg.two_tower.vectors_dir)).expect("write");
     let (table, err) = run(root, &["backtest", "--data", d, "--weeks", "1", "--no-ranker", "--config", cfg_path.to_str().expect("utf8")]);
     assert!(table.contains("two_tower_only") && table.contains("engine_tt") && table.contains("candidate recall"), "{table}");
     assert!(err.contains(&first), "{err}");
@@ -116,6 +121,60 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     std::fs::write(&manifest_path, m.to_string()).expect("write");
     let e = Towers::load(&model, 1).expect_err("mismatch refused").to_string();
     assert!(e.contains("user features") && e.contains("online_share"), "{e}");
+}
+
+/// The gate: `train two-tower` measures the engine with and without the new version on the week the trainer
+/// held out, writes both figures into the manifest and activates the version only when it won; the engine
+/// (`load_active`, used by serve, backtest and train ranker) serves a version whose figures say it lost to
+/// nothing, and one that won.
+#[test]
+fn two_tower_gate_decides_what_serves() {
+    use streamrec::two_tower::gate::TowerGate;
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path();
+    let data = common::tiny(&root.join("data"), 34);
+    let d = data.to_str().expect("utf8");
+    let (out, _) = run(root, &["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "3", "--device", "cpu"]);
+    assert!(out.contains("gate (engine with vs without it"), "{out}");
+
+    let mut cfg = common::config();
+    cfg.two_tower.models_dir = root.join("models/two_tower").display().to_string();
+    cfg.two_tower.vectors_dir = root.join("models/vectors").display().to_string();
+    cfg.two_tower.enabled = true;
+    assert!(cfg.two_tower.gate, "the gate is on by default");
+    let store = block_on(two_tower::open_store(&cfg.two_tower)).expect("store");
+    let versions = block_on(store.versions()).expect("versions");
+    assert_eq!(versions.len(), 1, "the version is stored either way");
+    let version = versions[0].version.clone();
+    let model = two_tower::model_dir(&cfg.two_tower, &version);
+    let gate = Towers::load(&model, 1).expect("towers").manifest.gate.expect("the gate's figures in the manifest");
+    assert_eq!(gate.method, "replay");
+    assert!(gate.customers > 0 && gate.with_map12 > 0.0 && gate.without_map12 > 0.0, "{gate:?}");
+    // The week scored is the one the trainer held out: the last 7 days before the holdout week.
+    let dataset = common::load(&data);
+    let holdout = streamrec::backtest::plan_weeks(&dataset, 1, None).expect("weeks")[0];
+    assert_eq!(gate.week, streamrec::data::format_day(holdout - 7));
+    let won = gate.with_map12 >= gate.without_map12;
+    assert_eq!(store.active().expect("state").is_some(), won, "activated exactly when it won: {gate:?}\n{out}");
+    assert!(out.contains(if won { "serves — active in" } else { "NOT activated" }), "{out}");
+
+    // Whatever this model scored, the engine follows the figures in its manifest.
+    if !won {
+        block_on(store.activate(&version)).expect("activate by hand");
+    }
+    let set_gate = |with: f64, without: f64| {
+        let g = TowerGate { with_map12: with, without_map12: without, ..gate.clone() };
+        two_tower::gate::record(&model, &g).expect("record");
+    };
+    set_gate(0.010, 0.012);
+    assert!(block_on(two_tower::load_active(&cfg.two_tower)).expect("load").is_none(), "a version that lost does not serve");
+    set_gate(0.013, 0.012);
+    let loaded = block_on(two_tower::load_active(&cfg.two_tower)).expect("load").expect("a version that won serves");
+    assert_eq!(loaded.towers.version(), version);
+    cfg.two_tower.min_lift = 0.2;
+    assert!(block_on(two_tower::load_active(&cfg.two_tower)).expect("load").is_none(), "+8% is short of a 20% margin");
+    cfg.two_tower.gate = false;
+    assert!(block_on(two_tower::load_active(&cfg.two_tower)).expect("load").is_some(), "gate = false serves it");
 }
 
 /// Writes `dim`-long image vectors for every article (a deterministic pattern per article) as parquet.

@@ -265,15 +265,7 @@ fn gate_figures(
 
 /// Adds the gate's figures to the manifest in `dir`, atomically.
 fn write_gate(dir: &Path, figures: &streamrec::ranker::gate::GateFigures) -> anyhow::Result<()> {
-    let path = dir.join("manifest.json");
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
-        .with_context(|| format!("{} is not JSON", path.display()))?;
-    let obj = m.as_object_mut().with_context(|| format!("{} is not a JSON object", path.display()))?;
-    obj.insert("gate".into(), serde_json::to_value(figures)?);
-    let tmp = dir.join("manifest.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&m)?).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
+    Ok(streamrec::manifest::set_field(dir, "gate", serde_json::to_value(figures)?)?)
 }
 
 fn path(p: &Path) -> String {
@@ -329,33 +321,56 @@ pub fn two_tower(a: TwoTowerArgs) -> anyhow::Result<()> {
     let t_embed = std::time::Instant::now();
     let (ids, vectors) = tt::embed_catalog(&trained.towers, &p.state, p.state.clock)?;
     let embed_s = t_embed.elapsed().as_secs_f64();
+    drop(p);
+    let (export, parity, model_dir) = (trained.export.clone(), trained.parity, trained.towers.dir.clone());
+    let loaded = two_tower::Loaded { towers: std::sync::Arc::new(trained.towers), ids: std::sync::Arc::new(ids), vectors: std::sync::Arc::new(vectors) };
+    // Champion / challenger: the engine with and without this version on the week the trainer held out.
+    let week = until.saturating_sub(7);
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb.set_message(format!("gate: the engine with and without {} on the week from {}", loaded.towers.version(), format_day(week)));
+    let gate = two_tower::gate::replay(&data, &cfg, week, &loaded)?;
+    pb.finish_and_clear();
+    two_tower::gate::record(&model_dir, &gate)?;
+    let decision = two_tower::gate::decide(Some(&gate), cfg.two_tower.min_lift, cfg.two_tower.gate);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let tcfg = cfg.two_tower.clone();
-    let version = trained.towers.version().to_string();
-    let dim = trained.towers.dim();
+    let version = loaded.towers.version().to_string();
+    let dim = loaded.towers.dim();
+    let serves = decision.serves();
     let report = rt.block_on(async {
         let store = two_tower::open_store(&tcfg).await?;
-        two_tower::publish_vectors(&store, &version, dim, &ids, &vectors).await
+        if serves {
+            two_tower::publish_vectors(&store, &version, dim, &loaded.ids, &loaded.vectors).await
+        } else {
+            // Kept for inspection and `models list`, never activated.
+            Ok(store.write_version(&version, &loaded.ids, &loaded.vectors, dim).await?)
+        }
     })?;
-    let m = &trained.towers.manifest;
+    let m = &loaded.towers.manifest;
     let metric = |k: &str| m.metrics.get(k).and_then(|v| v.as_f64()).map_or("?".into(), |v| format!("{v:.4}"));
     println!(
         "two-tower {version} trained until {}: {} samples ({} validate), validation recall@100 {} recall@12 {}, {} samples/s on {}; \
-         engine parity {:.1e}; {} item vectors embedded in {:.2}s, written in {:.2}s, index {}; active in {} ({:.1}s in all)",
+         engine parity {:.1e}; {} item vectors embedded in {:.2}s, written in {:.2}s, index {} ({:.1}s in all)",
         m.trained_until,
-        trained.export.samples,
-        trained.export.valid_samples,
+        export.samples,
+        export.valid_samples,
         metric("valid_recall_at_100"),
         metric("valid_recall_at_12"),
         metric("samples_per_s"),
         m.metrics.get("device").and_then(|v| v.as_str()).unwrap_or("?"),
-        trained.parity,
-        ids.len(),
+        parity,
+        loaded.ids.len(),
         embed_s,
         report.write_ms / 1000.0,
         report.index_ms.map_or("none (small catalogue)".into(), |ms| format!("built in {:.2}s", ms / 1000.0)),
-        cfg.two_tower.vectors_dir,
         started.elapsed().as_secs_f64()
     );
+    println!("  gate (engine with vs without it, week from {}): {:.5} vs {:.5} on {} customers", gate.week, gate.with_map12, gate.without_map12, gate.customers);
+    if serves {
+        println!("  serves — active in {}: {}", cfg.two_tower.vectors_dir, decision.reason());
+    } else {
+        println!("  NOT activated (stored in {}; the active version is unchanged): {}", cfg.two_tower.vectors_dir, decision.reason());
+    }
     Ok(())
 }

@@ -221,6 +221,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
                 }
             }
             applied = batch.len() as u64;
+            towers.observe(&p, &batch);
             p.step_batch(&batch, &mut recs);
             if applied > 0 {
                 shared.counters.events.fetch_add(applied, Ordering::Relaxed);
@@ -239,7 +240,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             pending.push(sink.send(&topics.recommendations, key, value).await?);
         }
         towers.flush_fresh(&shared);
-        towers.maybe_retrain(&shared, &sink, &topics);
+        towers.maybe_retrain(&shared);
+        towers.finish_shadow(&shared, &sink, &topics);
         let n = bytes.len() as u64;
         if n > 0 {
             shared.counters.recommendations.fetch_add(n, Ordering::Relaxed);

@@ -2,13 +2,22 @@
 //! `two_tower` loaded in the background and swapped in between two events (the event loop never waits for a
 //! model to load), new articles' vectors appended to the store of record, and periodic retraining every N
 //! event-days: a snapshot of the sample log is taken between two events, then export, the PyTorch trainer
-//! (a subprocess), the engine's parity check, embedding and the LanceDB write all run off the loop; success
-//! publishes a `model-updates` event that every engine instance (this one included) swaps on. Failures are
-//! logged and counted; the current model stays.
+//! (a subprocess), the engine's parity check, embedding and the LanceDB write all run off the loop. The new
+//! version then serves nobody for a shadow week (`two_tower::gate`): the 7 event-days after it is ready, one
+//! customer in `shadow_sample` gets lists with and without it computed just before their first purchase of the
+//! week; at the week's end the engine with it must have beaten the engine without it (MAP@12 over those
+//! customers), else it is refused. A version that passes is activated in the store and announced on
+//! `model-updates`, which every engine instance (this one included) swaps on. Failures are logged and
+//! counted; the current model stays.
 
 use super::Shared;
 use crate::config::{TopicsConfig, TwoTowerConfig};
-use crate::data::{format_day, Day};
+use crate::data::{format_day, CustomerIdx, Day};
+use crate::events::TxEvent;
+use crate::pipeline::Pipeline;
+use crate::two_tower::gate::{self, TowerGate};
+use crate::two_tower::Retrieval;
+use rustc_hash::FxHashMap;
 use crate::events::ModelUpdate;
 use crate::kafka::producer::Sink;
 use crate::two_tower::store::VectorStore;
@@ -27,12 +36,45 @@ pub struct TwoTowerService {
     swaps: mpsc::UnboundedSender<Swap>,
     retraining: Option<tokio::task::JoinHandle<()>>,
     next_retrain: Option<Day>,
+    /// A retrained version waiting for its shadow week (set by the retraining task).
+    ready: Arc<std::sync::Mutex<Option<Challenger>>>,
+    /// The shadow week running, if any.
+    shadow: Option<Shadow>,
+    /// Activation and announcement of a version that passed its shadow week.
+    publishing: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A retrained version, stored but not active.
+struct Challenger {
+    loaded: Loaded,
+    update: ModelUpdate,
+}
+
+/// A challenger's shadow week: the lists of sampled customers with and without it (article ids), and what
+/// they bought in the week.
+struct Shadow {
+    challenger: Challenger,
+    retrieval: Retrieval,
+    start: Day,
+    baseline: String,
+    lists: FxHashMap<CustomerIdx, (Vec<u32>, Vec<u32>)>,
+    bought: FxHashMap<CustomerIdx, Vec<u32>>,
 }
 
 impl TwoTowerService {
     pub fn new(cfg: TwoTowerConfig) -> (Self, mpsc::UnboundedReceiver<Swap>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (TwoTowerService { cfg, store: Arc::new(OnceCell::new()), swaps: tx, retraining: None, next_retrain: None }, rx)
+        let service = TwoTowerService {
+            cfg,
+            store: Arc::new(OnceCell::new()),
+            swaps: tx,
+            retraining: None,
+            next_retrain: None,
+            ready: Arc::new(std::sync::Mutex::new(None)),
+            shadow: None,
+            publishing: None,
+        };
+        (service, rx)
     }
 
     async fn store(cell: &OnceCell<Arc<VectorStore>>, cfg: &TwoTowerConfig) -> Result<Arc<VectorStore>, TwoTowerError> {
@@ -56,9 +98,19 @@ impl TwoTowerService {
     pub fn on_update(&self, update: ModelUpdate) {
         let (cfg, cell, tx) = (self.cfg.clone(), self.store.clone(), self.swaps.clone());
         tokio::spawn(async move {
+            let dir = PathBuf::from(&update.path);
+            // The gate first: a version the engine without it beat is never loaded, let alone swapped in.
+            if let Ok(m) = crate::two_tower::towers::TowerManifest::read(&dir) {
+                let decision = crate::two_tower::gate::admits(&cfg, &m);
+                if !decision.serves() {
+                    tracing::warn!(version = %update.version, reason = %decision.reason(), "two-tower update not served (gate); keeping the current model");
+                    metrics::counter!("streamrec_model_swap_refusals_total", "kind" => "two_tower").increment(1);
+                    return;
+                }
+            }
             let loaded = async {
                 let store = Self::store(&cell, &cfg).await?;
-                two_tower::load_version(&cfg, &store, &update.version, PathBuf::from(&update.path)).await
+                two_tower::load_version(&cfg, &store, &update.version, dir).await
             }
             .await;
             let _ = tx.send(loaded.map_err(|e| (update.version, e.to_string())));
@@ -114,7 +166,7 @@ impl TwoTowerService {
     }
 
     /// Starts a retraining when event time has moved `retrain_every_days` past the last one (and none runs).
-    pub fn maybe_retrain(&mut self, shared: &Shared, sink: &Sink, topics: &TopicsConfig) {
+    pub fn maybe_retrain(&mut self, shared: &Shared) {
         let every = Day::from(self.cfg.retrain_every_days);
         if every == 0 {
             return;
@@ -142,12 +194,13 @@ impl TwoTowerService {
             }
         };
         tracing::info!(version = %job.version(), day = %format_day(clock), "two-tower retraining started");
-        let (cfg, cell, sink, topic) = (self.cfg.clone(), self.store.clone(), sink.clone(), topics.model_updates.clone());
+        let (cfg, cell, ready) = (self.cfg.clone(), self.store.clone(), self.ready.clone());
         self.retraining = Some(tokio::spawn(async move {
-            match retrain(cfg, cell, job, sink, topic).await {
-                Ok(version) => {
-                    tracing::info!(%version, "two-tower retraining published");
+            match retrain(cfg, cell, job).await {
+                Ok(c) => {
+                    tracing::info!(version = %c.update.version, "two-tower retraining stored; its shadow week starts");
                     metrics::counter!("streamrec_two_tower_retrains_total").increment(1);
+                    *ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "two-tower retraining failed; keeping the current model");
@@ -157,9 +210,115 @@ impl TwoTowerService {
         }));
     }
 
+    /// Shadow week bookkeeping for a batch about to be applied: starts the week of a version that is ready,
+    /// and for each sampled customer's first purchase in the week computes their lists with and without it
+    /// (before the purchase is applied), then records what they buy. Called between two events, under the
+    /// pipeline lock.
+    pub fn observe(&mut self, p: &Pipeline, batch: &[TxEvent]) {
+        if self.shadow.is_none() {
+            let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(c) = ready {
+                self.start_shadow(p, c);
+            }
+        }
+        let Some(sh) = &mut self.shadow else { return };
+        let every = self.cfg.shadow_sample.max(1);
+        for t in batch {
+            if t.day < sh.start || t.day >= sh.start.saturating_add(7) {
+                continue;
+            }
+            let key = t.customer.0;
+            if u32::from_le_bytes([key[0], key[1], key[2], key[3]]) % every != 0 {
+                continue;
+            }
+            let Some(c) = p.state.customer(&t.customer) else { continue };
+            if !sh.lists.contains_key(&c) {
+                let ids = |items: Vec<crate::events::RecItem>| items.iter().map(|i| p.state.catalog.id(i.article)).collect::<Vec<u32>>();
+                let with = ids(p.recommend_with(c, 12, Some(&sh.retrieval)));
+                let without = ids(p.recommend(c, 12));
+                sh.lists.insert(c, (with, without));
+            }
+            let bought = sh.bought.entry(c).or_default();
+            if !bought.contains(&t.article_id) {
+                bought.push(t.article_id);
+            }
+        }
+    }
+
+    fn start_shadow(&mut self, p: &Pipeline, c: Challenger) {
+        let version = c.update.version.clone();
+        match c.loaded.retrieval(&p.state, self.cfg.k) {
+            Ok(retrieval) => {
+                let start = p.state.clock;
+                let baseline = p.two_tower().map_or("none".to_string(), |r| r.version().to_string());
+                tracing::info!(%version, from = %format_day(start), %baseline, "two-tower shadow week started");
+                self.shadow = Some(Shadow { challenger: c, retrieval, start, baseline, lists: FxHashMap::default(), bought: FxHashMap::default() });
+            }
+            Err(e) => {
+                tracing::error!(%version, error = %e, "two-tower retrained version does not serve; keeping the current model");
+                metrics::counter!("streamrec_two_tower_retrain_failures_total").increment(1);
+            }
+        }
+    }
+
+    /// Ends a shadow week whose 7 event-days have passed: the gate's decision, written into the version's
+    /// manifest; a version that passed is activated and announced.
+    pub fn finish_shadow(&mut self, shared: &Shared, sink: &Sink, topics: &TopicsConfig) {
+        let clock = shared.pipeline.read().map(|p| p.state.clock).unwrap_or(0);
+        // With the gate off a version is announced as soon as it is ready, unmeasured.
+        if !self.shadow.as_ref().is_some_and(|sh| clock >= sh.start.saturating_add(7) || !self.cfg.gate) {
+            return;
+        }
+        let Some(sh) = self.shadow.take() else { return };
+        let customers: Vec<CustomerIdx> = sh.lists.keys().copied().collect();
+        let score = |arm: usize| {
+            let pairs = customers.iter().map(|c| {
+                let (with, without) = &sh.lists[c];
+                let list = if arm == 0 { with } else { without };
+                (list.as_slice(), sh.bought.get(c).map_or(&[][..], Vec::as_slice))
+            });
+            crate::metrics::score(pairs, 12)
+        };
+        let (with, without) = (score(0), score(1));
+        let g = TowerGate {
+            method: "shadow".into(),
+            week: format_day(sh.start),
+            with_map12: with.map,
+            without_map12: without.map,
+            baseline: sh.baseline.clone(),
+            customers: with.customers,
+        };
+        let version = sh.challenger.update.version.clone();
+        if !self.cfg.gate {
+            // Nothing was measured: no figures written.
+        } else if let Err(e) = gate::record(std::path::Path::new(&sh.challenger.update.path), &g) {
+            tracing::error!(%version, error = %e, "writing the gate's figures failed; the version is not served");
+            metrics::counter!("streamrec_two_tower_retrain_failures_total").increment(1);
+            return;
+        }
+        let decision = gate::decide(Some(&g), self.cfg.min_lift, self.cfg.gate);
+        if !decision.serves() {
+            tracing::warn!(%version, reason = %decision.reason(), "two-tower retrained version not served (gate); keeping the current model");
+            metrics::counter!("streamrec_two_tower_refusals_total").increment(1);
+            return;
+        }
+        tracing::info!(%version, reason = %decision.reason(), "two-tower retrained version passed its shadow week");
+        let (cfg, cell, sink, topic, update) = (self.cfg.clone(), self.store.clone(), sink.clone(), topics.model_updates.clone(), sh.challenger.update);
+        self.publishing = Some(tokio::spawn(async move {
+            match publish(cfg, cell, update, sink, topic).await {
+                Ok(()) => tracing::info!(%version, "two-tower retraining published"),
+                Err(e) => {
+                    tracing::error!(%version, error = %e, "publishing the two-tower version failed; keeping the current model");
+                    metrics::counter!("streamrec_two_tower_retrain_failures_total").increment(1);
+                }
+            }
+        }));
+    }
+
     /// Whether a retraining is running (tests and shutdown wait for it).
     pub fn retraining(&self) -> bool {
-        self.retraining.as_ref().is_some_and(|h| !h.is_finished())
+        let running = |h: &Option<tokio::task::JoinHandle<()>>| h.as_ref().is_some_and(|h| !h.is_finished());
+        running(&self.retraining) || running(&self.publishing)
     }
 }
 
@@ -173,8 +332,8 @@ enum RetrainError {
     Task(String),
 }
 
-/// Export, train, check, embed, store and announce one model (off the event loop).
-async fn retrain(cfg: TwoTowerConfig, cell: Arc<OnceCell<Arc<VectorStore>>>, job: ExportJob, sink: Sink, topic: String) -> Result<String, RetrainError> {
+/// Export, train, check, embed and store one model (off the event loop); it is not active yet.
+async fn retrain(cfg: TwoTowerConfig, cell: Arc<OnceCell<Arc<VectorStore>>>, job: ExportJob) -> Result<Challenger, RetrainError> {
     let models_dir = PathBuf::from(&cfg.models_dir);
     let (opts, threads) = (cfg.train_options(), cfg.threads);
     let trained = tokio::task::spawn_blocking(move || -> Result<_, TwoTowerError> {
@@ -188,7 +347,7 @@ async fn retrain(cfg: TwoTowerConfig, cell: Arc<OnceCell<Arc<VectorStore>>>, job
     let (trained, ids, vectors) = trained;
     let store = TwoTowerService::store(&cell, &cfg).await?;
     let version = trained.towers.version().to_string();
-    let report = two_tower::publish_vectors(&store, &version, trained.towers.dim(), &ids, &vectors).await?;
+    let report = store.write_version(&version, &ids, &vectors, trained.towers.dim()).await.map_err(TwoTowerError::from)?;
     let m = &trained.towers.manifest;
     let mut metrics = std::collections::BTreeMap::new();
     for (k, v) in &m.metrics {
@@ -205,8 +364,16 @@ async fn retrain(cfg: TwoTowerConfig, cell: Arc<OnceCell<Arc<VectorStore>>>, job
         trained_until: m.trained_until.clone(),
         metrics,
     };
+    let loaded = Loaded { towers: Arc::new(trained.towers), ids: Arc::new(ids), vectors: Arc::new(vectors) };
+    Ok(Challenger { loaded, update })
+}
+
+/// Activates a version that passed its shadow week and announces it on `model-updates`.
+async fn publish(cfg: TwoTowerConfig, cell: Arc<OnceCell<Arc<VectorStore>>>, update: ModelUpdate, sink: Sink, topic: String) -> Result<(), RetrainError> {
+    let store = TwoTowerService::store(&cell, &cfg).await?;
+    store.activate(&update.version).await.map_err(TwoTowerError::from)?;
     let bytes = serde_json::to_vec(&update).map_err(|e| RetrainError::Task(e.to_string()))?;
     let pending = sink.send(&topic, b"two_tower", &bytes).await?;
     Sink::wait(vec![pending]).await?;
-    Ok(version)
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! and runs the PyTorch trainer.
 
 pub mod encode;
+pub mod gate;
 pub mod images;
 pub mod index;
 pub mod samples;
@@ -108,6 +109,10 @@ pub enum TwoTowerError {
     Tower(#[from] TowerError),
     #[error(transparent)]
     Train(#[from] train::TrainError),
+    #[error(transparent)]
+    Gate(#[from] gate::GateError),
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
     #[error("the vector store {dir} names version {version}, but {model} holds no such model")]
     MissingModel { dir: String, version: String, model: String },
 }
@@ -156,10 +161,18 @@ pub async fn load_active(cfg: &crate::config::TwoTowerConfig) -> Result<Option<L
         return Ok(None);
     }
     let store = open_store(cfg).await?;
-    match store.active()? {
-        Some(v) => Ok(Some(load_version(cfg, &store, &v, model_dir(cfg, &v)).await?)),
-        None => Ok(None),
+    let Some(v) = store.active()? else { return Ok(None) };
+    let dir = model_dir(cfg, &v);
+    if let Ok(m) = towers::TowerManifest::read(&dir) {
+        let decision = gate::admits(cfg, &m);
+        if !decision.serves() {
+            tracing::warn!(version = %v, reason = %decision.reason(), "the active two-tower version is refused by the gate; serving without the two-tower source");
+            return Ok(None);
+        }
+        tracing::info!(version = %v, reason = %decision.reason(), "two-tower version admitted");
     }
+    // An unreadable manifest fails in `load_version`, with its own error.
+    Ok(Some(load_version(cfg, &store, &v, dir).await?))
 }
 
 /// Writes `version`'s item vectors (from [`train::embed_catalog`]) and makes it the active version.

@@ -51,6 +51,9 @@ pub struct TowerManifest {
     pub image_dim: Option<usize>,
     #[serde(default)]
     pub metrics: BTreeMap<String, serde_json::Value>,
+    /// The engine with this version against the engine without it (written after training; see `gate`).
+    #[serde(default)]
+    pub gate: Option<super::gate::TowerGate>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
