@@ -171,6 +171,16 @@ fn two_tower_gate_decides_what_serves() {
     set_gate(0.013, 0.012);
     let loaded = block_on(two_tower::load_active(&cfg.two_tower)).expect("load").expect("a version that won serves");
     assert_eq!(loaded.towers.version(), version);
+    let cfg_path = root.join("tt.toml");
+    std::fs::write(&cfg_path, format!("[two_tower]\nmodels_dir = {:?}\nvectors_dir = {:?}\n", cfg.two_tower.models_dir, cfg.two_tower.vectors_dir)).expect("write");
+    let (list, _) = run(root, &["models", "list-two-tower", "--config", cfg_path.to_str().expect("utf8")]);
+    let row = list.lines().find(|l| l.starts_with(&version)).expect("the version's row");
+    assert!(row.contains("0.01300") && row.contains("0.01200") && row.contains("yes"), "{list}");
+    assert!(list.contains("beat the engine without it"), "{list}");
+    set_gate(0.010, 0.012);
+    let (list, _) = run(root, &["models", "list-two-tower", "--config", cfg_path.to_str().expect("utf8")]);
+    assert!(list.lines().any(|l| l.starts_with(&version) && l.contains(" no ")) && list.contains("did not beat"), "{list}");
+    set_gate(0.013, 0.012);
     cfg.two_tower.min_lift = 0.2;
     assert!(block_on(two_tower::load_active(&cfg.two_tower)).expect("load").is_none(), "+8% is short of a 20% margin");
     cfg.two_tower.gate = false;

@@ -85,11 +85,37 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
         Command::ListTwoTower { config } => {
             let cfg = streamrec::config::Config::load(config.as_deref())?;
             let store = streamrec::two_tower::open_store(&cfg.two_tower).await?;
-            println!("{:<28} {:>9} {:>8} {:>7}  model", "version", "vectors", "indexed", "active");
+            println!("{:<28} {:>9} {:>8} {:>7} {:>10} {:>10} {:>6}  model", "version", "vectors", "indexed", "active", "with", "without", "serves");
+            let mut reasons = Vec::new();
             for v in store.versions().await? {
                 let dir = streamrec::two_tower::model_dir(&cfg.two_tower, &v.version);
-                let model = if dir.join("manifest.json").is_file() { dir.display().to_string() } else { format!("(missing: {})", dir.display()) };
-                println!("{:<28} {:>9} {:>8} {:>7}  {model}", v.version, v.rows, v.indexed, if v.active { "*" } else { "" });
+                let manifest = streamrec::two_tower::towers::TowerManifest::read(&dir);
+                let model = if manifest.is_ok() { dir.display().to_string() } else { format!("(missing: {})", dir.display()) };
+                let gate = manifest.as_ref().ok().and_then(|m| m.gate.clone());
+                let fig = |f: fn(&streamrec::two_tower::gate::TowerGate) -> f64| gate.as_ref().map_or("-".to_string(), |g| format!("{:.5}", f(g)));
+                let decision = manifest.as_ref().ok().map(|m| streamrec::two_tower::gate::admits(&cfg.two_tower, m));
+                let serves = match &decision {
+                    Some(d) if d.serves() => "yes",
+                    Some(_) => "no",
+                    None => "-",
+                };
+                println!(
+                    "{:<28} {:>9} {:>8} {:>7} {:>10} {:>10} {:>6}  {model}",
+                    v.version,
+                    v.rows,
+                    v.indexed,
+                    if v.active { "*" } else { "" },
+                    fig(|g| g.with_map12),
+                    fig(|g| g.without_map12),
+                    serves
+                );
+                if let Some(d) = decision {
+                    reasons.push(format!("  {}: {}", v.version, d.reason()));
+                }
+            }
+            println!("with / without: the engine's MAP@12 with and without the version on its validation week (the gate)");
+            for r in reasons {
+                println!("{r}");
             }
             Ok(())
         }
