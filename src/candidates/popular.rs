@@ -1,4 +1,5 @@
-//! Popularity fill: the month's best sellers, so every list can reach 12 distinct articles.
+//! Popularity fill: the month's best sellers, so every list can reach 12 distinct articles; scores are their
+//! share of the month's sales, per mille.
 
 use super::{CandidateSet, CandidateSource, UserView, POPULAR};
 use crate::state::State;
@@ -11,10 +12,9 @@ impl CandidateSource for PopularSource {
     fn name(&self) -> &'static str {
         "popular"
     }
-    fn propose(&self, _u: &UserView<'_>, s: &State, out: &mut CandidateSet) {
-        let top = s.items.popular.first().map_or(1.0, |x| x.1).max(1e-6);
-        for &(a, w) in s.items.popular.iter().take(self.max) {
-            out.add(a, POPULAR, w / top);
+    fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) {
+        for &(a, _) in s.items.popular.iter().take(self.max) {
+            out.add(a, POPULAR, s.items.sales_share(a, 2, u.day));
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Same product: other colour variants (same product_code) of the customer's recent purchases, scored by the
-//! seed's recency and the variant's week sales.
+//! seed's recency and the variant's share of the week's sales (s per mille, as s / (1 + s): 1‰ gives half).
 
 use super::{best, CandidateSet, CandidateSource, UserView, SAME_PRODUCT};
 use crate::state::State;
@@ -16,10 +16,12 @@ impl CandidateSource for SameProductSource {
         "same_product"
     }
     fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) {
-        let top = s.items.top_week.max(1e-6);
         let mut agg: Vec<(u32, f32)> = Vec::new();
         for (seed, recency) in u.seeds() {
-            let mut vs: Vec<(u32, f32)> = s.catalog.variants(seed).iter().filter(|&&v| v != seed).map(|&v| (v, s.items.week(v, u.day) / top)).collect();
+            let mut vs: Vec<(u32, f32)> = s.catalog.variants(seed).iter().filter(|&&v| v != seed).map(|&v| {
+                let share = s.items.week_share(v, u.day);
+                (v, share / (1.0 + share))
+            }).collect();
             vs = best(vs, PER_SEED);
             for (v, pop) in vs {
                 let score = recency * (0.1 + pop);

@@ -45,11 +45,15 @@ pub struct ItemStats {
     /// Highest week-sales value in `trending` (for normalised features).
     pub top_week: f32,
     pub top_band: [f32; BANDS],
-    /// Per sales counter, its values at the percentiles 0, 1, ..., 100 over the articles that sold lately
-    /// (month sales at least [`ACTIVE_MONTH_SALES`]), as of `lists_day`: what makes sales figures comparable
-    /// across populations and catalogues of any size ([`ItemStats::sales_percentile`]).
+    /// Every article's sales together, per sales counter, and the week counter per buyer age band (the
+    /// denominators of sales shares).
     #[serde(default)]
-    pub sales_cuts: [Vec<f32>; 3],
+    pub total: [DecayedSum; 3],
+    #[serde(default)]
+    pub band_total: [DecayedSum; BANDS],
+    /// Sales in the window of the last rebuild (the sum of `window`).
+    #[serde(default)]
+    pub window_sales: u64,
     /// The candidates of `popular` (month sales) and of `trending_band` (week-half-life sales per band).
     best_month: DecayedTop,
     best_band: Vec<DecayedTop>,
@@ -67,10 +71,6 @@ pub struct ItemStats {
 
 /// Length of the ranked lists kept.
 const LIST_LEN: usize = 128;
-/// Month-decayed sales from which an article counts as selling lately (for the sales percentiles).
-pub const ACTIVE_MONTH_SALES: f32 = 0.05;
-/// Percentile cut points kept per sales counter (0, 1, ..., 100).
-const CUTS: usize = 101;
 
 impl ItemStats {
     pub fn new(half_lives: [f32; 3]) -> Self {
@@ -83,7 +83,9 @@ impl ItemStats {
             lists_day: 0,
             top_week: 0.0,
             top_band: [0.0; BANDS],
-            sales_cuts: Default::default(),
+            total: Default::default(),
+            band_total: Default::default(),
+            window_sales: 0,
             best_month: DecayedTop::new(half_lives[2], 2 * LIST_LEN),
             best_band: vec![DecayedTop::new(half_lives[1], 2 * LIST_LEN); BANDS],
             sold: vec![(0, Vec::new()); WINDOW_DAYS + 1],
@@ -128,6 +130,12 @@ impl ItemStats {
         s.sales[0].add(d0, day, 1.0);
         s.sales[1].add(d1, day, 1.0);
         s.sales[2].add(d2, day, 1.0);
+        for (t, d) in self.total.iter_mut().zip(&self.decay) {
+            t.add(d, day, 1.0);
+        }
+        if let Some(t) = self.band_total.get_mut(band as usize) {
+            t.add(d1, day, 1.0);
+        }
         let f = d1.factor(s.band_day, day);
         if f != 1.0 {
             for b in &mut s.band {
@@ -225,11 +233,13 @@ impl ItemStats {
                 for &a in &log[*counted..] {
                     self.window[a as usize] += 1;
                 }
+                self.window_sales += (log.len() - *counted) as u64;
                 *counted = log.len();
             } else {
                 for &a in &log[..*counted] {
                     self.window[a as usize] -= 1;
                 }
+                self.window_sales -= *counted as u64;
                 *counted = 0;
             }
         }
@@ -242,39 +252,44 @@ impl ItemStats {
             self.trending_band[b] = top_k_of(v, LIST_LEN);
             self.top_band[b] = self.trending_band[b].first().map_or(0.0, |x| x.1);
         }
-        self.rebuild_cuts(day);
         self.lists_day = day;
     }
 
-    /// The percentile cut points of each sales counter over the articles selling lately.
-    fn rebuild_cuts(&mut self, day: Day) {
-        let active: Vec<&ItemStat> = self.items.iter().filter(|s| s.sales[2].at(&self.decay[2], day) >= ACTIVE_MONTH_SALES).collect();
-        for (k, cuts) in self.sales_cuts.iter_mut().enumerate() {
-            let mut v: Vec<f32> = active.iter().map(|s| s.sales[k].at(&self.decay[k], day)).collect();
-            v.sort_unstable_by(f32::total_cmp);
-            cuts.clear();
-            if let Some(last) = v.len().checked_sub(1) {
-                cuts.extend((0..CUTS).map(|i| v[i * last / (CUTS - 1)]));
-            }
-        }
-    }
-
-    /// Where `a`'s sales counter `k` stands among the articles selling lately, in [0, 1]: the share of the
-    /// percentile cut points below its value (0 with no sales, 1 above every article's).
+    /// `a`'s share of all sales on counter `k`, times 1000 (per mille): the chance that a purchase is of `a`,
+    /// which stays comparable across populations (it does not grow with the number of buyers) while falling,
+    /// as it should, in a larger catalogue.
     #[inline]
-    pub fn sales_percentile(&self, a: ArticleIdx, k: usize, day: Day) -> f32 {
-        let (Some(s), Some(cuts)) = (self.items.get(a as usize), self.sales_cuts.get(k)) else { return 0.0 };
-        if cuts.is_empty() {
+    pub fn sales_share(&self, a: ArticleIdx, k: usize, day: Day) -> f32 {
+        let (Some(s), Some(t)) = (self.items.get(a as usize), self.total.get(k)) else { return 0.0 };
+        let total = t.at(&self.decay[k], day);
+        if total <= 0.0 {
             return 0.0;
         }
-        let v = s.sales[k].at(&self.decay[k], day);
-        cuts.partition_point(|&c| c < v) as f32 / cuts.len() as f32
+        1000.0 * s.sales[k].at(&self.decay[k], day) / total
+    }
+
+    /// `a`'s share of the last `WINDOW_DAYS` days' sales, per mille (exact counts, as of the last rebuild).
+    #[inline]
+    pub fn week_share(&self, a: ArticleIdx, day: Day) -> f32 {
+        if self.window_sales == 0 {
+            return 0.0;
+        }
+        1000.0 * self.week(a, day) / self.window_sales as f32
+    }
+
+    /// `a`'s share of the week-decayed sales to buyers in age band `band`, per mille.
+    #[inline]
+    pub fn band_share(&self, a: ArticleIdx, band: u8, day: Day) -> f32 {
+        let total = self.band_total.get(band as usize).map_or(0.0, |t| t.at(&self.decay[1], day));
+        if total <= 0.0 {
+            return 0.0;
+        }
+        1000.0 * self.band_week(a, band, day) / total
     }
 
     pub fn heap_bytes(&self) -> usize {
         self.items.capacity() * std::mem::size_of::<ItemStat>()
             + (BANDS + 2) * LIST_LEN * 8
-            + 3 * CUTS * 4
             + self.best_month.heap_bytes()
             + self.best_band.iter().map(DecayedTop::heap_bytes).sum::<usize>()
             + self.sold.iter().map(|(_, v)| v.capacity() * 4).sum::<usize>()
@@ -349,26 +364,32 @@ mod tests {
         assert_eq!(top_k(&[0.0, 3.0, 1.0, 3.0], 2), vec![(1, 3.0), (3, 3.0)]);
     }
 
-    /// Percentiles do not depend on the population's size: ten times the buyers (every article selling ten
-    /// times as much) leave every article's percentile where it was.
+    /// Shares do not depend on the population's size: ten times the buyers (every article selling ten times
+    /// as much) leave every article's share where it was; the shares of all articles add up to 1000.
     #[test]
-    fn sales_percentiles_are_scale_free() {
-        let percentiles = |buyers: u32| {
+    fn sales_shares_are_scale_free() {
+        let shares = |buyers: u32| {
             let mut s = ItemStats::new([1.0, 7.0, 30.0]);
             s.ensure(60);
             for a in 0..50u32 {
                 for _ in 0..(a + 1) * buyers {
-                    s.record(a, 20, 0, 0.02);
+                    s.record(a, 20, (a % 3) as u8, 0.02);
                 }
             }
             s.rebuild_lists(21);
-            (0..60).map(|a| s.sales_percentile(a, 1, 21)).collect::<Vec<f32>>()
+            let of = |a: u32| [s.week_share(a, 21), s.band_share(a, (a % 3) as u8, 21), s.sales_share(a, 0, 21), s.sales_share(a, 2, 21)];
+            (0..60).map(of).collect::<Vec<[f32; 4]>>()
         };
-        let (one, ten) = (percentiles(1), percentiles(10));
-        assert_eq!(one, ten);
-        assert_eq!(one[50], 0.0, "never sold");
-        assert!(one[0] < 0.05 && one[49] > 0.95, "{} {}", one[0], one[49]);
-        assert!(one.windows(2).take(49).all(|w| w[0] <= w[1]), "more sales, higher percentile");
+        let (one, ten) = (shares(1), shares(10));
+        for (a, (x, y)) in one.iter().zip(&ten).enumerate() {
+            for (p, q) in x.iter().zip(y) {
+                assert!((p - q).abs() < 1e-3 * p.max(1.0), "article {a}: {x:?} vs {y:?}");
+            }
+        }
+        assert_eq!(one[50], [0.0; 4], "never sold");
+        let week: f32 = one.iter().map(|x| x[0]).sum();
+        assert!((week - 1000.0).abs() < 0.1, "{week}");
+        assert!((one[49][0] / one[0][0] - 50.0).abs() < 1e-3, "fifty times the sales, fifty times the share");
     }
 
     #[test]
