@@ -51,9 +51,6 @@ pub struct ItemStats {
     pub total: [DecayedSum; 3],
     #[serde(default)]
     pub band_total: [DecayedSum; BANDS],
-    /// Sales in the window of the last rebuild (the sum of `window`).
-    #[serde(default)]
-    pub window_sales: u64,
     /// The candidates of `popular` (month sales) and of `trending_band` (week-half-life sales per band).
     best_month: DecayedTop,
     best_band: Vec<DecayedTop>,
@@ -85,7 +82,6 @@ impl ItemStats {
             top_band: [0.0; BANDS],
             total: Default::default(),
             band_total: Default::default(),
-            window_sales: 0,
             best_month: DecayedTop::new(half_lives[2], 2 * LIST_LEN),
             best_band: vec![DecayedTop::new(half_lives[1], 2 * LIST_LEN); BANDS],
             sold: vec![(0, Vec::new()); WINDOW_DAYS + 1],
@@ -233,13 +229,11 @@ impl ItemStats {
                 for &a in &log[*counted..] {
                     self.window[a as usize] += 1;
                 }
-                self.window_sales += (log.len() - *counted) as u64;
                 *counted = log.len();
             } else {
                 for &a in &log[..*counted] {
                     self.window[a as usize] -= 1;
                 }
-                self.window_sales -= *counted as u64;
                 *counted = 0;
             }
         }
@@ -268,13 +262,21 @@ impl ItemStats {
         1000.0 * s.sales[k].at(&self.decay[k], day) / total
     }
 
-    /// `a`'s share of the last `WINDOW_DAYS` days' sales, per mille (exact counts, as of the last rebuild).
+    /// Every sale in the `WINDOW_DAYS` days before `day` (exact, from the sales log).
+    #[inline]
+    pub fn week_total(&self, day: Day) -> f32 {
+        let from = day.saturating_sub(WINDOW_DAYS as Day);
+        self.sold.iter().filter(|(d, _)| *d >= from && *d < day).map(|(_, log)| log.len() as f32).sum()
+    }
+
+    /// `a`'s share of the sales in the `WINDOW_DAYS` days before `day`, per mille (exact counts).
     #[inline]
     pub fn week_share(&self, a: ArticleIdx, day: Day) -> f32 {
-        if self.window_sales == 0 {
+        let total = self.week_total(day);
+        if total <= 0.0 {
             return 0.0;
         }
-        1000.0 * self.week(a, day) / self.window_sales as f32
+        1000.0 * self.week(a, day) / total
     }
 
     /// `a`'s share of the week-decayed sales to buyers in age band `band`, per mille.
