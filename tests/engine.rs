@@ -109,3 +109,69 @@ fn engine_beats_the_strong_heuristic_baseline_on_small_synthetic_data() {
     let (base, engine) = (mean("repurchase_copurchase"), mean("engine"));
     assert!(engine > base * 1.02, "engine MAP@12 {engine:.5} should beat repurchase_copurchase {base:.5}");
 }
+
+/// Features do not depend on the population's size: an engine that sees every customer twice (each purchase also
+/// made, the same day, by a twin with another id) gives each original customer the same candidates with the same
+/// feature values — so a ranker trained on a small population scores a large one as it scored its own. (Sums
+/// built in another order round differently, so exact ties could fall the other way at a source's cut-off or
+/// among equal ranks: a tiny share of differences is allowed; a feature that grew with the population would
+/// differ in nearly every row.)
+#[test]
+fn features_are_the_same_for_a_population_twice_as_large() {
+    use std::collections::HashMap;
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::load(&common::tiny(dir.path(), 21));
+    let mut cfg = common::config();
+    // Partner lists long enough never to be pruned: pruning keeps the strongest partners, and near-equal
+    // weights summed in another order can fall either way, which would change which partners stay.
+    cfg.candidates.copurchase_keep = streamrec::state::copurchase::MAX_KEEP;
+    let twin = |key: [u8; 32]| {
+        let mut k = key;
+        k[31] ^= 0xA5;
+        k
+    };
+    let (mut one, mut two) = (Pipeline::new(&cfg).unwrap(), Pipeline::new(&cfg).unwrap());
+    for e in dataset_events(&data) {
+        one.apply(&e);
+        two.apply(&e);
+        match e {
+            Event::Customer(mut c) => {
+                c.key = twin(c.key);
+                two.apply(&Event::Customer(c));
+            }
+            Event::Transaction(mut t) => {
+                t.customer.0 = twin(t.customer.0);
+                two.apply(&Event::Transaction(t));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(two.state.users.len(), 2 * one.state.users.len());
+    let n = streamrec::features::N_FEATURES;
+    let (mut rows, mut shared, mut values, mut differ) = (0usize, 0usize, 0usize, vec![0usize; n]);
+    for c in (0..one.state.users.len() as u32).filter(|&c| !one.state.users[c as usize].recent.is_empty()).take(200) {
+        let c2 = two.state.customer(one.state.ids.key(c)).expect("the same customer in the larger engine");
+        let (set1, rows1) = one.candidates(c).expect("candidates");
+        let (set2, rows2) = two.candidates(c2).expect("candidates");
+        let other: HashMap<u32, &[f32; streamrec::features::N_FEATURES]> = set2.items.iter().map(|x| x.article).zip(&rows2).collect();
+        rows += rows1.len();
+        for (cand, r1) in set1.items.iter().zip(&rows1) {
+            let Some(r2) = other.get(&cand.article) else { continue };
+            shared += 1;
+            for (i, (a, b)) in r1.iter().zip(r2.iter()).enumerate() {
+                values += 1;
+                if (a - b).abs() > 1e-3 * a.abs().max(1.0) {
+                    differ[i] += 1;
+                }
+            }
+        }
+    }
+    assert!(rows > 5000, "{rows} candidate rows compared");
+    assert!(shared as f64 >= 0.97 * rows as f64, "only {shared} of {rows} candidates are the same");
+    for (i, &d) in differ.iter().enumerate() {
+        let name = streamrec::features::FEATURES[i];
+        let allowed = if name.starts_with("rank_") { 0.02 } else { 0.005 };
+        assert!((d as f64) <= allowed * shared as f64, "{name} differs in {d} of {shared} rows in a population twice as large");
+    }
+    assert!(values > 0);
+}
