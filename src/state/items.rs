@@ -51,6 +51,9 @@ pub struct ItemStats {
     pub total: [DecayedSum; 3],
     #[serde(default)]
     pub band_total: [DecayedSum; BANDS],
+    /// Sales of the latest day not yet folded into `total` and `band_total`.
+    #[serde(default)]
+    today: DayCounts,
     /// The candidates of `popular` (month sales) and of `trending_band` (week-half-life sales per band).
     best_month: DecayedTop,
     best_band: Vec<DecayedTop>,
@@ -64,6 +67,14 @@ pub struct ItemStats {
     window: Vec<u32>,
     #[serde(skip)]
     counted: Vec<usize>,
+}
+
+/// One day's sales, overall and per buyer age band.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct DayCounts {
+    day: Day,
+    all: u32,
+    band: [u32; BANDS],
 }
 
 /// Length of the ranked lists kept.
@@ -82,6 +93,7 @@ impl ItemStats {
             top_band: [0.0; BANDS],
             total: Default::default(),
             band_total: Default::default(),
+            today: DayCounts::default(),
             best_month: DecayedTop::new(half_lives[2], 2 * LIST_LEN),
             best_band: vec![DecayedTop::new(half_lives[1], 2 * LIST_LEN); BANDS],
             sold: vec![(0, Vec::new()); WINDOW_DAYS + 1],
@@ -121,16 +133,18 @@ impl ItemStats {
 
     #[inline]
     pub fn record(&mut self, a: ArticleIdx, day: Day, band: u8, price: f32) {
+        // Totals: counted per day, folded into the decayed sums when event time moves on (one compare here).
+        if day > self.today.day {
+            self.fold_today(day);
+        }
         let [d0, d1, d2] = &self.decay;
         let s = &mut self.items[a as usize];
         s.sales[0].add(d0, day, 1.0);
         s.sales[1].add(d1, day, 1.0);
         s.sales[2].add(d2, day, 1.0);
-        for (t, d) in self.total.iter_mut().zip(&self.decay) {
-            t.add(d, day, 1.0);
-        }
-        if let Some(t) = self.band_total.get_mut(band as usize) {
-            t.add(d1, day, 1.0);
+        self.today.all += 1;
+        if let Some(n) = self.today.band.get_mut(band as usize) {
+            *n += 1;
         }
         let f = d1.factor(s.band_day, day);
         if f != 1.0 {
@@ -249,17 +263,48 @@ impl ItemStats {
         self.lists_day = day;
     }
 
+    /// Folds the counted day into the decayed totals and starts counting `day`.
+    fn fold_today(&mut self, day: Day) {
+        let t = std::mem::take(&mut self.today);
+        if t.all > 0 {
+            for (total, d) in self.total.iter_mut().zip(&self.decay) {
+                total.add(d, t.day, t.all as f32);
+            }
+            for (total, &n) in self.band_total.iter_mut().zip(&t.band) {
+                total.add(&self.decay[1], t.day, n as f32);
+            }
+        }
+        self.today.day = day;
+    }
+
+    /// All sales on counter `k` as of `day` (the folded total plus the day being counted).
+    #[inline]
+    fn total_at(&self, k: usize, day: Day) -> f32 {
+        self.total[k].at(&self.decay[k], day) + self.today.all as f32 * self.decay[k].factor(self.today.day, day)
+    }
+
     /// `a`'s share of all sales on counter `k`, times 1000 (per mille): the chance that a purchase is of `a`,
     /// which stays comparable across populations (it does not grow with the number of buyers) while falling,
     /// as it should, in a larger catalogue.
     #[inline]
     pub fn sales_share(&self, a: ArticleIdx, k: usize, day: Day) -> f32 {
-        let (Some(s), Some(t)) = (self.items.get(a as usize), self.total.get(k)) else { return 0.0 };
-        let total = t.at(&self.decay[k], day);
+        let (Some(s), true) = (self.items.get(a as usize), k < 3) else { return 0.0 };
+        let total = self.total_at(k, day);
         if total <= 0.0 {
             return 0.0;
         }
         1000.0 * s.sales[k].at(&self.decay[k], day) / total
+    }
+
+    /// Exact sales per article in the window of the last rebuild (`lists_day`), indexed by article: what
+    /// `week(a, lists_day)` gives, without reading the article's statistics.
+    pub fn window_counts(&self) -> &[u32] {
+        &self.window
+    }
+
+    /// The articles with the most month sales (the candidates of `popular`; unordered).
+    pub fn month_best(&self) -> impl Iterator<Item = ArticleIdx> + '_ {
+        self.best_month.members()
     }
 
     /// Every sale in the `WINDOW_DAYS` days before `day` (exact, from the sales log).
@@ -282,7 +327,9 @@ impl ItemStats {
     /// `a`'s share of the week-decayed sales to buyers in age band `band`, per mille.
     #[inline]
     pub fn band_share(&self, a: ArticleIdx, band: u8, day: Day) -> f32 {
-        let total = self.band_total.get(band as usize).map_or(0.0, |t| t.at(&self.decay[1], day));
+        let b = band as usize;
+        let Some(t) = self.band_total.get(b) else { return 0.0 };
+        let total = t.at(&self.decay[1], day) + self.today.band[b] as f32 * self.decay[1].factor(self.today.day, day);
         if total <= 0.0 {
             return 0.0;
         }

@@ -204,6 +204,8 @@ impl State {
         }
         self.ids = ids;
         self.catalog.reindex();
+        // The window counts the type lists read are not stored: recount them (the item lists come out the same).
+        self.items.rebuild_lists(self.clock);
         self.type_sellers.rebuild(&self.items, &self.catalog, self.clock);
     }
 }

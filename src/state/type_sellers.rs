@@ -1,6 +1,7 @@
-//! The best sellers of each product type, rebuilt once per event-time day: the lists the attribute-similarity
-//! candidate source walks. An article's key is its exact sales in the last week plus a small share of its
-//! month sales, so types whose articles sold nothing this week still have a list (sparse data, new shops).
+//! The best sellers of each product type, rebuilt once per event-time day (after the item lists): the lists
+//! the attribute-similarity candidate source walks. An article's key is its exact sales in the last week plus a
+//! small share of its month sales; the articles looked at are those sold in the week and the month's best
+//! sellers, so a rebuild reads the statistics of the articles selling now, never the whole catalogue's.
 //! Derived from the item statistics and the catalogue, never serialised: a restored engine rebuilds it.
 
 use super::catalog::Catalog;
@@ -22,13 +23,17 @@ pub struct TypeSellers {
 }
 
 impl TypeSellers {
-    /// Rebuilds every list as of `day` from one pass over the catalogue.
+    /// Rebuilds every list as of `day` (the item statistics' lists must be as of `day`).
     pub fn rebuild(&mut self, items: &ItemStats, catalog: &Catalog, day: Day) {
         let mut by_type: Vec<Vec<(ArticleIdx, f32)>> = vec![Vec::new(); catalog.slot_count(0)];
         let month = &items.decay[2];
-        for (a, stat) in items.items.iter().enumerate().take(catalog.len()) {
-            let a = a as ArticleIdx;
-            let key = items.week(a, day) + MONTH_WEIGHT * stat.sales[2].at(month, day);
+        let window = items.window_counts();
+        let n = catalog.len().min(items.items.len());
+        let sold = window.iter().enumerate().take(n).filter(|(_, &c)| c > 0).map(|(a, _)| a as ArticleIdx);
+        let quiet = items.month_best().filter(|&a| (a as usize) < n && window.get(a as usize).is_none_or(|&c| c == 0));
+        for a in sold.chain(quiet) {
+            let week = window.get(a as usize).copied().unwrap_or(0) as f32;
+            let key = week + MONTH_WEIGHT * items.items[a as usize].sales[2].at(month, day);
             if key > 1e-3 {
                 if let Some(list) = by_type.get_mut(catalog.attr_slots(a)[0] as usize) {
                     list.push((a, key));
@@ -72,6 +77,7 @@ mod tests {
         }
         items.record(2, 52, 0, 0.02); // article 30: this week, other type
         items.record(3, 5, 0, 0.02); // article 40: months ago (month sales only, tiny)
+        items.rebuild_lists(55);
         let mut t = TypeSellers::default();
         t.rebuild(&items, &catalog, 55);
         assert_eq!(t.day, Some(55));
