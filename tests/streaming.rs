@@ -415,6 +415,23 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
     assert!(log.contains("model update not served") && log.contains("did not beat the blend"), "gate refusal logged: {log}");
 }
 
+/// Replays `data` (in `dir`) for about 40 s into `serve`, which retrains the towers quickly (tiny data, CPU) under
+/// the settings in `env` as well; returns serve's log.
+fn serve_with_retraining(dir: &Path, addr: &str, data: &streamrec::data::Dataset, env: &[(&str, &str)]) -> String {
+    let mut env: Vec<(&str, &str)> = env.to_vec();
+    env.extend([("STREAMREC__TWO_TOWER__EPOCHS", "2"), ("STREAMREC__TWO_TOWER__DEVICE", "cpu"), ("STREAMREC__TWO_TOWER__INDEX_MIN_ROWS", "100000")]);
+    let spawn = |args: &[&str], log: &str| spawn_logged(dir, addr, args, &env, log);
+    // About 40 s of input: retraining (export, PyTorch, ONNX parity, LanceDB) finishes while events still flow.
+    let rate = (data.transactions.len() / 40).max(500).to_string();
+    let mut replay = spawn(&["replay", "--data", dir.to_str().expect("utf8"), "--rate", &rate], "replay.log");
+    // The trainer shares the two cores with replay and serve: a longer quiet spell before open baskets close as
+    // end of input, so a slow moment of the producer is not taken for the end.
+    let mut serve = spawn(&["serve", "--exit-when-idle", "--idle-close-ms", "5000"], "serve.log");
+    assert!(replay.0.wait().expect("replay").success(), "replay failed");
+    assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default());
+    std::fs::read_to_string(dir.join("serve.log")).expect("log")
+}
+
 #[test]
 fn periodic_two_tower_retraining_inside_serve_loses_and_reorders_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -424,21 +441,9 @@ fn periodic_two_tower_retraining_inside_serve_loses_and_reorders_nothing() {
     // The gate off: each version is announced as soon as it is ready (the shadow week has its own test).
     let env = [
         ("STREAMREC__TWO_TOWER__RETRAIN_EVERY_DAYS", "14"),
-        ("STREAMREC__TWO_TOWER__EPOCHS", "2"),
-        ("STREAMREC__TWO_TOWER__DEVICE", "cpu"),
-        ("STREAMREC__TWO_TOWER__INDEX_MIN_ROWS", "100000"),
         ("STREAMREC__TWO_TOWER__GATE", "false"),
     ];
-    let spawn = |args: &[&str], log: &str| spawn_logged(dir.path(), &addr, args, &env, log);
-    // About 40 s of input: retraining (export, PyTorch, ONNX parity, LanceDB) finishes while events still flow.
-    let rate = (data.transactions.len() / 40).max(500).to_string();
-    let mut replay = spawn(&["replay", "--data", dir.path().to_str().expect("utf8"), "--rate", &rate], "replay.log");
-    // The trainer shares the two cores with replay and serve: a longer quiet spell before open baskets close as
-    // end of input, so a slow moment of the producer is not taken for the end.
-    let mut serve = spawn(&["serve", "--exit-when-idle", "--idle-close-ms", "5000"], "serve.log");
-    assert!(replay.0.wait().expect("replay").success(), "replay failed");
-    assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
-    let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
+    let log = serve_with_retraining(dir.path(), &addr, &data, &env);
     assert!(log.contains("two-tower retraining published") && log.contains("two-tower swapped"), "{log}");
 
     // Lists before the first swap have no two-tower version; after it, every list names one, and versions
@@ -468,19 +473,10 @@ fn retrained_two_tower_that_loses_its_shadow_week_is_not_served() {
     let (_broker, addr) = start_mock_broker();
     let env = [
         ("STREAMREC__TWO_TOWER__RETRAIN_EVERY_DAYS", "10"),
-        ("STREAMREC__TWO_TOWER__EPOCHS", "2"),
-        ("STREAMREC__TWO_TOWER__DEVICE", "cpu"),
-        ("STREAMREC__TWO_TOWER__INDEX_MIN_ROWS", "100000"),
         ("STREAMREC__TWO_TOWER__MIN_LIFT", "100.0"),
         ("STREAMREC__TWO_TOWER__SHADOW_SAMPLE", "1"),
     ];
-    let spawn = |args: &[&str], log: &str| spawn_logged(dir.path(), &addr, args, &env, log);
-    let rate = (data.transactions.len() / 40).max(500).to_string();
-    let mut replay = spawn(&["replay", "--data", dir.path().to_str().expect("utf8"), "--rate", &rate], "replay.log");
-    let mut serve = spawn(&["serve", "--exit-when-idle", "--idle-close-ms", "5000"], "serve.log");
-    assert!(replay.0.wait().expect("replay").success(), "replay failed");
-    assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
-    let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
+    let log = serve_with_retraining(dir.path(), &addr, &data, &env);
     assert!(log.contains("two-tower shadow week started"), "{log}");
     assert!(log.contains("two-tower retrained version not served (gate)") && log.contains("did not beat the engine without it"), "{log}");
     assert!(!log.contains("two-tower retraining published") && !log.contains("two-tower swapped"), "{log}");
