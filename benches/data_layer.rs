@@ -40,7 +40,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| truth.customers.iter().map(|&c| model.recommend(c, 12).len()).sum::<usize>())
     });
     g.bench_function("map@12 score (week's buyers)", |b| {
-        b.iter(|| streamrec::metrics::score(preds.iter().map(Vec::as_slice).zip(truth.articles.iter().map(Vec::as_slice)), 12))
+        b.iter(|| streamrec::map12::score(preds.iter().map(Vec::as_slice).zip(truth.articles.iter().map(Vec::as_slice)), 12))
     });
     g.finish();
 }

@@ -5,6 +5,12 @@
 use serde::Deserialize;
 use std::path::Path;
 
+pub use engine::baskets::EmitPolicy;
+pub use engine::candidates::CandidatesConfig;
+pub use engine::pipeline::EngineConfig;
+pub use engine::ranker::{RankerConfig, RankerKind};
+pub use engine::state::DecayConfig;
+
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -42,87 +48,6 @@ pub struct TopicsConfig {
     pub recommendations: String,
     pub model_updates: String,
     pub dead_letters: String,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum EmitPolicy {
-    /// One list per customer when their basket (their rows of one day) is complete.
-    Basket,
-    /// One list after every purchase.
-    Event,
-    /// No lists are published: the state is kept current and lists are made on request (`serve --http`), as
-    /// for a standby instance or when warming state from history.
-    None,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct EngineConfig {
-    /// When lists are published.
-    pub emit: EmitPolicy,
-    /// Events between checkpoints (0: only on shutdown).
-    pub checkpoint_every: u64,
-    /// Purchases kept per customer.
-    pub recent_max: usize,
-    /// How long a purchase waits for a smaller `seq` a caught-up partition may still deliver (milliseconds).
-    pub merge_grace_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DecayConfig {
-    pub user_half_life_days: f32,
-    pub affinity_half_life_days: f32,
-    pub item_half_lives_days: [f32; 3],
-    pub copurchase_half_life_days: f32,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CandidatesConfig {
-    pub repurchase: usize,
-    pub copurchase: usize,
-    pub same_product: usize,
-    pub trending: usize,
-    pub trending_age: usize,
-    pub popular: usize,
-    /// Best sellers of the customer's favourite product types closest to their taste (attribute similarity).
-    pub similar: usize,
-    /// Recent distinct purchases used as co-purchase and same-product seeds.
-    pub seeds: usize,
-    /// Partners kept per article in the co-purchase table.
-    pub copurchase_keep: usize,
-    /// Days back a previous purchase still pairs with a new one.
-    pub copurchase_days: u16,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RankerConfig {
-    /// Which ranker scores candidates.
-    pub kind: RankerKind,
-    /// Where trained rankers live (`<models_dir>/<version>/manifest.json`).
-    pub models_dir: String,
-    /// One model directory to load instead of the newest in `models_dir` ("" = newest).
-    pub model: String,
-    /// Published with every list by the blend.
-    pub version: String,
-    /// Under `auto`, a trained model serves only when its validation MAP@12 beat the blend's by this relative
-    /// margin (0.01 = 1%); otherwise the blend serves and the logs say why.
-    pub min_lift: f64,
-    /// Blend weights by feature name (src/features.rs).
-    pub weights: std::collections::BTreeMap<String, f32>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum RankerKind {
-    /// The newest trained model when it beat the blend on validation (by `min_lift`), else the blend.
-    Auto,
-    Blend,
-    /// A trained model; an error when there is none.
-    Catboost,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -166,23 +91,6 @@ pub struct TwoTowerConfig {
     pub seed: u64,
 }
 
-impl TwoTowerConfig {
-    pub fn train_options(&self) -> crate::two_tower::train::TrainOptions {
-        crate::two_tower::train::TrainOptions {
-            dim: self.dim,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            temperature: self.temperature,
-            seed: self.seed,
-            device: self.device.clone(),
-            threads: None,
-            image_vectors: None,
-            max_seconds: (self.max_seconds > 0.0).then_some(self.max_seconds),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BacktestConfig {
@@ -222,27 +130,19 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The engine's part of the settings (what `Pipeline::new` takes).
+    pub fn core(&self) -> engine::Settings {
+        engine::Settings { engine: self.engine.clone(), decay: self.decay.clone(), candidates: self.candidates.clone(), ranker: self.ranker.clone(), k: self.backtest.k }
+    }
+
     /// Values the types allow but the engine does not.
     fn check(&self) -> Result<(), ConfigError> {
-        let cap = crate::state::RECENT_CAP;
-        if !(1..=cap).contains(&self.engine.recent_max) {
-            let message = format!("must be between 1 and {cap} (a customer's history is held inline in their state)");
-            return Err(ConfigError::Invalid { key: "engine.recent_max", value: self.engine.recent_max.to_string(), message });
-        }
-        let most = crate::state::copurchase::MAX_KEEP;
-        if !(1..=most).contains(&self.candidates.copurchase_keep) {
-            let message = format!("must be between 1 and {most}");
-            return Err(ConfigError::Invalid { key: "candidates.copurchase_keep", value: self.candidates.copurchase_keep.to_string(), message });
-        }
+        self.core().check().map_err(|e| ConfigError::Invalid { key: e.key, value: e.value, message: e.message })?;
         if !(self.two_tower.min_lift.is_finite() && self.two_tower.min_lift >= 0.0) {
             return Err(ConfigError::Invalid { key: "two_tower.min_lift", value: self.two_tower.min_lift.to_string(), message: "a relative margin: a finite number, at least 0".into() });
         }
         if self.two_tower.shadow_sample == 0 {
             return Err(ConfigError::Invalid { key: "two_tower.shadow_sample", value: "0".into(), message: "one customer in N: at least 1".into() });
-        }
-        if !(self.ranker.min_lift.is_finite() && self.ranker.min_lift >= 0.0) {
-            let message = "must be a relative lift >= 0 (0.01 = the model must beat the blend by 1%)".to_string();
-            return Err(ConfigError::Invalid { key: "ranker.min_lift", value: self.ranker.min_lift.to_string(), message });
         }
         Ok(())
     }

@@ -20,6 +20,8 @@ pub enum ReplayError {
     Kafka(#[from] KafkaError),
     #[error(transparent)]
     Pace(#[from] streamrec_replay::PaceError),
+    #[error(transparent)]
+    Encode(#[from] crate::events::EncodeError),
     #[error("resume file {path}: {reason}")]
     Resume { path: PathBuf, reason: String },
 }
@@ -51,6 +53,32 @@ pub struct ReplayReport {
 /// Waits for deliveries once this many messages are in flight.
 const IN_FLIGHT: usize = 200_000;
 
+/// Sends a message to `topic`, or, when it could not be encoded, a dead letter saying why (logged and counted
+/// in `dead_letters`). Returns 1 when the message itself went out.
+async fn send_or_dead_letter(
+    sink: &Sink,
+    topics: &crate::config::TopicsConfig,
+    topic: &str,
+    key: &[u8],
+    message: Result<Vec<u8>, crate::events::EncodeError>,
+    dead_letters: &mut u64,
+    pending: &mut Vec<Pending>,
+) -> Result<u64, ReplayError> {
+    match message {
+        Ok(bytes) => {
+            pending.push(sink.send(topic, key, &bytes).await?);
+            Ok(1)
+        }
+        Err(e) => {
+            tracing::warn!(%topic, key = %String::from_utf8_lossy(key), error = %e, "message not encodable: dead letter");
+            let d = DeadLetter::new(&format!("replay:{topic}"), -1, -1, Some(key), &[], e.to_string());
+            pending.push(sink.send(&topics.dead_letters, key, &d.to_json()?).await?);
+            *dead_letters += 1;
+            Ok(0)
+        }
+    }
+}
+
 pub async fn run(s: &ReplaySettings, data: &Dataset, mut shutdown: watch::Receiver<bool>, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let cfg = &s.cfg;
@@ -65,18 +93,18 @@ pub async fn run(s: &ReplaySettings, data: &Dataset, mut shutdown: watch::Receiv
 
     if resume.is_none() {
         for a in &data.articles.rows {
-            pending.push(sink.send(&topics.articles, crate::data::format_article_id(a.article_id).as_bytes(), &article_to_json(a)).await?);
-            report.articles += 1;
+            let key = crate::data::format_article_id(a.article_id);
+            report.articles += send_or_dead_letter(&sink, topics, &topics.articles, key.as_bytes(), article_to_json(a), &mut report.dead_letters, &mut pending).await?;
         }
         for c in 0..data.customers.len() as CustomerIdx {
             let row = data.customers.row(&data.ids, c);
-            pending.push(sink.send(&topics.customers, format_hex32(&row.key).as_bytes(), &customer_to_json(&row)).await?);
-            report.customers += 1;
+            let key = format_hex32(&row.key);
+            report.customers += send_or_dead_letter(&sink, topics, &topics.customers, key.as_bytes(), customer_to_json(&row), &mut report.dead_letters, &mut pending).await?;
         }
         for (file, r) in &data.report.reject_rows {
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let d = DeadLetter::new(&format!("file:{name}"), -1, r.line as i64, None, r.raw.as_bytes(), r.reason.clone());
-            pending.push(sink.send(&topics.dead_letters, name.as_bytes(), &serde_json::to_vec(&d).unwrap_or_default()).await?);
+            pending.push(sink.send(&topics.dead_letters, name.as_bytes(), &d.to_json()?).await?);
             report.dead_letters += 1;
         }
         // Reference data must be on the broker before the first purchase that needs it.
@@ -123,8 +151,8 @@ pub async fn run(s: &ReplaySettings, data: &Dataset, mut shutdown: watch::Receiv
             }
         }
         let ev = TxEvent::of_row(data, i);
-        pending.push(sink.send(&topics.transactions, format_hex32(&ev.customer.0).as_bytes(), &ev.to_json()).await?);
-        report.transactions += 1;
+        let key = format_hex32(&ev.customer.0);
+        report.transactions += send_or_dead_letter(&sink, topics, &topics.transactions, key.as_bytes(), ev.to_json(), &mut report.dead_letters, &mut pending).await?;
         if pending.len() >= IN_FLIGHT {
             Sink::wait(std::mem::take(&mut pending)).await?;
         }

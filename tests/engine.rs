@@ -28,13 +28,13 @@ fn batches_give_the_same_lists_as_single_steps() {
         let evs: Vec<Event> = dataset_events(&data).collect();
         let (reference, txs): (Vec<Event>, Vec<Event>) = evs.into_iter().partition(|e| !matches!(e, Event::Transaction(_)));
         let txs: Vec<TxEvent> = txs.into_iter().filter_map(|e| if let Event::Transaction(t) = e { Some(t) } else { None }).collect();
-        let mut one = Pipeline::new(&cfg).unwrap();
+        let mut one = Pipeline::new(&cfg.core()).unwrap();
         run(&mut one, &reference);
         let mut want = Vec::new();
         for t in &txs {
             want.extend(one.step(Event::Transaction(*t)));
         }
-        let mut many = Pipeline::new(&cfg).unwrap();
+        let mut many = Pipeline::new(&cfg.core()).unwrap();
         run(&mut many, &reference);
         let mut got = Vec::new();
         // Uneven chunks: a batch boundary may fall anywhere in a basket.
@@ -54,10 +54,10 @@ fn same_input_same_lists_and_checkpoint_restore_is_exact() {
     let data = common::load(&common::tiny(dir.path(), 11));
     let cfg = common::config();
     let evs: Vec<Event> = dataset_events(&data).collect();
-    let mut a = Pipeline::new(&cfg).unwrap();
+    let mut a = Pipeline::new(&cfg.core()).unwrap();
     let mut whole = run(&mut a, &evs);
     whole.extend(a.finish());
-    let mut b = Pipeline::new(&cfg).unwrap();
+    let mut b = Pipeline::new(&cfg.core()).unwrap();
     let mut again = run(&mut b, &evs);
     again.extend(b.finish());
     assert_eq!(whole, again, "same input, same lists in the same order");
@@ -65,7 +65,7 @@ fn same_input_same_lists_and_checkpoint_restore_is_exact() {
 
     // Stop at an arbitrary point mid-day, checkpoint, restore into a fresh pipeline, continue.
     let cut = evs.len() * 3 / 5 + 17;
-    let mut c = Pipeline::new(&cfg).unwrap();
+    let mut c = Pipeline::new(&cfg.core()).unwrap();
     let mut got = run(&mut c, &evs[..cut]);
     let (open, day) = c.open_state();
     let ck = Checkpoint {
@@ -80,7 +80,7 @@ fn same_input_same_lists_and_checkpoint_restore_is_exact() {
     checkpoint::write(dir.path(), &ck).unwrap();
     drop(c);
     let back = checkpoint::read(dir.path()).unwrap().unwrap();
-    let mut d = Pipeline::with_parts(back.state, Box::new(streamrec::ranker::BlendRanker::new(&cfg.ranker).unwrap()), &cfg);
+    let mut d = Pipeline::with_parts(back.state, Box::new(streamrec::ranker::BlendRanker::new(&cfg.ranker).unwrap()), &cfg.core()).unwrap();
     d.restore_open(back.open_baskets, back.open_day);
     got.extend(run(&mut d, &evs[cut..]));
     got.extend(d.finish());
@@ -130,7 +130,7 @@ fn features_are_the_same_for_a_population_twice_as_large() {
         k[31] ^= 0xA5;
         k
     };
-    let (mut one, mut two) = (Pipeline::new(&cfg).unwrap(), Pipeline::new(&cfg).unwrap());
+    let (mut one, mut two) = (Pipeline::new(&cfg.core()).unwrap(), Pipeline::new(&cfg.core()).unwrap());
     for e in dataset_events(&data) {
         one.apply(&e);
         two.apply(&e);
@@ -174,4 +174,34 @@ fn features_are_the_same_for_a_population_twice_as_large() {
         assert!((d as f64) <= allowed * shared as f64, "{name} differs in {d} of {shared} rows in a population twice as large");
     }
     assert!(values > 0);
+}
+
+/// A ranker that fails: every customer still gets a list, ranked by the blend (not all zero scores), and each
+/// failure is counted.
+#[test]
+fn a_failing_ranker_falls_back_to_the_blend_per_customer_and_is_counted() {
+    use streamrec::features::N_FEATURES;
+    use streamrec::ranker::{ModelError, Ranker};
+    struct Broken;
+    impl Ranker for Broken {
+        fn version(&self) -> &str {
+            "broken"
+        }
+        fn score(&self, _rows: &[[f32; N_FEATURES]], _out: &mut Vec<f32>) -> Result<(), ModelError> {
+            Err(ModelError::TooFewColumns { given: 0, needed: N_FEATURES })
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::load(&common::tiny(dir.path(), 13));
+    let cfg = common::config();
+    let evs: Vec<Event> = dataset_events(&data).collect();
+    let mut blend = Pipeline::new(&cfg.core()).unwrap();
+    let want = run(&mut blend, &evs);
+    let mut broken = Pipeline::with_parts(streamrec::state::State::new(&cfg.core()), Box::new(Broken), &cfg.core()).unwrap();
+    let got = run(&mut broken, &evs);
+    assert!(want.len() > 1000, "{} lists", want.len());
+    assert_eq!(got, want, "the blend's lists, score for score");
+    assert_eq!(broken.ranker_errors(), got.len() as u64, "one failure per list");
+    assert_eq!(blend.ranker_errors(), 0);
+    assert_eq!(broken.model_versions().get("ranker").map(String::as_str), Some("broken"));
 }

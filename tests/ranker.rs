@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use streamrec::features::FEATURES;
 use streamrec::ranker::{store, CatBoostModel};
-use streamrec::training::trainer;
+use streamrec::python as trainer;
 
 fn python(args: &[&str]) {
     let py = trainer::python().expect("trainer venv (bash scripts/trainer-env.sh)");

@@ -90,7 +90,7 @@ fn serve_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 
 /// The lists the same pipeline produces from the files: customer → every list, in order.
 fn file_lists(data: &Dataset, cfg: &Config) -> BTreeMap<String, Vec<Vec<String>>> {
-    let mut p = Pipeline::new(cfg).expect("pipeline");
+    let mut p = Pipeline::new(&cfg.core()).expect("pipeline");
     let mut recs = Vec::new();
     for ev in dataset_events(data) {
         recs.extend(p.step(ev));
@@ -307,7 +307,7 @@ fn spawn_logged(dir: &Path, addr: &str, args: &[&str], env: &[(&str, &str)], log
 /// messages in emission order.
 fn delivered_exactly_once_in_order(addr: &str, data: &Dataset) -> Vec<serde_json::Value> {
     let recs = rt().block_on(read_to_end(addr, "recommendations")).expect("recs");
-    let mut p = Pipeline::new(&common::config()).expect("pipeline");
+    let mut p = Pipeline::new(&common::config().core()).expect("pipeline");
     let mut want: Vec<(u64, String)> = Vec::new();
     for ev in dataset_events(data) {
         want.extend(p.step(ev).into_iter().map(|r| (r.seq, format_hex32(&r.customer.0))));
@@ -492,4 +492,50 @@ fn retrained_two_tower_that_loses_its_shadow_week_is_not_served() {
     cfg.two_tower.vectors_dir = dir.path().join("models/vectors").display().to_string();
     let store = rt().block_on(streamrec::two_tower::open_store(&cfg.two_tower)).expect("store");
     assert!(store.active().expect("active").is_none());
+}
+
+/// A list that cannot be encoded (a score JSON cannot carry) is not published as an empty or `null`-scored
+/// message: it goes to dead-letters with the reason, counted; the lists beside it go out.
+#[test]
+fn a_list_that_cannot_be_encoded_goes_to_dead_letters_not_out_empty() {
+    use streamrec::data::CustomerKey;
+    use streamrec::events::{DeadLetter, RecItem, Recommendation, Sources, Trigger};
+    use streamrec::kafka::embedded::EmbeddedBroker;
+    use streamrec::serve::sink::{encode, Output};
+    use streamrec::serve::{Counters, Shared};
+    let cfg = common::config();
+    let broker = EmbeddedBroker::start(&streamrec::kafka::topic_specs(&cfg)).expect("broker");
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::load(&common::tiny(dir.path(), 5));
+    let mut p = Pipeline::new(&cfg.core()).expect("pipeline");
+    for ev in dataset_events(&data).filter(|e| !matches!(e, streamrec::events::Event::Transaction(_))) {
+        p.step(ev);
+    }
+    let item = |article, score| RecItem { article, score, sources: Sources::default().with(0) };
+    let list = |key: u8, score| Recommendation { customer: CustomerKey([key; 32]), as_of: 18_500, seq: 1, trigger: Trigger::Basket, items: vec![item(1, 1.0), item(0, score)] };
+    let recs = [list(1, 0.5), list(2, f32::NAN), list(3, 0.25)];
+    let encoded = encode(&p, &recs);
+    let shared = Shared { pipeline: std::sync::RwLock::new(p), counters: Counters::default() };
+    let rt = rt();
+    let (lists, dead) = rt.block_on(async {
+        let mut out = Output::new(broker.bootstrap(), cfg.topics.clone()).expect("output");
+        let sent = out.lists(&shared, encoded).await.expect("lists");
+        assert_eq!(sent, 2);
+        out.delivered().await.expect("delivered");
+        (read_to_end(broker.bootstrap(), &cfg.topics.recommendations).await.expect("read"), read_to_end(broker.bootstrap(), &cfg.topics.dead_letters).await.expect("read"))
+    });
+    let mut keys: Vec<String> = lists.iter().map(|r| String::from_utf8_lossy(r.key.as_deref().unwrap_or(&[])).into_owned()).collect();
+    keys.sort();
+    assert_eq!(keys, [format_hex32(&[1; 32]), format_hex32(&[3; 32])]);
+    for r in &lists {
+        let m: streamrec::events::RecommendationMsg = serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("a list");
+        assert_eq!(m.items.len(), 2);
+        assert!(m.items.iter().all(|i| i.score.is_finite()));
+    }
+    assert_eq!(dead.len(), 1);
+    let d: DeadLetter = serde_json::from_slice(dead[0].payload.as_deref().expect("payload")).expect("a dead letter");
+    assert_eq!(d.source_topic, cfg.topics.recommendations);
+    assert!(d.reason.contains("NaN") && d.reason.contains(&format_article_id(data.articles.id(0))), "{}", d.reason);
+    assert_eq!(d.key.as_deref(), Some(format_hex32(&[2; 32]).as_str()));
+    assert_eq!(shared.counters.dead_letters.load(std::sync::atomic::Ordering::Relaxed), 1);
 }

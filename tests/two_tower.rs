@@ -7,14 +7,13 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use streamrec::backtest::engine::replay_history;
 use streamrec::backtest::History;
 use streamrec::candidates::TWO_TOWER;
 use streamrec::events::Event;
 use streamrec::pipeline::Pipeline;
 use streamrec::two_tower::encode::{HISTORY_LEN, N_USER};
 use streamrec::two_tower::towers::Towers;
-use streamrec::two_tower::{self, train};
+use streamrec::two_tower::{self, train, Retrieval};
 
 fn run(cwd: &Path, args: &[&str]) -> (String, String) {
     let out = Command::new(common::bin()).args(args).current_dir(cwd).output().expect("run");
@@ -73,10 +72,10 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
 
     // Served in the pipeline: customers get two-tower candidates, lists name the version.
     let loaded = block_on(two_tower::load_active(&cfg.two_tower)).expect("load").expect("active");
-    let mut p = Pipeline::new(&cfg).expect("pipeline");
+    let mut p = Pipeline::new(&cfg.core()).expect("pipeline");
     let until = dataset.transactions.last_day().expect("days") - 6;
-    replay_history(&mut p, &History::before(&dataset, until));
-    p.set_two_tower(Some(loaded.retrieval(&p.state, 20).expect("retrieval")));
+    p.fold_history(&History::before(&dataset, until));
+    p.plug(Box::new(loaded.retrieval(&p.state, 20).expect("retrieval")));
     let customer = p.state.users.iter().position(|u| !u.recent.is_empty()).expect("a buyer") as u32;
     let set = p.candidate_set(customer).expect("candidates");
     let proposed = set.items.iter().filter(|c| c.sources.has(TWO_TOWER)).count();
@@ -87,10 +86,10 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     let mut fresh = dataset.articles.rows[0].clone();
     fresh.article_id = 999_000_001;
     fresh.product_code = 999_000;
-    let before = p.two_tower().expect("tt").index.len();
+    let before = p.source::<Retrieval>().expect("tt").index.len();
     p.step(Event::Article(Box::new(fresh)));
     let idx = p.state.catalog.idx(999_000_001).expect("in the catalogue");
-    let r = p.two_tower_mut().expect("tt");
+    let r = p.source_mut::<Retrieval>().expect("tt");
     assert!(r.index.contains(idx) && r.index.len() == before + 1, "embedded at once");
     let new = r.take_fresh();
     assert_eq!(new.len(), 1);

@@ -4,19 +4,18 @@
 
 use super::recall::Recall;
 use super::{BacktestError, History, Recommender, WeekTruth};
-use crate::candidates::CandidateSet;
+use crate::candidates::{CandidateSet, Plugin};
 use crate::features::N_FEATURES;
 use rayon::prelude::*;
 use crate::config::Config;
 use crate::data::{ArticleIdx, CustomerIdx};
-use crate::events::{Event, TxEvent};
 use crate::pipeline::Pipeline;
 
 pub struct EngineRecommender {
-    cfg: Config,
+    cfg: engine::Settings,
     name: String,
-    /// The two-tower model served after fitting, if any.
-    two_tower: Option<crate::two_tower::Loaded>,
+    /// A learned source plugged in after fitting, if any (a two-tower version).
+    plugin: Option<Plugin>,
     pipeline: Option<Pipeline>,
     /// Dataset customer index → engine customer index.
     map: Vec<Option<CustomerIdx>>,
@@ -24,7 +23,7 @@ pub struct EngineRecommender {
 
 impl EngineRecommender {
     pub fn new(cfg: Config) -> Self {
-        EngineRecommender { cfg, name: "engine".into(), two_tower: None, pipeline: None, map: Vec::new() }
+        EngineRecommender { cfg: cfg.core(), name: "engine".into(), plugin: None, pipeline: None, map: Vec::new() }
     }
 
     /// The same engine under another name (two configurations side by side in one backtest).
@@ -32,9 +31,9 @@ impl EngineRecommender {
         EngineRecommender { name: name.into(), ..Self::new(cfg) }
     }
 
-    /// Serves `model`'s two-tower source after each fit.
-    pub fn with_two_tower(mut self, model: Option<crate::two_tower::Loaded>) -> Self {
-        self.two_tower = model;
+    /// Plugs `source` in after each fit.
+    pub fn with_plugin(mut self, source: Option<Plugin>) -> Self {
+        self.plugin = source;
         self
     }
 
@@ -53,29 +52,6 @@ impl EngineRecommender {
     }
 }
 
-/// Replays `h` into `p`: articles, customers, then every purchase in order (`seq` = row number).
-pub fn replay_history(p: &mut Pipeline, h: &History<'_>) {
-    for a in &h.articles.rows {
-        p.apply(&Event::Article(Box::new(a.clone())));
-    }
-    for c in 0..h.customers.len() as CustomerIdx {
-        p.apply(&Event::Customer(h.customers.row(h.ids, c)));
-    }
-    let tx = &h.tx;
-    for i in 0..tx.len() {
-        let ev = TxEvent {
-            day: tx.day[i],
-            customer: *h.ids.key(tx.customer[i]),
-            article_id: h.articles.id(tx.article[i]),
-            price: tx.price[i],
-            channel: tx.channel[i],
-            seq: i as u64,
-        };
-        p.apply(&Event::Transaction(ev));
-    }
-    p.state.advance_to(h.cutoff);
-}
-
 impl Recommender for EngineRecommender {
     fn name(&self) -> &str {
         &self.name
@@ -83,10 +59,10 @@ impl Recommender for EngineRecommender {
 
     fn fit(&mut self, h: &History<'_>) -> Result<(), BacktestError> {
         let mut p = Pipeline::new(&self.cfg).map_err(|e| BacktestError::Recommender { name: self.name.clone(), message: e.to_string() })?;
-        replay_history(&mut p, h);
-        if let Some(m) = &self.two_tower {
-            let r = m.retrieval(&p.state, self.cfg.two_tower.k).map_err(|e| BacktestError::Recommender { name: self.name.clone(), message: e.to_string() })?;
-            p.set_two_tower(Some(r));
+        p.fold_history(h);
+        if let Some(plugin) = &self.plugin {
+            let source = (plugin.make)(&p.state).map_err(|e| BacktestError::Recommender { name: self.name.clone(), message: e.to_string() })?;
+            p.plug(source);
         }
         self.map = (0..h.ids.len() as CustomerIdx).map(|c| p.state.customer(h.ids.key(c))).collect();
         self.pipeline = Some(p);

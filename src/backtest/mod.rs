@@ -1,18 +1,19 @@
 //! Walk-forward backtest. For each of the last K weeks, every method sees only the history before the week's
 //! first day (a prefix of the day-sorted transactions: the type holds nothing later), recommends for every
 //! customer who bought in the week, and is scored with MAP@12 and recall@12. Any recommender that implements
-//! [`Recommender`] plugs in: the baselines here, the streaming engine later.
+//! [`Recommender`] plugs in: the honest baselines ([`baselines`]) and the streaming engine itself
+//! ([`engine::EngineRecommender`]: the pipeline that serves, fed from files). [`report`] writes the table, the
+//! plot and the Kaggle-format prediction files; [`recall`] counts candidate recall per source.
 
 pub mod baselines;
 pub mod engine;
-pub mod history;
 pub mod recall;
 pub mod report;
 
-pub use history::{History, TxSlice};
+pub use crate::data::history::{History, TxSlice};
 
 use crate::data::{format_article_id, format_day, ArticleIdx, CustomerIdx, DataError, Dataset, Day};
-use crate::metrics::{self, Score};
+use crate::map12::{self, Score};
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -137,7 +138,7 @@ pub fn run(
             let method: &dyn Recommender = m.as_ref();
             let preds: Vec<Vec<ArticleIdx>> = truth.customers.par_iter().map(|&c| method.recommend(c, opts.k)).collect();
             let recommend_secs = t1.elapsed().as_secs_f64();
-            let score = metrics::score(preds.iter().map(Vec::as_slice).zip(truth.articles.iter().map(Vec::as_slice)), opts.k);
+            let score = map12::score(preds.iter().map(Vec::as_slice).zip(truth.articles.iter().map(Vec::as_slice)), opts.k);
             let predictions = match &opts.out {
                 Some(dir) => Some(write_predictions(dir, m.name(), start, data, &truth.customers, &preds)?),
                 None => None,

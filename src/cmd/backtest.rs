@@ -51,15 +51,14 @@ pub fn methods(cfg: &Config, ranker: Option<&std::path::Path>, two_tower: Option
         let mut ranked = cfg.clone();
         ranked.ranker.kind = RankerKind::Catboost;
         ranked.ranker.model = dir.display().to_string();
-        v.push(Box::new(engine::EngineRecommender::named(ranked, "engine_ranked").with_two_tower(two_tower.cloned())));
+        v.push(Box::new(engine::EngineRecommender::named(ranked, "engine_ranked").with_plugin(two_tower.map(|tt| tt.plugin(cfg.two_tower.k)))));
     }
     if let Some(tt) = two_tower {
         let mut alone = blend.clone();
         let c = &mut alone.candidates;
-        (c.repurchase, c.copurchase, c.same_product, c.trending, c.trending_age, c.popular) = (0, 0, 0, 0, 0, 0);
-        alone.two_tower.k = 100;
-        v.push(Box::new(engine::EngineRecommender::named(alone, "two_tower_only").with_two_tower(Some(tt.clone()))));
-        v.push(Box::new(engine::EngineRecommender::named(blend, "engine_tt").with_two_tower(Some(tt.clone()))));
+        (c.repurchase, c.copurchase, c.same_product, c.trending, c.trending_age, c.popular, c.similar) = (0, 0, 0, 0, 0, 0, 0);
+        v.push(Box::new(engine::EngineRecommender::named(alone, "two_tower_only").with_plugin(Some(tt.plugin(100)))));
+        v.push(Box::new(engine::EngineRecommender::named(blend, "engine_tt").with_plugin(Some(tt.plugin(cfg.two_tower.k)))));
     }
     v
 }

@@ -30,7 +30,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|");
     // Before the engine exists: the growth from here is the engine's (catalogue and customers included).
     let rss0 = streamrec::memory::rss_bytes().unwrap_or(0);
-    let mut p = Pipeline::new(&cfg)?;
+    let mut p = Pipeline::new(&cfg.core())?;
     reference(&mut p);
     let t0 = Instant::now();
     const CHUNK: usize = 4096;
@@ -53,7 +53,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     );
     drop(p);
     if !a.state_only {
-        let mut p = Pipeline::new(&cfg)?;
+        let mut p = Pipeline::new(&cfg.core())?;
         reference(&mut p);
         let t0 = Instant::now();
         let mut lists = 0usize;

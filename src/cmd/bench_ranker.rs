@@ -8,12 +8,11 @@ use super::DataArgs;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Instant;
-use streamrec::backtest::engine::replay_history;
 use streamrec::backtest::History;
 use streamrec::config::{Config, RankerKind};
 use streamrec::pipeline::Pipeline;
 use streamrec::ranker::{store, CatBoostModel};
-use streamrec::training::trainer;
+use streamrec::python as trainer;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -119,8 +118,8 @@ fn end_to_end(dir: &std::path::Path, d: &DataArgs, customers: usize, target: usi
     c.copurchase_keep = (c.copurchase_keep as f64 * f).round() as usize;
     let data = super::load(&d.data, &d.options())?;
     let cutoff = data.transactions.last_day().context("no transactions")?;
-    let mut p = Pipeline::new(&cfg)?;
-    replay_history(&mut p, &History::before(&data, cutoff));
+    let mut p = Pipeline::new(&cfg.core())?;
+    p.fold_history(&History::before(&data, cutoff));
     let who: Vec<u32> = (0..p.state.users.len() as u32).filter(|&u| !p.state.users[u as usize].recent.is_empty()).take(customers).collect();
     let mut lat = Vec::with_capacity(who.len());
     let mut n_cand = 0usize;

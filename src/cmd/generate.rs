@@ -16,8 +16,8 @@ pub struct Args {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
-    /// File format.
-    #[arg(long, value_enum, default_value = "csv")]
+    /// File format: csv or parquet.
+    #[arg(long, default_value = "csv")]
     pub format: Format,
     /// TOML file overriding the generator's knobs (rates and shapes of the synthetic world; see
     /// src/generate/knobs.rs for every key and its calibrated default), e.g. `[basket]\ncontinue_prob = 0.6`.

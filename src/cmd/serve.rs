@@ -15,8 +15,8 @@ pub struct Args {
     /// Serve HTTP (GET /recommendations/{customer_id}, /metrics, /health) on this address, e.g. 127.0.0.1:8080.
     #[arg(long)]
     pub http: Option<std::net::SocketAddr>,
-    /// When lists are published (default: [engine] emit).
-    #[arg(long, value_enum)]
+    /// When lists are published: basket, event or none (default: [engine] emit).
+    #[arg(long)]
     pub emit: Option<EmitPolicy>,
     /// Events between checkpoints (default: [engine] checkpoint_every).
     #[arg(long)]

@@ -1,5 +1,8 @@
 //! `streamrec train ranker`: training rows from the engine's own features → the Python CatBoost trainer →
-//! `models/ranker/<version>/` (model.json + manifest.json), checked by loading it back into the engine.
+//! `models/ranker/<version>/` (model.json + manifest.json), checked by loading it back into the engine and
+//! scored against the blend and the active model (the gate in the manifest).
+//! `streamrec train two-tower`: the engine's sample log → the PyTorch trainer → ONNX towers, item vectors in
+//! LanceDB, and the gate (the engine with and without the version on the held-out week); active only if it won.
 
 use super::DataArgs;
 use anyhow::Context;
@@ -8,7 +11,8 @@ use streamrec::backtest::plan_weeks;
 use streamrec::config::Config;
 use streamrec::data::{format_day, parse_date_str};
 use streamrec::events::SOURCE_NAMES;
-use streamrec::training::{self, trainer, ExportOptions};
+use streamrec::python as trainer;
+use streamrec::training::{self, ExportOptions};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -147,7 +151,7 @@ pub fn ranker(a: RankerArgs) -> anyhow::Result<()> {
             format_day(first_label)
         );
     }
-    let opts = ExportOptions { weeks: a.weeks, until, negatives: a.negatives, valid_customers: a.valid_customers, seed: a.seed, two_tower };
+    let opts = ExportOptions { weeks: a.weeks, until, negatives: a.negatives, valid_customers: a.valid_customers, seed: a.seed, two_tower: two_tower.map(|t| t.plugin(cfg.two_tower.k)) };
     let fp = training::fingerprint(&data, until);
     let version = format!("cb-{}-{}", format_day(until).replace('-', ""), &fp[..8]);
     let work = a.out.join(format!(".work-{version}"));
@@ -252,11 +256,11 @@ fn gate_figures(
     serving: &streamrec::config::RankerConfig,
 ) -> anyhow::Result<streamrec::ranker::gate::GateFigures> {
     use streamrec::ranker::BlendRanker;
-    let (challenger_map12, customers) = valid.map12(challenger);
-    let (blend_map12, _) = valid.map12(&BlendRanker::new(blend_cfg)?);
+    let (challenger_map12, customers) = valid.map12(challenger)?;
+    let (blend_map12, _) = valid.map12(&BlendRanker::new(blend_cfg)?)?;
     let (active, active_map12) = match streamrec::ranker::select(serving) {
         Ok(s) if s.fell_back || serving.kind == streamrec::config::RankerKind::Blend => ("blend".to_string(), Some(blend_map12)),
-        Ok(s) => (s.ranker.version().to_string(), Some(valid.map12(s.ranker.as_ref()).0)),
+        Ok(s) => (s.ranker.version().to_string(), Some(valid.map12(s.ranker.as_ref())?.0)),
         // A stale model in the way (features changed) cannot be scored; say so instead of guessing.
         Err(e) => (format!("unusable newest model ({e})"), None),
     };
@@ -273,8 +277,8 @@ fn path(p: &Path) -> String {
 }
 
 pub fn two_tower(a: TwoTowerArgs) -> anyhow::Result<()> {
-    use streamrec::backtest::engine::replay_history;
     use streamrec::backtest::History;
+    use streamrec::two_tower::samples::SampleLog;
     use streamrec::pipeline::Pipeline;
     use streamrec::two_tower::{self, train as tt};
     let started = std::time::Instant::now();
@@ -287,7 +291,7 @@ pub fn two_tower(a: TwoTowerArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.vectors {
         t.vectors_dir = path(p);
     }
-    let mut opts = t.train_options();
+    let mut opts = streamrec::two_tower::train::TrainOptions::from_config(t);
     opts.dim = a.dim.unwrap_or(opts.dim);
     opts.epochs = a.epochs.unwrap_or(opts.epochs);
     opts.device = a.device.clone().unwrap_or(opts.device);
@@ -308,10 +312,10 @@ pub fn two_tower(a: TwoTowerArgs) -> anyhow::Result<()> {
     let pb = indicatif::ProgressBar::new_spinner();
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
     pb.set_message(format!("replaying purchases before {} through the engine", format_day(until)));
-    let mut p = Pipeline::new(&cfg)?;
-    p.collect_samples(days);
-    replay_history(&mut p, &History::before(&data, until));
-    let log = p.samples().context("sample log")?;
+    let mut p = Pipeline::new(&cfg.core())?;
+    p.observe(Box::new(SampleLog::new(days)));
+    p.fold_history(&History::before(&data, until));
+    let log = p.observer::<SampleLog>().context("sample log")?;
     let job = tt::ExportJob::snapshot(&p.state, log, until)?;
     let threads = cfg.two_tower.threads;
     let models_dir = PathBuf::from(&cfg.two_tower.models_dir);
@@ -329,7 +333,7 @@ pub fn two_tower(a: TwoTowerArgs) -> anyhow::Result<()> {
     let pb = indicatif::ProgressBar::new_spinner();
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
     pb.set_message(format!("gate: the engine with and without {} on the week from {}", loaded.towers.version(), format_day(week)));
-    let gate = two_tower::gate::replay(&data, &cfg, week, &loaded)?;
+    let gate = two_tower::gate::measure(&data, &cfg, week, &loaded)?;
     pb.finish_and_clear();
     two_tower::gate::record(&model_dir, &gate)?;
     let decision = two_tower::gate::decide(Some(&gate), cfg.two_tower.min_lift, cfg.two_tower.gate);

@@ -29,7 +29,9 @@ pub struct ArticleMeta {
     pub retire: i32,
 }
 
-pub struct Catalog {
+/// The generator's range of articles: rows, simulation attributes, products and partner articles (not the
+/// engine's `state::Catalog` nor the data layer's `data::Articles`).
+pub struct Assortment {
     pub articles: Vec<Article>,
     pub meta: Vec<ArticleMeta>,
     /// Article indices of each product (colour variants).
@@ -51,7 +53,7 @@ fn type_allowed(t: &TypeSpec, index_code: &str) -> bool {
     }
 }
 
-pub fn build<R: Rng>(rng: &mut R, k: &CatalogKnobs, n_articles: usize, n_days: i32) -> Catalog {
+pub fn build<R: Rng>(rng: &mut R, k: &CatalogKnobs, n_articles: usize, n_days: i32) -> Assortment {
     let index_table = AliasTable::new(vocab::INDEX_SHARE.iter().enumerate().map(|(i, &w)| (i as u32, f64::from(w))));
     let type_tables: Vec<AliasTable> = vocab::INDEXES
         .iter()
@@ -69,7 +71,7 @@ pub fn build<R: Rng>(rng: &mut R, k: &CatalogKnobs, n_articles: usize, n_days: i
     let n_weeks = (n_days / 7).max(1);
     let mut departments: FxHashMap<(i32, &'static str), i32> = FxHashMap::default();
 
-    let mut cat = Catalog { articles: Vec::new(), meta: Vec::new(), products: Vec::new(), partners: Vec::new(), group_types: FxHashMap::default() };
+    let mut cat = Assortment { articles: Vec::new(), meta: Vec::new(), products: Vec::new(), partners: Vec::new(), group_types: FxHashMap::default() };
     let mut code: u32 = 108_775;
     while cat.articles.len() < n_articles {
         let product = cat.products.len() as u32;
@@ -162,7 +164,7 @@ pub fn build<R: Rng>(rng: &mut R, k: &CatalogKnobs, n_articles: usize, n_days: i
 
 /// Each product gets up to three partner products from its complementary groups, launched around the same time
 /// (outfits are designed together).
-fn link_partners<R: Rng>(rng: &mut R, cat: &mut Catalog) {
+fn link_partners<R: Rng>(rng: &mut R, cat: &mut Assortment) {
     let launch = |p: u32| cat.meta[cat.products[p as usize][0] as usize].launch;
     let mut by_group: FxHashMap<&'static str, Vec<u32>> = FxHashMap::default();
     for (p, arts) in cat.products.iter().enumerate() {

@@ -5,7 +5,7 @@
 //! complementary types), more of their own history, or popular items. Some rows repeat for multiple units.
 
 use super::alias::AliasTable;
-use super::catalog::Catalog;
+use super::catalog::Assortment;
 use super::knobs::BasketKnobs;
 use super::population::{Person, AGE_BANDS};
 use super::vocab::{self, TYPES};
@@ -47,7 +47,7 @@ struct WeekTables {
 }
 
 pub struct Simulation<'a> {
-    cat: &'a Catalog,
+    cat: &'a Assortment,
     people: &'a [Person],
     k: &'a BasketKnobs,
     first_day: Day,
@@ -60,7 +60,7 @@ pub struct Simulation<'a> {
 }
 
 impl<'a> Simulation<'a> {
-    pub fn new(cat: &'a Catalog, people: &'a [Person], k: &'a BasketKnobs, first_day: Day, n_days: i32, target_rows: u64) -> Self {
+    pub fn new(cat: &'a Assortment, people: &'a [Person], k: &'a BasketKnobs, first_day: Day, n_days: i32, target_rows: u64) -> Self {
         let rows_per_visit = k.rows_per_visit;
         let mean_factor = (0..n_days).map(|d| day_factor(k, first_day, d)).sum::<f64>() / f64::from(n_days.max(1));
         // Every customer's first visit is scheduled; the rest of the visits are drawn day by day.

@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn round_trip_and_damage_is_detected() {
         let cfg = Config::load(None).unwrap();
-        let mut s = State::new(&cfg);
+        let mut s = State::new(&cfg.core());
         s.apply_tx(&TxEvent { day: 100, customer: CustomerKey([3; 32]), article_id: 5, price: 0.1, channel: 1, seq: 0 });
         let keys = vec![*s.ids.key(0)];
         let c = Checkpoint { state: s, customer_keys: keys, open_baskets: vec![(0, 0)], open_day: 100, tx_offsets: vec![(0, 1)], ref_offsets: vec![], recommendations_sent: 0 };

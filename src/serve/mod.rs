@@ -1,26 +1,23 @@
-//! `streamrec serve`: the engine as a Kafka consumer-group member. One loop (the only place that touches both
-//! Kafka ends) reads reference data (every partition: each instance needs the whole catalogue) and its share
-//! of the transactions, restores the replay's order with [`merge::SeqMerge`], runs [`Pipeline::step`], and
-//! produces each list to `recommendations` keyed by customer. Input offsets are committed only after the lists
-//! they caused are delivered (at-least-once; the keyed, compacted output makes repeats harmless). With a
-//! checkpoint directory, state + offsets are written every N events and on shutdown, and offsets are
-//! committed right after each checkpoint, so a restart resumes exactly where the state left off.
+//! `streamrec serve`: the engine as a Kafka consumer-group member, in three parts: [`source`] (readers,
+//! decoding, dead letters, the seq merge), the loop here (a select over data and control: model updates,
+//! two-tower swaps, ticks, shutdown; each turn runs the released purchases through [`Pipeline::step_batch`]),
+//! and [`sink`] (encoding, producing, delivery, the commit and checkpoint policy).
 
 pub mod checkpoint;
 pub mod http;
 pub mod merge;
+pub mod sink;
+pub mod source;
 pub mod two_tower;
 
-use crate::config::{Config, TopicsConfig};
-use crate::events::{decode_article, decode_customer, decode_transaction, DeadLetter, Event, ModelUpdate, Recommendation, TxEvent};
-use crate::kafka::consumer::{GroupReader, Polled, Record, Start, TopicReader};
-use crate::kafka::producer::{Pending, Sink};
+use crate::config::Config;
+use crate::events::{ModelUpdate, Recommendation};
+use crate::kafka::consumer::{Polled, Record, Start, TopicReader};
 use crate::kafka::{self, KafkaError};
 use crate::pipeline::Pipeline;
 use checkpoint::{Checkpoint, CheckpointError};
-use merge::{Item, SeqMerge};
-use futures::FutureExt;
-use std::collections::BTreeMap;
+use sink::{Commits, Output};
+use source::Input;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -35,6 +32,8 @@ pub enum ServeError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Ranker(#[from] crate::ranker::RankerError),
+    #[error(transparent)]
+    Encode(#[from] crate::events::EncodeError),
     #[error("http server: {0}")]
     Http(String),
 }
@@ -66,13 +65,6 @@ pub struct Shared {
     pub counters: Counters,
 }
 
-impl Shared {
-    /// The wire message of a list.
-    pub fn message(&self, p: &Pipeline, r: &Recommendation) -> Vec<u8> {
-        serde_json::to_vec(&r.to_msg(|a| p.state.catalog.id(a), p.model_versions())).unwrap_or_default()
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServeReport {
     pub events: u64,
@@ -88,19 +80,19 @@ fn restore(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeError> 
     let (mut p, resume) = restore_state(s)?;
     if s.cfg.two_tower.retrain_every_days > 0 {
         // Periodic retraining learns from what this engine sees from now on (the log is not checkpointed).
-        p.collect_samples(s.cfg.two_tower.sample_days);
+        p.observe(Box::new(crate::two_tower::samples::SampleLog::new(s.cfg.two_tower.sample_days)));
     }
     Ok((p, resume))
 }
 
 fn restore_state(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeError> {
-    let mut p = Pipeline::new(&s.cfg)?;
+    let mut p = Pipeline::new(&s.cfg.core())?;
     let Some(dir) = &s.checkpoint_dir else { return Ok((p, None)) };
     match checkpoint::read(dir)? {
         Some(c) => {
             let Checkpoint { state, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
             let ranker = crate::ranker::from_config(&s.cfg.ranker)?;
-            p = Pipeline::with_parts(state, ranker, &s.cfg);
+            p = Pipeline::with_parts(state, ranker, &s.cfg.core())?;
             p.restore_open(open_baskets, open_day);
             tracing::info!(events = p.state.events, customers = p.state.users.len(), "resumed from checkpoint");
             Ok((p, Some(Resume { tx_offsets, ref_offsets, recommendations_sent })))
@@ -110,6 +102,7 @@ fn restore_state(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeE
 }
 
 /// The input positions a checkpoint restores.
+#[derive(Default)]
 struct Resume {
     tx_offsets: Vec<(i32, i64)>,
     ref_offsets: Vec<(String, i32, i64)>,
@@ -120,14 +113,10 @@ struct Resume {
 pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<Shared>>>>, mut shutdown: watch::Receiver<bool>) -> Result<ServeReport, ServeError> {
     let started = Instant::now();
     let cfg = &s.cfg;
-    let brokers = cfg.kafka.brokers.clone();
-    let topics = cfg.topics.clone();
-    kafka::admin::ensure_topics(&brokers, &kafka::topic_specs(cfg)).await?;
+    kafka::admin::ensure_topics(&cfg.kafka.brokers, &kafka::topic_specs(cfg)).await?;
     let (pipeline, ckpt) = restore(&s)?;
     let resumed = ckpt.is_some();
-    let mut tx_next: BTreeMap<i32, i64> = ckpt.as_ref().map(|c| c.tx_offsets.iter().copied().collect()).unwrap_or_default();
-    let mut ref_next: BTreeMap<(String, i32), i64> = ckpt.as_ref().map(|c| c.ref_offsets.iter().map(|(t, p, o)| ((t.clone(), *p), *o)).collect()).unwrap_or_default();
-    let mut sent_total = ckpt.as_ref().map_or(0, |c| c.recommendations_sent);
+    let Resume { tx_offsets, ref_offsets, recommendations_sent } = ckpt.unwrap_or_default();
     tracing::info!(ranker = pipeline.ranker_version(), "ranker loaded");
     let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default() });
     if let Some(tx) = &shared_out {
@@ -137,230 +126,94 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
         Some(addr) => Some(http::spawn(addr, shared.clone()).await?),
         None => None,
     };
-    let sink = Sink::new(&brokers, 0)?;
-    let mut pending: Vec<Pending> = Vec::new();
-
-    // Reference data first: the whole of every partition, up to where it ended when we started.
-    let start_at = |topic: &str| Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect());
-    let articles = TopicReader::new(&brokers, &topics.articles, start_at(&topics.articles))?;
-    let customers = TopicReader::new(&brokers, &topics.customers, start_at(&topics.customers))?;
-    // Caught up = every partition has reported its end once (a broker's watermark alone is not trusted).
-    for reader in [&articles, &customers] {
-        let mut behind: std::collections::BTreeSet<i32> = reader.end_at_start.iter().map(|&(p, _)| p).collect();
-        while !behind.is_empty() {
-            match reader.recv().await? {
-                Polled::Eof(p) => {
-                    behind.remove(&p);
-                }
-                got => reference(&shared, &sink, &topics, got, &mut ref_next, &mut pending).await?,
-            }
-        }
-    }
+    let mut out = Output::new(&cfg.kafka.brokers, cfg.topics.clone())?;
+    let mut input = Input::open(cfg, ref_offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect())?;
+    input.catch_up(&shared, &mut out).await?;
     tracing::info!(articles = shared.pipeline.read().map(|p| p.state.catalog.len()).unwrap_or(0), "reference data loaded");
     let (mut towers, mut swaps) = two_tower::TwoTowerService::new(cfg.two_tower.clone());
     towers.start(&shared).await;
-
     // Model updates published from now on (the newest model on disk was loaded at start).
-    let updates = TopicReader::new(&brokers, &topics.model_updates, Start::End)?;
-    let group = GroupReader::new(&brokers, &cfg.kafka.group_id, &topics.transactions, cfg.kafka.fetch_wait_max_ms)?;
-    let mut merge: SeqMerge<Result<TxEvent, String>> = SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms));
-    let mut generation = u64::MAX;
-    let mut processed: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut since_ckpt = 0u64;
-    let mut last_input = Instant::now();
+    let updates = TopicReader::new(&cfg.kafka.brokers, &cfg.topics.model_updates, Start::End)?;
+    let mut commits = Commits::new(tx_offsets.into_iter().collect(), recommendations_sent, cfg.engine.checkpoint_every, s.checkpoint_dir.clone());
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut report = ServeReport { resumed_from_checkpoint: resumed, ..Default::default() };
-    let every = cfg.engine.checkpoint_every;
     loop {
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { break; }
             }
-            got = group.recv() => {
-                last_input = Instant::now();
-                take(&shared, &sink, &topics.dead_letters, got?, &mut merge, &mut pending).await?;
-                // Take what the client already holds too, so the work below runs once per batch, not per message.
-                for _ in 1..BATCH {
-                    match group.recv().now_or_never() {
-                        Some(got) => take(&shared, &sink, &topics.dead_letters, got?, &mut merge, &mut pending).await?,
-                        None => break,
-                    }
-                }
-            }
-            got = articles.recv() => { reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
-            got = customers.recv() => { reference(&shared, &sink, &topics, got?, &mut ref_next, &mut pending).await?; }
+            got = input.recv() => input.take(&shared, &mut out, got?).await?,
             got = updates.recv() => {
                 if let Polled::Record(r) = got? {
-                    model_update(&shared, &sink, &topics, &cfg.ranker, &towers, r, &mut pending).await?;
+                    model_update(&shared, &mut out, &cfg.ranker, &towers, r).await?;
                 }
             }
             Some(swap) = swaps.recv() => towers.apply(&shared, swap),
             _ = tick.tick() => {}
         }
-        let (parts, gen) = group.assignment();
-        if gen != generation {
-            generation = gen;
-            merge.assign(&parts);
-        }
-        // Release what can be ordered now and run it through the pipeline.
-        let mut recs: Vec<Recommendation> = Vec::new();
-        let mut bytes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let applied: u64;
-        let mut batch: Vec<TxEvent> = Vec::new();
-        {
-            let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
-            while let Some(item) = merge.pop() {
-                if item.offset < tx_next.get(&item.partition).copied().unwrap_or(0) {
-                    metrics::counter!("streamrec_skipped_already_applied_total").increment(1);
-                    continue; // already in the checkpointed state
-                }
-                processed.insert(item.partition, item.offset + 1);
-                if let Ok(t) = item.value {
-                    batch.push(t);
-                }
-            }
-            applied = batch.len() as u64;
-            towers.observe(&p, &batch);
-            p.step_batch(&batch, &mut recs);
-            if applied > 0 {
-                shared.counters.events.fetch_add(applied, Ordering::Relaxed);
-                metrics::counter!("streamrec_events_total", "topic" => "transactions").increment(applied);
-                since_ckpt += applied;
-            }
-            if merge.drained() && p.open_baskets() > 0 && last_input.elapsed() >= s.idle_close {
-                tracing::info!(open = p.open_baskets(), quiet_ms = last_input.elapsed().as_millis() as u64, "input quiet: closing open baskets");
-                recs.extend(p.finish());
-            }
-            for r in &recs {
-                bytes.push((crate::data::format_hex32(&r.customer.0).into_bytes(), shared.message(&p, r)));
-            }
-        }
-        for (key, value) in &bytes {
-            pending.push(sink.send(&topics.recommendations, key, value).await?);
-        }
-        towers.flush_fresh(&shared);
-        towers.maybe_retrain(&shared);
-        towers.finish_shadow(&shared, &sink, &topics);
-        let n = bytes.len() as u64;
-        if n > 0 {
-            shared.counters.recommendations.fetch_add(n, Ordering::Relaxed);
-            metrics::counter!("streamrec_recommendations_total").increment(n);
-            sent_total += n;
-        }
-        let quiet = last_input.elapsed() >= Duration::from_millis(50);
-        let due_ckpt = s.checkpoint_dir.is_some() && every > 0 && since_ckpt >= every;
-        if pending.len() >= 50_000 || due_ckpt || (quiet && (!pending.is_empty() || !processed.is_empty())) {
-            Sink::wait(std::mem::take(&mut pending)).await?;
-            for (p, o) in &processed {
-                tx_next.insert(*p, *o);
-            }
-            processed.clear();
-            if due_ckpt {
-                write_checkpoint(&s, &shared, &tx_next, &ref_next, sent_total)?;
-                since_ckpt = 0;
-                group.commit(&tx_next, false)?;
-            } else if s.checkpoint_dir.is_none() {
-                group.commit(&tx_next, false)?;
-            }
-        }
+        turn(&s, &shared, &mut input, &mut out, &mut commits, &mut towers).await?;
         let open = shared.pipeline.read().map(|p| p.open_baskets()).unwrap_or(0);
-        if s.exit_when_idle && merge.drained() && open == 0 && pending.is_empty() && processed.is_empty() && last_input.elapsed() >= s.idle_close && !towers.retraining() {
+        if s.exit_when_idle && input.drained() && open == 0 && out.in_flight() == 0 && commits.settled() && input.quiet_for() >= s.idle_close && !towers.retraining() {
             break;
         }
     }
-    // Shutdown: deliver, checkpoint, commit.
-    Sink::wait(std::mem::take(&mut pending)).await?;
-    for (p, o) in &processed {
-        tx_next.insert(*p, *o);
-    }
-    if s.checkpoint_dir.is_some() {
-        write_checkpoint(&s, &shared, &tx_next, &ref_next, sent_total)?;
-    }
-    group.commit(&tx_next, true)?;
-    sink.flush(Duration::from_secs(10))?;
+    commits.finish(&mut out, input.group(), &shared, &input.ref_next).await?;
     if let Some(h) = http_task {
         h.abort();
     }
     let c = &shared.counters;
-    report.events = c.events.load(Ordering::Relaxed);
-    report.recommendations = c.recommendations.load(Ordering::Relaxed);
-    report.dead_letters = c.dead_letters.load(Ordering::Relaxed);
-    report.checkpoints = c.checkpoints.load(Ordering::Relaxed);
-    report.secs = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(ServeReport {
+        events: c.events.load(Ordering::Relaxed),
+        recommendations: c.recommendations.load(Ordering::Relaxed),
+        dead_letters: c.dead_letters.load(Ordering::Relaxed),
+        checkpoints: c.checkpoints.load(Ordering::Relaxed),
+        resumed_from_checkpoint: resumed,
+        secs: started.elapsed().as_secs_f64(),
+    })
 }
 
-/// Messages taken from the transactions input per turn of the loop at most.
-const BATCH: usize = 4096;
-
-/// Decodes one transactions message into the merge (undecodable ones also go to dead-letters).
-async fn take(shared: &Shared, sink: &Sink, dead_letters: &str, got: Polled, merge: &mut SeqMerge<Result<TxEvent, String>>, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
-    match got {
-        Polled::Record(r) => {
-            let value = match r.payload.as_deref() {
-                None => Err("message has no payload".to_string()),
-                Some(b) => decode_transaction(b).map_err(|e| e.to_string()),
-            };
-            if let Err(reason) = &value {
-                dead_letter(shared, sink, dead_letters, &r, reason.clone(), pending).await?;
-            }
-            let seq = value.as_ref().ok().map(|t| t.seq);
-            merge.push(Item { partition: r.partition, offset: r.offset, seq, value });
+/// One turn after the select: the purchases the merge releases go through the pipeline, their lists (and, once
+/// the input is quiet, those of the baskets still open) out to the sink; then the two-tower service's chores,
+/// and delivery / commit / checkpoint when due.
+async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, towers: &mut two_tower::TwoTowerService) -> Result<(), ServeError> {
+    let mut recs: Vec<Recommendation> = Vec::new();
+    let batch = input.release(commits);
+    let encoded = {
+        let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
+        towers.observe(&p, &batch);
+        p.step_batch(&batch, &mut recs);
+        if !batch.is_empty() {
+            let applied = batch.len() as u64;
+            shared.counters.events.fetch_add(applied, Ordering::Relaxed);
+            metrics::counter!("streamrec_events_total", "topic" => "transactions").increment(applied);
         }
-        Polled::Eof(p) => merge.end_of_partition(p),
-    }
-    Ok(())
-}
-
-fn write_checkpoint(s: &ServeSettings, shared: &Shared, tx_next: &BTreeMap<i32, i64>, ref_next: &BTreeMap<(String, i32), i64>, sent: u64) -> Result<(), ServeError> {
-    let Some(dir) = &s.checkpoint_dir else { return Ok(()) };
-    let t0 = Instant::now();
-    let p = shared.pipeline.read().unwrap_or_else(|e| e.into_inner());
-    let (open_baskets, open_day) = p.open_state();
-    let c = Checkpoint {
-        state: p.state.clone(),
-        customer_keys: (0..p.state.ids.len() as u32).map(|i| *p.state.ids.key(i)).collect(),
-        open_baskets,
-        open_day,
-        tx_offsets: tx_next.iter().map(|(p, o)| (*p, *o)).collect(),
-        ref_offsets: ref_next.iter().map(|((t, p), o)| (t.clone(), *p, *o)).collect(),
-        recommendations_sent: sent,
+        if input.drained() && p.open_baskets() > 0 && input.quiet_for() >= s.idle_close {
+            tracing::info!(open = p.open_baskets(), quiet_ms = input.quiet_for().as_millis() as u64, "input quiet: closing open baskets");
+            recs.extend(p.finish());
+        }
+        sink::encode(&p, &recs)
     };
-    drop(p);
-    let bytes = checkpoint::write(dir, &c)?;
-    shared.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("streamrec_checkpoints_total").increment(1);
-    tracing::info!(bytes, ms = t0.elapsed().as_millis() as u64, "checkpoint written");
-    Ok(())
-}
-
-async fn dead_letter(shared: &Shared, sink: &Sink, topic: &str, r: &Record, reason: String, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
-    tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, %reason, "dead letter");
-    let d = DeadLetter::new(&r.topic, r.partition, r.offset, r.key.as_deref(), r.payload.as_deref().unwrap_or(&[]), reason);
-    let bytes = serde_json::to_vec(&d).unwrap_or_default();
-    pending.push(sink.send(topic, r.key.as_deref().unwrap_or(&[]), &bytes).await?);
-    shared.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("streamrec_dead_letters_total").increment(1);
-    Ok(())
+    let sent = out.lists(shared, encoded).await?;
+    towers.flush_fresh(shared);
+    towers.maybe_retrain(shared);
+    towers.finish_shadow(shared, out.producer(), out.topics());
+    if sent > 0 {
+        shared.counters.recommendations.fetch_add(sent, Ordering::Relaxed);
+        metrics::counter!("streamrec_recommendations_total").increment(sent);
+    }
+    commits.count(batch.len() as u64, sent);
+    let quiet = input.quiet_for() >= Duration::from_millis(50);
+    commits.after_turn(out, input.group(), shared, &input.ref_next, quiet).await
 }
 
 /// Swaps in the model a `model-updates` message names, between two events (the loop applies nothing while
 /// this runs). A model that fails to load, does not match the engine's features, or (under `kind = "auto"`) did
 /// not beat the blend on validation is logged and counted, and the current one stays.
-async fn model_update(
-    shared: &Shared,
-    sink: &Sink,
-    topics: &TopicsConfig,
-    ranker_cfg: &crate::config::RankerConfig,
-    towers: &two_tower::TwoTowerService,
-    r: Record,
-    pending: &mut Vec<Pending>,
-) -> Result<(), ServeError> {
+async fn model_update(shared: &Shared, out: &mut Output, ranker_cfg: &crate::config::RankerConfig, towers: &two_tower::TwoTowerService, r: Record) -> Result<(), ServeError> {
     let update: ModelUpdate = match r.payload.as_deref().map(serde_json::from_slice::<ModelUpdate>) {
         Some(Ok(u)) => u,
-        Some(Err(e)) => return dead_letter(shared, sink, &topics.dead_letters, &r, format!("invalid model update: {e}"), pending).await,
-        None => return dead_letter(shared, sink, &topics.dead_letters, &r, "message has no payload".into(), pending).await,
+        Some(Err(e)) => return out.dead_letter(shared, &r, format!("invalid model update: {e}")).await,
+        None => return out.dead_letter(shared, &r, "message has no payload".into()).await,
     };
     if update.kind == "two_tower" {
         tracing::info!(version = %update.version, "loading two-tower update in the background");
@@ -394,34 +247,6 @@ async fn model_update(
         Err(e) => {
             tracing::error!(version = %update.version, error = %e, "model load task failed; keeping the current ranker");
             metrics::counter!("streamrec_model_swap_failures_total", "kind" => "ranker").increment(1);
-        }
-    }
-    Ok(())
-}
-
-async fn apply_reference(shared: &Shared, sink: &Sink, topics: &TopicsConfig, r: Record, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
-    let dlq = topics.dead_letters.as_str();
-    let payload = r.payload.as_deref().unwrap_or(&[]);
-    let is_articles = r.topic == topics.articles;
-    let ev = if is_articles { decode_article(payload).map(|a| Event::Article(Box::new(a))) } else { decode_customer(payload).map(Event::Customer) };
-    match ev {
-        Ok(ev) => {
-            shared.pipeline.write().unwrap_or_else(|e| e.into_inner()).step(ev);
-            metrics::counter!("streamrec_events_total", "topic" => if is_articles { "articles" } else { "customers" }).increment(1);
-            Ok(())
-        }
-        Err(e) => dead_letter(shared, sink, dlq, &r, e.to_string(), pending).await,
-    }
-}
-
-/// Applies a reference-data record not yet in the state (offsets below `ref_next` are) and moves `ref_next`.
-async fn reference(shared: &Shared, sink: &Sink, topics: &TopicsConfig, got: Polled, ref_next: &mut BTreeMap<(String, i32), i64>, pending: &mut Vec<Pending>) -> Result<(), ServeError> {
-    if let Polled::Record(r) = got {
-        let key = (r.topic.clone(), r.partition);
-        let next = r.offset + 1;
-        if r.offset >= ref_next.get(&key).copied().unwrap_or(0) {
-            apply_reference(shared, sink, topics, r, pending).await?;
-            ref_next.insert(key, next);
         }
     }
     Ok(())

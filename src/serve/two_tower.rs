@@ -17,6 +17,9 @@ use crate::events::TxEvent;
 use crate::pipeline::Pipeline;
 use crate::two_tower::gate::{self, TowerGate};
 use crate::two_tower::Retrieval;
+
+/// The two-tower source's name among the candidate sources.
+const TWO_TOWER_NAME: &str = crate::events::SOURCE_NAMES[crate::candidates::TWO_TOWER];
 use rustc_hash::FxHashMap;
 use crate::events::ModelUpdate;
 use crate::kafka::producer::Sink;
@@ -128,8 +131,8 @@ impl TwoTowerService {
             Ok(r) => {
                 let to = r.version().to_string();
                 let vectors = r.index.len();
-                let old = p.set_two_tower(Some(r));
-                tracing::info!(from = old.as_ref().map_or("none", |o| o.version()), to = %to, vectors, "two-tower swapped");
+                let old = p.plug(Box::new(r));
+                tracing::info!(from = old.as_ref().and_then(|o| o.version()).unwrap_or("none"), to = %to, vectors, "two-tower swapped");
                 metrics::counter!("streamrec_model_swaps_total", "kind" => "two_tower").increment(1);
             }
             Err((version, error)) => {
@@ -143,7 +146,7 @@ impl TwoTowerService {
     pub fn flush_fresh(&self, shared: &Shared) {
         let (version, fresh) = {
             let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
-            let Some(r) = p.two_tower_mut() else { return };
+            let Some(r) = p.source_mut::<Retrieval>() else { return };
             let fresh = r.take_fresh();
             if fresh.is_empty() {
                 return;
@@ -182,7 +185,7 @@ impl TwoTowerService {
         self.next_retrain = Some(clock + every);
         let job = {
             let p = shared.pipeline.read().unwrap_or_else(|e| e.into_inner());
-            let Some(log) = p.samples() else { return };
+            let Some(log) = p.observer::<crate::two_tower::samples::SampleLog>() else { return };
             ExportJob::snapshot(&p.state, log, clock)
         };
         let job = match job {
@@ -234,7 +237,7 @@ impl TwoTowerService {
             let Some(c) = p.state.customer(&t.customer) else { continue };
             if !sh.lists.contains_key(&c) {
                 let ids = |items: Vec<crate::events::RecItem>| items.iter().map(|i| p.state.catalog.id(i.article)).collect::<Vec<u32>>();
-                let with = ids(p.recommend_with(c, 12, Some(&sh.retrieval)));
+                let with = ids(p.recommend_with(c, 12, TWO_TOWER_NAME, Some(&sh.retrieval)));
                 let without = ids(p.recommend(c, 12));
                 sh.lists.insert(c, (with, without));
             }
@@ -250,7 +253,7 @@ impl TwoTowerService {
         match c.loaded.retrieval(&p.state, self.cfg.k) {
             Ok(retrieval) => {
                 let start = p.state.clock;
-                let baseline = p.two_tower().map_or("none".to_string(), |r| r.version().to_string());
+                let baseline = p.source::<Retrieval>().map_or("none".to_string(), |r| r.version().to_string());
                 tracing::info!(%version, from = %format_day(start), %baseline, "two-tower shadow week started");
                 self.shadow = Some(Shadow { challenger: c, retrieval, start, baseline, lists: FxHashMap::default(), bought: FxHashMap::default() });
             }
@@ -277,7 +280,7 @@ impl TwoTowerService {
                 let list = if arm == 0 { with } else { without };
                 (list.as_slice(), sh.bought.get(c).map_or(&[][..], Vec::as_slice))
             });
-            crate::metrics::score(pairs, 12)
+            crate::map12::score(pairs, 12)
         };
         let (with, without) = (score(0), score(1));
         let g = TowerGate {
@@ -335,7 +338,7 @@ enum RetrainError {
 /// Export, train, check, embed and store one model (off the event loop); it is not active yet.
 async fn retrain(cfg: TwoTowerConfig, cell: Arc<OnceCell<Arc<VectorStore>>>, job: ExportJob) -> Result<Challenger, RetrainError> {
     let models_dir = PathBuf::from(&cfg.models_dir);
-    let (opts, threads) = (cfg.train_options(), cfg.threads);
+    let (opts, threads) = (tt::TrainOptions::from_config(&cfg), cfg.threads);
     let trained = tokio::task::spawn_blocking(move || -> Result<_, TwoTowerError> {
         std::fs::create_dir_all(&models_dir).map_err(|e| tt::TrainError::Write { path: models_dir.clone(), message: e.to_string() })?;
         let trained = tt::train(&job, &models_dir, &opts, threads, &|m| tracing::info!("two-tower: {m}"))?;

@@ -7,7 +7,6 @@
 //! so its MAP@12 is honest. [`trainer`] runs the Python CatBoost trainer on the rows.
 
 pub mod rows;
-pub mod trainer;
 
 use crate::backtest::engine::EngineRecommender;
 use crate::backtest::recall::Recall;
@@ -37,7 +36,7 @@ pub enum TrainError {
     #[error("writing {path}: {message}")]
     Write { path: PathBuf, message: String },
     #[error(transparent)]
-    Trainer(#[from] trainer::TrainerError),
+    Trainer(#[from] crate::python::TrainerError),
 }
 
 #[derive(Clone)]
@@ -52,7 +51,7 @@ pub struct ExportOptions {
     pub valid_customers: usize,
     pub seed: u64,
     /// The two-tower model whose candidates (and their features) the rows include, as serving will.
-    pub two_tower: Option<crate::two_tower::Loaded>,
+    pub two_tower: Option<crate::candidates::Plugin>,
 }
 
 /// What an export wrote and saw.
@@ -138,7 +137,7 @@ pub fn export(data: &Dataset, cfg: &Config, opts: &ExportOptions, dir: &Path, pr
         // Rows need candidates and features only; the blend keeps a stale model on disk out of the way.
         let mut rows_cfg = cfg.clone();
         rows_cfg.ranker.kind = crate::config::RankerKind::Blend;
-        let mut engine = EngineRecommender::new(rows_cfg).with_two_tower(opts.two_tower.clone());
+        let mut engine = EngineRecommender::new(rows_cfg).with_plugin(opts.two_tower.clone());
         engine.fit(&History::before(data, start))?;
         let truth = WeekTruth::new(data, start);
         let mut who: Vec<usize> = (0..truth.customers.len()).collect();
@@ -197,7 +196,7 @@ pub fn meta(version: &str, report: &ExportReport, cfg: &Config, opts: &ExportOpt
         "negatives_per_customer": opts.negatives,
         "valid_customers": report.valid_groups,
         "seed": opts.seed,
-        "two_tower": opts.two_tower.as_ref().map(|t| t.towers.version().to_string()),
+        "two_tower": opts.two_tower.as_ref().map(|t| t.version.clone()),
         "candidate_recall": report.recall.iter().map(|r| r.rate(r.any)).collect::<Vec<_>>(),
         "candidates_config": format!("{:?}", cfg.candidates),
     })

@@ -51,7 +51,7 @@ impl FeatureRows {
     /// (ties in row order, the engine's candidate order), precision at each hit in the first 12, divided by
     /// min(n_truth, 12); the mean over those groups, and how many there were. The trainer scores the same way
     /// (trainer/ranking_data.py), so the gate's three figures and the trainer's agree.
-    pub fn map12(&self, ranker: &dyn Ranker) -> (f64, usize) {
+    pub fn map12(&self, ranker: &dyn Ranker) -> Result<(f64, usize), crate::ranker::ModelError> {
         const K: usize = 12;
         let (mut sum, mut groups) = (0.0f64, 0usize);
         let mut scores = Vec::new();
@@ -61,13 +61,13 @@ impl FeatureRows {
             groups += 1;
             feats.clear();
             feats.extend(g.rows.iter().map(|r| r.2));
-            ranker.score(&feats, &mut scores);
+            ranker.score(&feats, &mut scores)?;
             order.clear();
             order.extend(0..g.rows.len());
             order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-            sum += crate::metrics::average_precision_of(order.iter().map(|&i| g.rows[i].1 > 0.5), g.n_truth as usize, K);
+            sum += crate::map12::average_precision_of(order.iter().map(|&i| g.rows[i].1 > 0.5), g.n_truth as usize, K);
         }
-        (if groups == 0 { 0.0 } else { sum / groups as f64 }, groups)
+        Ok((if groups == 0 { 0.0 } else { sum / groups as f64 }, groups))
     }
 
     pub fn schema() -> Arc<Schema> {

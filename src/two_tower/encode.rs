@@ -164,7 +164,7 @@ impl ItemVocab {
 
     /// The user tower's history input: codes of the customer's newest `HISTORY_LEN` purchases, newest last,
     /// left-padded with 0.
-    pub fn history(&self, state: &State, recent: &crate::state::History) -> [i64; HISTORY_LEN] {
+    pub fn history(&self, state: &State, recent: &crate::state::Recent) -> [i64; HISTORY_LEN] {
         let mut h = [0i64; HISTORY_LEN];
         let take = recent.len().min(HISTORY_LEN);
         for (slot, p) in h[HISTORY_LEN - take..].iter_mut().zip(recent.newest(take)) {
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn vocab_codes_survive_a_round_trip_and_new_articles_get_zero_ids() {
-        let mut s = State::new(&Config::load(None).unwrap());
+        let mut s = State::new(&Config::load(None).unwrap().core());
         s.apply_article(article(1_000_001, 253, "A"));
         s.apply_article(article(1_000_002, 272, "B"));
         s.apply_article(article(1_000_003, 253, "A"));

@@ -75,14 +75,15 @@ pub enum GateError {
 /// The `replay` measure: the engine (configured as `cfg`, the blend ranking) replayed over `data` before
 /// `week`, then every buyer of the week `[week, week + 7)` gets a list without a two-tower source and one with
 /// `version`; MAP@12 of both. `week` must be a week the version did not train on.
-pub fn replay(data: &crate::data::Dataset, cfg: &crate::config::Config, week: crate::data::Day, version: &super::Loaded) -> Result<TowerGate, GateError> {
-    use crate::backtest::{engine::replay_history, History, WeekTruth};
+pub fn measure(data: &crate::data::Dataset, cfg: &crate::config::Config, week: crate::data::Day, version: &super::Loaded) -> Result<TowerGate, GateError> {
+    use crate::backtest::{History, WeekTruth};
     use crate::data::{format_day, CustomerIdx};
     use rayon::prelude::*;
+    const NAME: &str = crate::events::SOURCE_NAMES[crate::candidates::TWO_TOWER];
     let mut blend = cfg.clone();
     blend.ranker.kind = crate::config::RankerKind::Blend;
-    let mut p = crate::pipeline::Pipeline::new(&blend)?;
-    replay_history(&mut p, &History::before(data, week));
+    let mut p = crate::pipeline::Pipeline::new(&blend.core())?;
+    p.fold_history(&History::before(data, week));
     let tower = version.retrieval(&p.state, cfg.two_tower.k)?;
     let truth = WeekTruth::new(data, week);
     if truth.customers.is_empty() {
@@ -95,11 +96,11 @@ pub fn replay(data: &crate::data::Dataset, cfg: &crate::config::Config, week: cr
         .par_iter()
         .map(|&c| {
             let e = engine_idx(c);
-            (articles(p.recommend_with(e, 12, Some(&tower))), articles(p.recommend_with(e, 12, None)))
+            (articles(p.recommend_with(e, 12, NAME, Some(&tower))), articles(p.recommend_with(e, 12, NAME, None)))
         })
         .collect();
     let score = |arm: fn(&(Vec<u32>, Vec<u32>)) -> &[u32]| {
-        crate::metrics::score(lists.iter().map(arm).zip(truth.articles.iter().map(Vec::as_slice)), 12)
+        crate::map12::score(lists.iter().map(arm).zip(truth.articles.iter().map(Vec::as_slice)), 12)
     };
     let (with, without) = (score(|l| &l.0), score(|l| &l.1));
     Ok(TowerGate {

@@ -13,7 +13,8 @@ pub mod store;
 pub mod towers;
 pub mod train;
 
-use crate::candidates::{CandidateSet, UserView, TWO_TOWER};
+use crate::candidates::{CandidateSet, CandidateSource, SourceError, UserView, TWO_TOWER};
+use crate::events::SOURCE_NAMES;
 use crate::data::{ArticleIdx, Day};
 use crate::state::State;
 use encode::{user_vector, HISTORY_LEN};
@@ -77,13 +78,6 @@ impl Retrieval {
         Ok(self.index.top_k(&q, k))
     }
 
-    /// Adds the customer's nearest articles to `out` as the two-tower source.
-    pub fn propose(&self, u: &UserView<'_>, state: &State, out: &mut CandidateSet) -> Result<(), TowerError> {
-        for (a, score) in self.nearest(u, state, self.k)? {
-            out.add(a, TWO_TOWER, score);
-        }
-        Ok(())
-    }
 
     /// Embeds article `a` with the item tower and serves its vector at once (a new or changed article).
     pub fn embed_article(&mut self, state: &State, a: ArticleIdx, day: Day) -> Result<(), TowerError> {
@@ -99,6 +93,32 @@ impl Retrieval {
     pub fn take_fresh(&mut self) -> Vec<(u32, Vec<f32>)> {
         std::mem::take(&mut self.fresh)
     }
+}
+
+/// The two-tower source: the customer's nearest articles; a new article is embedded at once.
+impl CandidateSource for Retrieval {
+    fn name(&self) -> &'static str {
+        SOURCE_NAMES[TWO_TOWER]
+    }
+
+    fn version(&self) -> Option<&str> {
+        Some(self.towers.version())
+    }
+
+    fn propose(&self, u: &UserView<'_>, state: &State, out: &mut CandidateSet) -> Result<(), SourceError> {
+        for (a, score) in self.nearest(u, state, self.k).map_err(source_error)? {
+            out.add(a, TWO_TOWER, score);
+        }
+        Ok(())
+    }
+
+    fn article_changed(&mut self, state: &State, a: ArticleIdx) -> Result<(), SourceError> {
+        self.embed_article(state, a, state.clock).map_err(source_error)
+    }
+}
+
+fn source_error(e: TowerError) -> SourceError {
+    SourceError { name: SOURCE_NAMES[TWO_TOWER], message: e.to_string() }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +159,16 @@ impl Loaded {
     /// Serves this version against `state`, proposing `k` candidates per customer.
     pub fn retrieval(&self, state: &State, k: usize) -> Result<Retrieval, TowerError> {
         Retrieval::new(self.towers.clone(), state, &self.ids, &self.vectors, k)
+    }
+
+    /// This version as a source any engine can plug in.
+    pub fn plugin(&self, k: usize) -> crate::candidates::Plugin {
+        let me = self.clone();
+        crate::candidates::Plugin {
+            name: SOURCE_NAMES[TWO_TOWER],
+            version: self.towers.version().to_string(),
+            make: Arc::new(move |state| Ok(Box::new(me.retrieval(state, k).map_err(source_error)?) as Box<dyn CandidateSource>)),
+        }
     }
 }
 

@@ -35,6 +35,16 @@ pub struct SampleLog {
     pub skipped: u64,
 }
 
+/// Attached to a pipeline, the log sees every purchase before it is applied.
+impl crate::pipeline::PurchaseObserver for SampleLog {
+    fn before_purchase(&mut self, state: &State, t: &crate::events::TxEvent) {
+        match state.catalog.idx(t.article_id) {
+            Some(a) => self.record(state, state.customer(&t.customer), a, t.day),
+            None => self.skipped += 1,
+        }
+    }
+}
+
 impl SampleLog {
     pub fn new(keep_days: u16) -> Self {
         SampleLog { keep_days: Day::from(keep_days.max(1)), samples: VecDeque::new(), today: FxHashMap::default(), today_day: 0, expired: 0, skipped: 0 }
@@ -110,7 +120,7 @@ mod tests {
     #[test]
     fn a_basket_shares_the_state_before_it_and_old_days_expire() {
         let cfg = Config::load(None).unwrap();
-        let mut s = State::new(&cfg);
+        let mut s = State::new(&cfg.core());
         for id in 1..=5u32 {
             s.apply_article(Article { article_id: id, ..Default::default() });
         }

@@ -9,7 +9,7 @@ use super::samples::{Sample, SampleLog, NO_ARTICLE};
 use super::towers::{TowerError, Towers};
 use crate::data::{format_day, ArticleIdx, Day};
 use crate::state::State;
-use crate::training::trainer::{self, TrainerError};
+use crate::python::{self as trainer, TrainerError};
 use arrow_array::builder::{FixedSizeListBuilder, Float32Builder, Int32Builder, ListBuilder};
 use arrow_array::{ArrayRef, Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
@@ -49,6 +49,24 @@ pub struct TrainOptions {
     pub image_vectors: Option<PathBuf>,
     /// Trainer time budget (it stops after the epoch that crosses it).
     pub max_seconds: Option<f64>,
+}
+
+impl TrainOptions {
+    /// The trainer settings of `[two_tower]`.
+    pub fn from_config(cfg: &crate::config::TwoTowerConfig) -> Self {
+        TrainOptions {
+            dim: cfg.dim,
+            epochs: cfg.epochs,
+            batch_size: cfg.batch_size,
+            learning_rate: cfg.learning_rate,
+            temperature: cfg.temperature,
+            seed: cfg.seed,
+            device: cfg.device.clone(),
+            threads: None,
+            image_vectors: None,
+            max_seconds: (cfg.max_seconds > 0.0).then_some(cfg.max_seconds),
+        }
+    }
 }
 
 impl Default for TrainOptions {

@@ -7,6 +7,7 @@ pub mod customers;
 pub mod error;
 pub mod fields;
 pub mod header;
+pub mod history;
 pub mod ids;
 pub mod profile;
 pub mod rejects;
@@ -24,6 +25,18 @@ pub use rejects::{LoadOptions, Reject};
 pub use transactions::{Transactions, TxLoadStats};
 
 use std::path::{Path, PathBuf};
+
+/// Asks the CPU to load the cache line at `p` (a hint: lookups issue it a few events ahead so misses overlap).
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 /// The three tables, with customers interned and articles indexed densely.
 #[derive(Clone, Default)]

@@ -9,12 +9,43 @@ pub mod same_product;
 pub mod similar;
 pub mod trending;
 
-use crate::config::CandidatesConfig;
 use crate::data::{ArticleIdx, CustomerIdx, Day};
 use crate::events::Sources;
 use crate::state::catalog::ATTRS;
 use crate::state::{State, UserState};
 use rustc_hash::FxHashMap;
+use serde::Deserialize;
+use std::any::Any;
+
+/// `[candidates]`: how many candidates each source proposes, and the co-purchase table's shape.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CandidatesConfig {
+    pub repurchase: usize,
+    pub copurchase: usize,
+    pub same_product: usize,
+    pub trending: usize,
+    pub trending_age: usize,
+    pub popular: usize,
+    /// Best sellers of the customer's favourite product types closest to their taste (attribute similarity).
+    pub similar: usize,
+    /// Recent distinct purchases used as co-purchase and same-product seeds.
+    pub seeds: usize,
+    /// Partners kept per article in the co-purchase table.
+    pub copurchase_keep: usize,
+    /// Days back a previous purchase still pairs with a new one.
+    pub copurchase_days: u16,
+}
+
+impl CandidatesConfig {
+    pub fn check(&self) -> Result<(), crate::Invalid> {
+        let most = crate::state::copurchase::MAX_KEEP;
+        if !(1..=most).contains(&self.copurchase_keep) {
+            return Err(crate::Invalid { key: "candidates.copurchase_keep", value: self.copurchase_keep.to_string(), message: format!("must be between 1 and {most}") });
+        }
+        Ok(())
+    }
+}
 
 /// Source ids: positions in [`crate::events::SOURCE_NAMES`].
 pub const REPURCHASE: usize = 0;
@@ -156,9 +187,37 @@ impl<'a> UserView<'a> {
     }
 }
 
-pub trait CandidateSource: Send + Sync {
+/// A source failed to propose (a learned source's model run); the customer gets the other sources' candidates.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct SourceError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+/// One candidate source. The rule-based ones below never fail and have no version; a learned one (the
+/// two-tower retrieval, from the crate above) may fail per customer, names its model version (published with
+/// every list), and hears of new articles (cold start). `Any` lets its owner reach the concrete type.
+pub trait CandidateSource: Any + Send + Sync {
     fn name(&self) -> &'static str;
-    fn propose(&self, user: &UserView<'_>, state: &State, out: &mut CandidateSet);
+    /// The model version behind the source's proposals (None: rule-based).
+    fn version(&self) -> Option<&str> {
+        None
+    }
+    fn propose(&self, user: &UserView<'_>, state: &State, out: &mut CandidateSet) -> Result<(), SourceError>;
+    /// Article `a` is new or changed in the catalogue.
+    fn article_changed(&mut self, _state: &State, _a: ArticleIdx) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// A learned source to plug into every engine made from it (one two-tower version served by several backtest
+/// engines): its name and model version, and how to make it for a fitted state.
+#[derive(Clone)]
+pub struct Plugin {
+    pub name: &'static str,
+    pub version: String,
+    pub make: std::sync::Arc<dyn Fn(&State) -> Result<Box<dyn CandidateSource>, SourceError> + Send + Sync>,
 }
 
 /// The configured sources, in a fixed order (which fixes the candidates' order, hence determinism).

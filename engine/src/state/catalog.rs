@@ -3,7 +3,7 @@
 //! Articles first seen in a purchase get placeholder attributes and are counted (cold start).
 
 use super::article_ids::ArticleIds;
-use crate::data::{Article, ArticleIdx, Articles};
+use crate::data::{Article, ArticleIdx};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -28,14 +28,6 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn from_articles(a: &Articles) -> Self {
-        let mut c = Catalog::default();
-        for row in &a.rows {
-            c.upsert(row.clone());
-        }
-        c
-    }
-
     /// Rebuilds the derived indices after a checkpoint restore.
     pub fn reindex(&mut self) {
         let rows = std::mem::take(&mut self.rows);

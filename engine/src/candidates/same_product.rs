@@ -1,7 +1,7 @@
 //! Same product: other colour variants (same product_code) of the customer's recent purchases, scored by the
 //! seed's recency and the variant's share of the week's sales (s per mille, as s / (1 + s): 1‰ gives half).
 
-use super::{best, CandidateSet, CandidateSource, UserView, SAME_PRODUCT};
+use super::{SourceError, best, CandidateSet, CandidateSource, UserView, SAME_PRODUCT};
 use crate::state::State;
 
 pub struct SameProductSource {
@@ -15,7 +15,7 @@ impl CandidateSource for SameProductSource {
     fn name(&self) -> &'static str {
         "same_product"
     }
-    fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) {
+    fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) -> Result<(), SourceError> {
         let mut agg: Vec<(u32, f32)> = Vec::new();
         for (seed, recency) in u.seeds() {
             let mut vs: Vec<(u32, f32)> = s.catalog.variants(seed).iter().filter(|&&v| v != seed).map(|&v| {
@@ -34,5 +34,6 @@ impl CandidateSource for SameProductSource {
         for (a, w) in best(agg, self.max) {
             out.add(a, SAME_PRODUCT, w);
         }
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Co-purchase: articles bought together with (or soon after) the customer's recent purchases, scored by
 //! the partner's share of each seed's co-purchase weight, weighted by how recent the seed is.
 
-use super::{best, CandidateSet, CandidateSource, UserView, COPURCHASE};
+use super::{SourceError, best, CandidateSet, CandidateSource, UserView, COPURCHASE};
 use crate::state::State;
 
 pub struct CoPurchaseSource {
@@ -13,7 +13,7 @@ impl CandidateSource for CoPurchaseSource {
     fn name(&self) -> &'static str {
         "copurchase"
     }
-    fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) {
+    fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) -> Result<(), SourceError> {
         let mut agg: Vec<(u32, f32)> = Vec::new();
         for (seed, recency) in u.seeds() {
             let total = s.copurchase.total(seed, u.day);
@@ -31,5 +31,6 @@ impl CandidateSource for CoPurchaseSource {
         for (a, w) in best(agg, self.max) {
             out.add(a, COPURCHASE, w);
         }
+        Ok(())
     }
 }

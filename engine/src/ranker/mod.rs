@@ -7,7 +7,46 @@ pub mod catboost;
 pub mod gate;
 pub mod store;
 
-use crate::config::RankerConfig;
+use serde::Deserialize;
+
+/// `[ranker]`: which ranker scores candidates, where trained ones live, and the blend's weights.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RankerConfig {
+    /// Which ranker scores candidates.
+    pub kind: RankerKind,
+    /// Where trained rankers live (`<models_dir>/<version>/manifest.json`).
+    pub models_dir: String,
+    /// One model directory to load instead of the newest in `models_dir` ("" = newest).
+    pub model: String,
+    /// Published with every list by the blend.
+    pub version: String,
+    /// Under `auto`, a trained model serves only when its validation MAP@12 beat the blend's by this relative
+    /// margin (0.01 = 1%); otherwise the blend serves and the logs say why.
+    pub min_lift: f64,
+    /// Blend weights by feature name (src/features.rs).
+    pub weights: std::collections::BTreeMap<String, f32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RankerKind {
+    /// The newest trained model when it beat the blend on validation (by `min_lift`), else the blend.
+    Auto,
+    Blend,
+    /// A trained model; an error when there is none.
+    Catboost,
+}
+
+impl RankerConfig {
+    pub fn check(&self) -> Result<(), crate::Invalid> {
+        if !(self.min_lift.is_finite() && self.min_lift >= 0.0) {
+            let message = "must be a relative lift >= 0 (0.01 = the model must beat the blend by 1%)".to_string();
+            return Err(crate::Invalid { key: "ranker.min_lift", value: self.min_lift.to_string(), message });
+        }
+        Ok(())
+    }
+}
 use crate::features::{index_of, FEATURES, N_FEATURES};
 pub use catboost::{CatBoostModel, ModelError};
 pub use store::{Manifest, StoreError};
@@ -15,8 +54,8 @@ pub use store::{Manifest, StoreError};
 pub trait Ranker: Send + Sync {
     /// Published in every list's `model_versions`.
     fn version(&self) -> &str;
-    /// One score per row of `rows`, in order, into `out` (cleared first).
-    fn score(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>);
+    /// One score per row of `rows`, in order, into `out` (cleared first); an error leaves `out` unusable.
+    fn score(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>) -> Result<(), ModelError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,15 +81,21 @@ impl BlendRanker {
         }
         Ok(BlendRanker { version: cfg.version.clone(), weights })
     }
+
+    /// The weighted sum of each row (the blend never fails).
+    pub fn weigh(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(rows.iter().map(|f| self.weights.iter().zip(f).map(|(w, x)| w * x).sum::<f32>()));
+    }
 }
 
 impl Ranker for BlendRanker {
     fn version(&self) -> &str {
         &self.version
     }
-    fn score(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>) {
-        out.clear();
-        out.extend(rows.iter().map(|f| self.weights.iter().zip(f).map(|(w, x)| w * x).sum::<f32>()));
+    fn score(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>) -> Result<(), ModelError> {
+        self.weigh(rows, out);
+        Ok(())
     }
 }
 
@@ -86,14 +131,12 @@ impl Ranker for CatBoostRanker {
     fn version(&self) -> &str {
         &self.manifest.version
     }
-    fn score(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>) {
+    fn score(&self, rows: &[[f32; N_FEATURES]], out: &mut Vec<f32>) -> Result<(), ModelError> {
         let mut raw = Vec::with_capacity(rows.len());
-        // Columns were checked at construction, so this cannot fail.
-        if self.model.predict(rows.as_flattened(), N_FEATURES, &mut raw).is_err() {
-            raw.resize(rows.len(), 0.0);
-        }
+        self.model.predict(rows.as_flattened(), N_FEATURES, &mut raw)?;
         out.clear();
         out.extend(raw.iter().map(|&x| x as f32));
+        Ok(())
     }
 }
 
@@ -110,7 +153,6 @@ pub struct Selected {
 /// Whether the configuration lets the model of `manifest` serve: always under `catboost` (the operator asked for
 /// it), through the champion/challenger gate under `auto`, never under `blend`.
 pub fn admits(cfg: &RankerConfig, manifest: &Manifest) -> gate::Decision {
-    use crate::config::RankerKind;
     let figures = gate::decide(manifest.gate.as_ref(), cfg.min_lift);
     match cfg.kind {
         RankerKind::Auto => figures,
@@ -122,7 +164,6 @@ pub fn admits(cfg: &RankerConfig, manifest: &Manifest) -> gate::Decision {
 /// The ranker the configuration asks for: `blend`; `catboost` (the newest model in `models_dir`, or `model` when
 /// set; an error when there is none); or `auto` (that model when it passed the gate, else the blend).
 pub fn select(cfg: &RankerConfig) -> Result<Selected, RankerError> {
-    use crate::config::RankerKind;
     let blend = |why: String, refused: bool| -> Result<Selected, RankerError> {
         Ok(Selected { ranker: Box::new(BlendRanker::new(cfg)?), fell_back: cfg.kind != RankerKind::Blend, refused, why })
     };

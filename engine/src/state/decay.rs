@@ -4,6 +4,16 @@
 use crate::data::Day;
 use serde::{Deserialize, Serialize};
 
+/// `[decay]`: half-lives of the time-decayed sums, in days of event time.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecayConfig {
+    pub user_half_life_days: f32,
+    pub affinity_half_life_days: f32,
+    pub item_half_lives_days: [f32; 3],
+    pub copurchase_half_life_days: f32,
+}
+
 /// Beyond this many days a weight has decayed to nothing that matters (2^-10 at a 100-day half-life).
 const SPAN: usize = 1024;
 

@@ -12,7 +12,7 @@ const _: () = assert!(RECENT_CAP.is_power_of_two() && RECENT_CAP <= u8::MAX as u
 
 /// Articles and days in separate arrays (196 bytes, not the 260 of a `Purchase` array with its padding).
 #[derive(Clone, Copy)]
-pub struct History {
+pub struct Recent {
     /// Entry `i` (0 = oldest) is at `(head + i) % RECENT_CAP`.
     head: u8,
     len: u8,
@@ -20,13 +20,13 @@ pub struct History {
     day: [Day; RECENT_CAP],
 }
 
-impl Default for History {
+impl Default for Recent {
     fn default() -> Self {
-        History { head: 0, len: 0, article: [0; RECENT_CAP], day: [0; RECENT_CAP] }
+        Recent { head: 0, len: 0, article: [0; RECENT_CAP], day: [0; RECENT_CAP] }
     }
 }
 
-impl History {
+impl Recent {
     #[inline]
     pub fn len(&self) -> usize {
         self.len as usize
@@ -84,32 +84,32 @@ impl History {
     }
 }
 
-impl std::fmt::Debug for History {
+impl std::fmt::Debug for Recent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
 }
 
-impl PartialEq for History {
+impl PartialEq for Recent {
     fn eq(&self, other: &Self) -> bool {
         self.len == other.len && self.iter().eq(other.iter())
     }
 }
 
 /// Serialised as the list of entries, oldest first.
-impl Serialize for History {
+impl Serialize for Recent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.iter())
     }
 }
 
-impl<'de> Deserialize<'de> for History {
+impl<'de> Deserialize<'de> for Recent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Vec::<Purchase>::deserialize(d)?;
         if v.len() > RECENT_CAP {
             return Err(serde::de::Error::custom(format!("history of {} purchases; at most {RECENT_CAP}", v.len())));
         }
-        let mut h = History::default();
+        let mut h = Recent::default();
         for p in v {
             h.push(p, RECENT_CAP);
         }
@@ -117,9 +117,9 @@ impl<'de> Deserialize<'de> for History {
     }
 }
 
-/// Entries `front..back` of a [`History`], oldest first.
+/// Entries `front..back` of a [`Recent`], oldest first.
 pub struct Iter<'a> {
-    history: &'a History,
+    history: &'a Recent,
     front: usize,
     back: usize,
 }
@@ -173,7 +173,7 @@ mod tests {
     /// Against a plain vector with the same bound, through growth, wrap-around and a lowered bound.
     #[test]
     fn behaves_as_a_bounded_vector() {
-        let mut h = History::default();
+        let mut h = Recent::default();
         let mut v: Vec<Purchase> = Vec::new();
         for i in 0..200u32 {
             let max = match i {
@@ -197,16 +197,16 @@ mod tests {
         }
         assert_eq!(h.len(), 3 + 20, "three kept at the bound of 3, then 20 more under a bound beyond the capacity");
         let json = serde_json::to_string(&h).expect("serialise");
-        let back: History = serde_json::from_str(&json).expect("deserialise");
+        let back: Recent = serde_json::from_str(&json).expect("deserialise");
         assert_eq!(back, h);
         assert_eq!(json, serde_json::to_string(&v).expect("serialise"));
         let long = serde_json::to_string(&vec![p(1); RECENT_CAP + 1]).expect("serialise");
-        assert!(serde_json::from_str::<History>(&long).is_err(), "more than the capacity is refused");
+        assert!(serde_json::from_str::<Recent>(&long).is_err(), "more than the capacity is refused");
     }
 
     #[test]
     fn empty_history_and_bound_of_zero() {
-        let mut h = History::default();
+        let mut h = Recent::default();
         assert!(h.is_empty() && h.last().is_none() && h.iter().next().is_none());
         h.push(p(1), 0); // a bound of 0 keeps the newest one
         h.push(p(2), 0);

@@ -4,7 +4,7 @@
 //! with the article's recent sales as a tie-breaker. Needs no co-purchase statistics, so it works on sparse
 //! populations and new catalogues, where the collaborative sources have little to say.
 
-use super::{best, CandidateSet, CandidateSource, UserView, SIMILAR};
+use super::{SourceError, best, CandidateSet, CandidateSource, UserView, SIMILAR};
 use crate::state::State;
 
 pub struct SimilarSource {
@@ -26,14 +26,14 @@ impl CandidateSource for SimilarSource {
     fn name(&self) -> &'static str {
         "similar"
     }
-    fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) {
+    fn propose(&self, u: &UserView<'_>, s: &State, out: &mut CandidateSet) -> Result<(), SourceError> {
         if self.max == 0 {
-            return;
+            return Ok(());
         }
         let (slots, weights) = u.user.entries(0);
         let total = u.affinity_total[0];
         if slots.is_empty() || total <= 0.0 {
-            return;
+            return Ok(());
         }
         let mut types: Vec<(u16, f32)> = slots.iter().zip(weights).map(|(&t, &w)| (t, w / total)).collect();
         types.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -66,5 +66,6 @@ impl CandidateSource for SimilarSource {
         for (a, w) in best(agg, self.max) {
             out.add(a, SIMILAR, w);
         }
+        Ok(())
     }
 }

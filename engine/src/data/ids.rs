@@ -125,8 +125,8 @@ impl CustomerIds {
     pub fn prefetch(&self, key: &CustomerKey) {
         // A slot is 36 bytes: it may straddle two cache lines.
         let p = self.slots.as_ptr().wrapping_add(self.home(key)) as *const u8;
-        crate::state::prefetch(p);
-        crate::state::prefetch(p.wrapping_add(std::mem::size_of::<Slot>() - 1));
+        super::prefetch(p);
+        super::prefetch(p.wrapping_add(std::mem::size_of::<Slot>() - 1));
     }
 
     pub fn key(&self, idx: CustomerIdx) -> &CustomerKey {

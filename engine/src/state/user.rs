@@ -4,7 +4,7 @@
 
 use super::catalog::ATTRS;
 use super::decay::Decay;
-use super::history::History;
+use super::recent::Recent;
 use crate::data::{ArticleIdx, Day};
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +86,7 @@ pub struct UserState {
     pub affinity_day: Day,
     pub band: u8,
     /// Newest last; at most `recent_max`.
-    pub recent: History,
+    pub recent: Recent,
 }
 
 impl UserState {

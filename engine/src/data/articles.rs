@@ -166,7 +166,8 @@ pub struct Articles {
 }
 
 impl Articles {
-    pub fn from_rows(rows: Vec<Article>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn from_rows(rows: Vec<Article>) -> Self {
         let index = rows.iter().enumerate().map(|(i, a)| (a.article_id, i as ArticleIdx)).collect();
         let from_file = rows.len();
         Articles { rows, index, from_file }
@@ -216,9 +217,5 @@ impl Articles {
 
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
-    }
-
-    pub fn unknown_count(&self) -> usize {
-        self.rows.len() - self.from_file
     }
 }

@@ -62,7 +62,10 @@ impl TxEvent {
         TxEvent { day: tx.day[i], customer: *data.ids.key(tx.customer[i]), article_id: data.articles.id(tx.article[i]), price: tx.price[i], channel: tx.channel[i], seq: i as u64 }
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
+    pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
+        if !self.price.is_finite() {
+            return Err(EncodeError::NonFinite { what: "transaction", field: "price".into(), value: f64::from(self.price) });
+        }
         let day = format_day(self.day);
         let cust = format_hex32(&self.customer.0);
         let art = format_article_id(self.article_id);
@@ -74,8 +77,21 @@ impl TxEvent {
             sales_channel_id: i64::from(self.channel),
             seq: self.seq,
         };
-        serde_json::to_vec(&msg).unwrap_or_default()
+        encode("transaction", &msg)
     }
+}
+
+/// A message could not be written: a value its wire form cannot carry (JSON has no infinity or NaN).
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("{what}: {message}")]
+    Json { what: &'static str, message: String },
+    #[error("{what}: {field} = {value} is not a finite number")]
+    NonFinite { what: &'static str, field: String, value: f64 },
+}
+
+fn encode<T: Serialize + ?Sized>(what: &'static str, v: &T) -> Result<Vec<u8>, EncodeError> {
+    serde_json::to_vec(v).map_err(|e| EncodeError::Json { what, message: e.to_string() })
 }
 
 fn field_err(field: &'static str, value: impl ToString, reason: impl ToString) -> DecodeError {
@@ -99,8 +115,8 @@ pub fn decode_transaction(payload: &[u8]) -> Result<TxEvent, DecodeError> {
 }
 
 /// An `articles` message is an [`Article`] as JSON (its serde form).
-pub fn article_to_json(a: &Article) -> Vec<u8> {
-    serde_json::to_vec(a).unwrap_or_default()
+pub fn article_to_json(a: &Article) -> Result<Vec<u8>, EncodeError> {
+    encode("article", a)
 }
 
 pub fn decode_article(payload: &[u8]) -> Result<Article, DecodeError> {
@@ -122,7 +138,7 @@ pub struct CustomerMsg {
     pub postal_code: Option<String>,
 }
 
-pub fn customer_to_json(c: &CustomerRow) -> Vec<u8> {
+pub fn customer_to_json(c: &CustomerRow) -> Result<Vec<u8>, EncodeError> {
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let m = CustomerMsg {
         customer_id: format_hex32(&c.key),
@@ -133,7 +149,7 @@ pub fn customer_to_json(c: &CustomerRow) -> Vec<u8> {
         age: c.age,
         postal_code: (c.postal != [0; 32]).then(|| format_hex32(&c.postal)),
     };
-    serde_json::to_vec(&m).unwrap_or_default()
+    encode("customer", &m)
 }
 
 pub fn decode_customer(payload: &[u8]) -> Result<CustomerRow, DecodeError> {
@@ -236,6 +252,14 @@ pub struct RecommendationMsg {
 }
 
 impl Recommendation {
+    /// The wire message's bytes; a score that is not a finite number is an error (JSON would write `null`).
+    pub fn encode(&self, article_id: impl Fn(crate::data::ArticleIdx) -> u32, model_versions: &std::collections::BTreeMap<String, String>) -> Result<Vec<u8>, EncodeError> {
+        if let Some(bad) = self.items.iter().find(|i| !i.score.is_finite()) {
+            return Err(EncodeError::NonFinite { what: "list", field: format!("score of article {}", format_article_id(article_id(bad.article))), value: f64::from(bad.score) });
+        }
+        encode("list", &self.to_msg(article_id, model_versions))
+    }
+
     /// The wire message; `article_id` maps engine indices to catalogue ids.
     pub fn to_msg(&self, article_id: impl Fn(crate::data::ArticleIdx) -> u32, model_versions: &std::collections::BTreeMap<String, String>) -> RecommendationMsg {
         RecommendationMsg {
@@ -272,6 +296,10 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
+        encode("dead letter", self)
+    }
+
     pub fn new(source_topic: &str, partition: i32, offset: i64, key: Option<&[u8]>, payload: &[u8], reason: String) -> Self {
         use base64::Engine;
         DeadLetter {
@@ -308,7 +336,7 @@ mod tests {
     #[test]
     fn transaction_round_trips_through_json() {
         let t = tx();
-        let json = t.to_json();
+        let json = t.to_json().unwrap();
         let text = String::from_utf8(json.clone()).unwrap();
         assert!(text.contains("\"article_id\":\"0108775015\""), "{text}");
         assert_eq!(decode_transaction(&json).unwrap(), t);
@@ -316,7 +344,7 @@ mod tests {
 
     #[test]
     fn bad_transactions_name_the_field() {
-        let good = String::from_utf8(tx().to_json()).unwrap();
+        let good = String::from_utf8(tx().to_json().unwrap()).unwrap();
         let bad_channel = good.replace("\"sales_channel_id\":2", "\"sales_channel_id\":3");
         assert!(matches!(decode_transaction(bad_channel.as_bytes()), Err(DecodeError::Field { field: "sales_channel_id", .. })));
         let bad_date = good.replace("2020", "2020x");
@@ -329,11 +357,11 @@ mod tests {
     #[test]
     fn customer_and_article_round_trip() {
         let c = CustomerRow { key: [1; 32], fn_flag: true, active: false, club: ClubStatus::PreCreate, news: NewsFrequency::NoneTitle, age: Some(31), postal: [2; 32] };
-        assert_eq!(decode_customer(&customer_to_json(&c)).unwrap(), c);
+        assert_eq!(decode_customer(&customer_to_json(&c).unwrap()).unwrap(), c);
         let c2 = CustomerRow { club: ClubStatus::Missing, news: NewsFrequency::Missing, age: None, postal: [0; 32], ..c };
-        assert_eq!(decode_customer(&customer_to_json(&c2)).unwrap(), c2);
+        assert_eq!(decode_customer(&customer_to_json(&c2).unwrap()).unwrap(), c2);
         let a = Article { article_id: 42, product_code: 1, prod_name: "x, \"y\"".into(), ..Article::default() };
-        let json = article_to_json(&a);
+        let json = article_to_json(&a).unwrap();
         assert!(String::from_utf8_lossy(&json).starts_with(r#"{"article_id":"0000000042","product_code":1,"#));
         assert_eq!(decode_article(&json).unwrap(), a);
         let bad = String::from_utf8(json).unwrap().replace("0000000042", "x42");
@@ -346,5 +374,18 @@ mod tests {
         let bytes = [0xff, 0x00, b'a'];
         let d = DeadLetter::new("transactions", 3, 99, Some(b"k"), &bytes, "bad".into());
         assert_eq!(base64::engine::general_purpose::STANDARD.decode(&d.payload_base64).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_value_json_cannot_carry_is_an_encode_error_not_an_empty_message() {
+        let item = |score| RecItem { article: 0, score, sources: Sources::default().with(0) };
+        let r = Recommendation { customer: CustomerKey([1; 32]), as_of: 18_500, seq: 3, trigger: Trigger::Basket, items: vec![item(1.0), item(f32::INFINITY)] };
+        let e = r.encode(|_| 42, &Default::default()).unwrap_err().to_string();
+        assert!(e.contains("score of article 0000000042") && e.contains("inf"), "{e}");
+        let ok = Recommendation { items: vec![item(1.0)], ..r };
+        let msg: RecommendationMsg = serde_json::from_slice(&ok.encode(|_| 42, &Default::default()).unwrap()).unwrap();
+        assert_eq!(msg.items[0].article_id, "0000000042");
+        let e = TxEvent { price: f32::NAN, ..tx() }.to_json().unwrap_err().to_string();
+        assert!(e.contains("price = NaN"), "{e}");
     }
 }

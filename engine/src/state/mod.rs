@@ -6,7 +6,7 @@ pub mod article_ids;
 pub mod catalog;
 pub mod copurchase;
 pub mod decay;
-pub mod history;
+pub mod recent;
 pub mod items;
 pub mod toplist;
 pub mod type_sellers;
@@ -14,18 +14,18 @@ pub mod user;
 
 pub use catalog::Catalog;
 pub use copurchase::CoPurchase;
-pub use decay::{Decay, DecayedSum};
-pub use history::{History, RECENT_CAP};
+pub use decay::{Decay, DecayConfig, DecayedSum};
+pub use recent::{Recent, RECENT_CAP};
 pub use items::ItemStats;
 pub use type_sellers::TypeSellers;
 pub use user::{age_band, Purchase, UserState, BANDS};
 
-use crate::config::Config;
+use crate::data::prefetch;
 use crate::data::{ArticleIdx, CustomerIds, CustomerIdx, CustomerKey, CustomerRow, Day};
 use crate::events::TxEvent;
 use serde::{Deserialize, Serialize};
 
-/// The parameters state updates need, taken from [`Config`].
+/// The parameters state updates need, taken from the engine's [`crate::Settings`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StateParams {
     pub recent_max: usize,
@@ -57,7 +57,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(cfg: &Config) -> Self {
+    pub fn new(cfg: &crate::Settings) -> Self {
         State {
             params: StateParams {
                 recent_max: cfg.engine.recent_max,
@@ -284,18 +284,6 @@ impl<'a> Lookahead<'a> {
             state.seeds(u, t.day).for_each(|a| state.copurchase.prefetch_items(a, t.day));
         }
     }
-}
-
-/// Hints that the cache line holding `p` will be read soon.
-#[inline(always)]
-pub(crate) fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 impl State {

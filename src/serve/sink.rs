@@ -1,0 +1,189 @@
+//! Serving's output: lists encoded and produced to `recommendations` keyed by customer, dead letters, delivery
+//! tracking, and the commit / checkpoint policy. Input offsets are committed only after the lists they caused
+//! are delivered (at-least-once; the keyed, compacted output makes repeats harmless). With a checkpoint
+//! directory, state + offsets are written every `checkpoint_every` events and on shutdown, and offsets are
+//! committed right after each checkpoint, so a restart resumes exactly where the state left off.
+
+use super::checkpoint::{self, Checkpoint};
+use super::{ServeError, Shared};
+use crate::config::TopicsConfig;
+use crate::events::{DeadLetter, Recommendation};
+use crate::kafka::consumer::{GroupReader, Record};
+use crate::kafka::producer::{Pending, Sink};
+use crate::pipeline::Pipeline;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Deliveries waited for at once at most.
+const IN_FLIGHT: usize = 50_000;
+
+/// The producer side: every message the engine sends, and the deliveries not yet confirmed.
+pub struct Output {
+    sink: Sink,
+    topics: TopicsConfig,
+    pending: Vec<Pending>,
+}
+
+impl Output {
+    pub fn new(brokers: &str, topics: TopicsConfig) -> Result<Self, ServeError> {
+        Ok(Output { sink: Sink::new(brokers, 0)?, topics, pending: Vec::new() })
+    }
+
+    /// The producer (for tasks that announce on `model-updates`).
+    pub fn producer(&self) -> &Sink {
+        &self.sink
+    }
+
+    pub fn topics(&self) -> &TopicsConfig {
+        &self.topics
+    }
+
+    /// Sends a record the engine refused to `dead-letters`, with the reason (logged and counted).
+    pub async fn dead_letter(&mut self, shared: &Shared, r: &Record, reason: String) -> Result<(), ServeError> {
+        tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, %reason, "dead letter");
+        let d = DeadLetter::new(&r.topic, r.partition, r.offset, r.key.as_deref(), r.payload.as_deref().unwrap_or(&[]), reason);
+        self.send_dead_letter(shared, r.key.as_deref().unwrap_or(&[]), &d).await
+    }
+
+    async fn send_dead_letter(&mut self, shared: &Shared, key: &[u8], d: &DeadLetter) -> Result<(), ServeError> {
+        let bytes = d.to_json()?;
+        self.pending.push(self.sink.send(&self.topics.dead_letters, key, &bytes).await?);
+        shared.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("streamrec_dead_letters_total").increment(1);
+        Ok(())
+    }
+
+    /// Encodes and produces `recs` (made by `p`); returns how many lists went out. A list that cannot be encoded
+    /// (a score that is not a finite number) goes to `dead-letters` instead, with the reason, logged and counted.
+    pub async fn lists(&mut self, shared: &Shared, encoded: Vec<(Vec<u8>, Result<Vec<u8>, crate::events::EncodeError>)>) -> Result<u64, ServeError> {
+        let mut sent = 0;
+        for (key, value) in encoded {
+            match value {
+                Ok(bytes) => {
+                    self.pending.push(self.sink.send(&self.topics.recommendations, &key, &bytes).await?);
+                    sent += 1;
+                }
+                Err(e) => {
+                    tracing::error!(customer = %String::from_utf8_lossy(&key), error = %e, "list not encodable: dead letter");
+                    metrics::counter!("streamrec_encode_failures_total", "what" => "list").increment(1);
+                    let d = DeadLetter::new(&self.topics.recommendations, -1, -1, Some(&key), &[], e.to_string());
+                    self.send_dead_letter(shared, &key, &d).await?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Waits for every delivery in flight.
+    pub async fn delivered(&mut self) -> Result<(), ServeError> {
+        Sink::wait(std::mem::take(&mut self.pending)).await?;
+        Ok(())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn flush(&self) -> Result<(), ServeError> {
+        Ok(self.sink.flush(Duration::from_secs(10))?)
+    }
+}
+
+/// Each list's key and wire bytes (or why it cannot be encoded), read off the pipeline that made them.
+pub fn encode(p: &Pipeline, recs: &[Recommendation]) -> Vec<(Vec<u8>, Result<Vec<u8>, crate::events::EncodeError>)> {
+    recs.iter().map(|r| (crate::data::format_hex32(&r.customer.0).into_bytes(), r.encode(|a| p.state.catalog.id(a), p.model_versions()))).collect()
+}
+
+/// Where the input stands: positions whose lists are delivered (committable), positions applied but not yet
+/// delivered, and when the next checkpoint is due.
+pub struct Commits {
+    /// Next offset per transactions partition that the delivered lists (or the checkpointed state) cover.
+    tx_next: BTreeMap<i32, i64>,
+    /// Applied, lists not yet confirmed delivered.
+    processed: BTreeMap<i32, i64>,
+    since_ckpt: u64,
+    every: u64,
+    checkpoint_dir: Option<PathBuf>,
+    /// Lists sent since the engine first started (kept across restarts by the checkpoint).
+    pub sent_total: u64,
+}
+
+impl Commits {
+    pub fn new(tx_next: BTreeMap<i32, i64>, sent_total: u64, every: u64, checkpoint_dir: Option<PathBuf>) -> Self {
+        Commits { tx_next, processed: BTreeMap::new(), since_ckpt: 0, every, checkpoint_dir, sent_total }
+    }
+
+    /// Whether the purchase at (`partition`, `offset`) is already in the checkpointed state.
+    pub fn already_applied(&self, partition: i32, offset: i64) -> bool {
+        offset < self.tx_next.get(&partition).copied().unwrap_or(0)
+    }
+
+    /// The purchase at (`partition`, `offset`) went through the pipeline.
+    pub fn applied(&mut self, partition: i32, offset: i64) {
+        self.processed.insert(partition, offset + 1);
+    }
+
+    /// `events` purchases applied and `lists` lists sent this turn.
+    pub fn count(&mut self, events: u64, lists: u64) {
+        self.since_ckpt += events;
+        self.sent_total += lists;
+    }
+
+    /// Nothing applied waits for delivery.
+    pub fn settled(&self) -> bool {
+        self.processed.is_empty()
+    }
+
+    /// After a turn of the loop: once enough is in flight, a checkpoint is due, or the input is quiet with
+    /// something outstanding, waits for delivery, then commits (and checkpoints when due).
+    pub async fn after_turn(&mut self, out: &mut Output, group: &GroupReader, shared: &Shared, ref_next: &BTreeMap<(String, i32), i64>, quiet: bool) -> Result<(), ServeError> {
+        let due_ckpt = self.checkpoint_dir.is_some() && self.every > 0 && self.since_ckpt >= self.every;
+        if !(out.in_flight() >= IN_FLIGHT || due_ckpt || (quiet && (out.in_flight() > 0 || !self.processed.is_empty()))) {
+            return Ok(());
+        }
+        out.delivered().await?;
+        self.tx_next.extend(std::mem::take(&mut self.processed));
+        if due_ckpt {
+            self.checkpoint(shared, ref_next)?;
+            self.since_ckpt = 0;
+            group.commit(&self.tx_next, false)?;
+        } else if self.checkpoint_dir.is_none() {
+            group.commit(&self.tx_next, false)?;
+        }
+        Ok(())
+    }
+
+    /// Shutdown: deliver, checkpoint, commit.
+    pub async fn finish(&mut self, out: &mut Output, group: &GroupReader, shared: &Shared, ref_next: &BTreeMap<(String, i32), i64>) -> Result<(), ServeError> {
+        out.delivered().await?;
+        self.tx_next.extend(std::mem::take(&mut self.processed));
+        self.checkpoint(shared, ref_next)?;
+        group.commit(&self.tx_next, true)?;
+        out.flush()
+    }
+
+    /// Writes state + offsets when a checkpoint directory is set.
+    fn checkpoint(&self, shared: &Shared, ref_next: &BTreeMap<(String, i32), i64>) -> Result<(), ServeError> {
+        let Some(dir) = &self.checkpoint_dir else { return Ok(()) };
+        let t0 = Instant::now();
+        let p = shared.pipeline.read().unwrap_or_else(|e| e.into_inner());
+        let (open_baskets, open_day) = p.open_state();
+        let c = Checkpoint {
+            state: p.state.clone(),
+            customer_keys: (0..p.state.ids.len() as u32).map(|i| *p.state.ids.key(i)).collect(),
+            open_baskets,
+            open_day,
+            tx_offsets: self.tx_next.iter().map(|(p, o)| (*p, *o)).collect(),
+            ref_offsets: ref_next.iter().map(|((t, p), o)| (t.clone(), *p, *o)).collect(),
+            recommendations_sent: self.sent_total,
+        };
+        drop(p);
+        let bytes = checkpoint::write(dir, &c)?;
+        shared.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("streamrec_checkpoints_total").increment(1);
+        tracing::info!(bytes, ms = t0.elapsed().as_millis() as u64, "checkpoint written");
+        Ok(())
+    }
+}

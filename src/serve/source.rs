@@ -1,0 +1,186 @@
+//! Serving's input: reference data (articles and customers, every partition: each instance needs the whole
+//! catalogue), this instance's share of the transactions (a consumer-group member), decoding, dead letters for
+//! what does not decode, and the seq merge ([`SeqMerge`]) that restores the replay's order across partitions.
+
+use super::merge::{Item, SeqMerge};
+use super::sink::{Commits, Output};
+use super::{ServeError, Shared};
+use crate::config::Config;
+use crate::events::{decode_article, decode_customer, decode_transaction, Event, TxEvent};
+use crate::kafka::consumer::{GroupReader, Polled, Record, Start, TopicReader};
+use crate::kafka::KafkaError;
+use futures::FutureExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Messages taken from the transactions input per turn of the loop at most.
+const BATCH: usize = 4096;
+
+/// What arrived: transactions or reference data (nothing is taken in before [`Input::take`]).
+pub enum Arrival {
+    Transactions(Polled),
+    Reference(Polled),
+}
+
+pub struct Input {
+    articles: TopicReader,
+    customers: TopicReader,
+    group: GroupReader,
+    merge: SeqMerge<Result<TxEvent, String>>,
+    generation: u64,
+    articles_topic: String,
+    /// Next reference offset per (topic, partition) not yet in the state.
+    pub ref_next: BTreeMap<(String, i32), i64>,
+    /// When the last transactions message arrived.
+    last_input: Instant,
+}
+
+impl Input {
+    /// Opens the readers: reference data from `ref_next` (a checkpoint's positions, else the start), the
+    /// transactions as a member of the configured group.
+    pub fn open(cfg: &Config, ref_next: BTreeMap<(String, i32), i64>) -> Result<Self, ServeError> {
+        let brokers = &cfg.kafka.brokers;
+        let start_at = |topic: &str| Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect());
+        let articles = TopicReader::new(brokers, &cfg.topics.articles, start_at(&cfg.topics.articles))?;
+        let customers = TopicReader::new(brokers, &cfg.topics.customers, start_at(&cfg.topics.customers))?;
+        let group = GroupReader::new(brokers, &cfg.kafka.group_id, &cfg.topics.transactions, cfg.kafka.fetch_wait_max_ms)?;
+        Ok(Input {
+            articles,
+            customers,
+            group,
+            merge: SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms)),
+            generation: u64::MAX,
+            articles_topic: cfg.topics.articles.clone(),
+            ref_next,
+            last_input: Instant::now(),
+        })
+    }
+
+    pub fn group(&self) -> &GroupReader {
+        &self.group
+    }
+
+    /// Reads the reference data up to where it ended when we started (every partition has reported its end
+    /// once: a broker's watermark alone is not trusted), applying it to the pipeline.
+    pub async fn catch_up(&mut self, shared: &Shared, out: &mut Output) -> Result<(), ServeError> {
+        for articles in [true, false] {
+            let reader = if articles { &self.articles } else { &self.customers };
+            let mut behind: BTreeSet<i32> = reader.end_at_start.iter().map(|&(p, _)| p).collect();
+            while !behind.is_empty() {
+                let reader = if articles { &self.articles } else { &self.customers };
+                match reader.recv().await? {
+                    Polled::Eof(p) => {
+                        behind.remove(&p);
+                    }
+                    got => self.reference(shared, out, got).await?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the next message (cancel-safe: nothing is taken in before it returns).
+    pub async fn recv(&self) -> Result<Arrival, KafkaError> {
+        tokio::select! {
+            biased;
+            got = self.group.recv() => Ok(Arrival::Transactions(got?)),
+            got = self.articles.recv() => Ok(Arrival::Reference(got?)),
+            got = self.customers.recv() => Ok(Arrival::Reference(got?)),
+        }
+    }
+
+    /// Takes `arrival` in: purchases into the merge (with what the client already holds, so the work after
+    /// runs once per batch, not per message), reference data into the pipeline at once.
+    pub async fn take(&mut self, shared: &Shared, out: &mut Output, arrival: Arrival) -> Result<(), ServeError> {
+        match arrival {
+            Arrival::Reference(got) => self.reference(shared, out, got).await,
+            Arrival::Transactions(got) => {
+                self.last_input = Instant::now();
+                self.transaction(shared, out, got).await?;
+                for _ in 1..BATCH {
+                    match self.group.recv().now_or_never() {
+                        Some(got) => self.transaction(shared, out, got?).await?,
+                        None => break,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Decodes one transactions message into the merge (undecodable ones also go to dead-letters).
+    async fn transaction(&mut self, shared: &Shared, out: &mut Output, got: Polled) -> Result<(), ServeError> {
+        match got {
+            Polled::Record(r) => {
+                let value = match r.payload.as_deref() {
+                    None => Err("message has no payload".to_string()),
+                    Some(b) => decode_transaction(b).map_err(|e| e.to_string()),
+                };
+                if let Err(reason) = &value {
+                    out.dead_letter(shared, &r, reason.clone()).await?;
+                }
+                let seq = value.as_ref().ok().map(|t| t.seq);
+                self.merge.push(Item { partition: r.partition, offset: r.offset, seq, value });
+            }
+            Polled::Eof(p) => self.merge.end_of_partition(p),
+        }
+        Ok(())
+    }
+
+    /// Applies a reference-data record not yet in the state (offsets below `ref_next` are) and moves `ref_next`.
+    async fn reference(&mut self, shared: &Shared, out: &mut Output, got: Polled) -> Result<(), ServeError> {
+        let Polled::Record(r) = got else { return Ok(()) };
+        let key = (r.topic.clone(), r.partition);
+        let next = r.offset + 1;
+        if r.offset >= self.ref_next.get(&key).copied().unwrap_or(0) {
+            match self.decode_reference(&r) {
+                Ok(ev) => {
+                    let is_articles = matches!(ev, Event::Article(_));
+                    shared.pipeline.write().unwrap_or_else(|e| e.into_inner()).step(ev);
+                    metrics::counter!("streamrec_events_total", "topic" => if is_articles { "articles" } else { "customers" }).increment(1);
+                }
+                Err(reason) => out.dead_letter(shared, &r, reason).await?,
+            }
+            self.ref_next.insert(key, next);
+        }
+        Ok(())
+    }
+
+    fn decode_reference(&self, r: &Record) -> Result<Event, String> {
+        let payload = r.payload.as_deref().unwrap_or(&[]);
+        let ev = if r.topic == self.articles_topic { decode_article(payload).map(|a| Event::Article(Box::new(a))) } else { decode_customer(payload).map(Event::Customer) };
+        ev.map_err(|e| e.to_string())
+    }
+
+    /// The purchases the merge can release now, in order, minus those already in the checkpointed state; each
+    /// released position is recorded in `commits` as applied.
+    pub fn release(&mut self, commits: &mut Commits) -> Vec<TxEvent> {
+        let (parts, gen) = self.group.assignment();
+        if gen != self.generation {
+            self.generation = gen;
+            self.merge.assign(&parts);
+        }
+        let mut batch = Vec::new();
+        while let Some(item) = self.merge.pop() {
+            if commits.already_applied(item.partition, item.offset) {
+                metrics::counter!("streamrec_skipped_already_applied_total").increment(1);
+                continue;
+            }
+            commits.applied(item.partition, item.offset);
+            if let Ok(t) = item.value {
+                batch.push(t);
+            }
+        }
+        batch
+    }
+
+    /// Every partition is at its end and nothing waits in the merge.
+    pub fn drained(&self) -> bool {
+        self.merge.drained()
+    }
+
+    /// How long no transactions message has arrived.
+    pub fn quiet_for(&self) -> Duration {
+        self.last_input.elapsed()
+    }
+}
