@@ -117,6 +117,11 @@ pub enum ConfigError {
 impl Config {
     /// The defaults, with `user` (a TOML file) laid over them key by key.
     pub fn load(user: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(user, std::env::vars())
+    }
+
+    /// [`Config::load`] with `vars` as the environment.
+    fn load_with(user: Option<&Path>, vars: impl Iterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut base: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| ConfigError::Parse { file: "config/default.toml".into(), message: e.to_string() })?;
         if let Some(p) = user {
             let file = p.display().to_string();
@@ -124,8 +129,13 @@ impl Config {
             let over: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse { file: file.clone(), message: e.to_string() })?;
             merge(&mut base, over);
         }
-        merge(&mut base, env_overlay(std::env::vars()));
-        let cfg = Config::deserialize(toml::Value::Table(base)).map_err(|e| ConfigError::Parse { file: user.map(|p| p.display().to_string()).unwrap_or_default(), message: e.to_string() })?;
+        let vars: Vec<(String, String)> = vars.filter(|(k, _)| k.starts_with("STREAMREC__")).collect();
+        merge(&mut base, env_overlay(vars.iter().cloned()));
+        // Where the values came from, for an error that cannot point at one file.
+        let mut sources: Vec<String> = vec!["config/default.toml".into()];
+        sources.extend(user.map(|p| p.display().to_string()));
+        sources.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
+        let cfg = Config::deserialize(toml::Value::Table(base)).map_err(|e| ConfigError::Parse { file: sources.join(" + "), message: e.to_string() })?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -143,6 +153,31 @@ impl Config {
         }
         if self.two_tower.shadow_sample == 0 {
             return Err(ConfigError::Invalid { key: "two_tower.shadow_sample", value: "0".into(), message: "one customer in N: at least 1".into() });
+        }
+        if self.kafka.transactions_partitions < 1 {
+            return Err(ConfigError::Invalid { key: "kafka.transactions_partitions", value: self.kafka.transactions_partitions.to_string(), message: "must be at least 1".into() });
+        }
+        let invalid = |e: engine::Invalid| ConfigError::Invalid { key: e.key, value: e.value, message: e.message };
+        let t = &self.two_tower;
+        let b = &self.backtest;
+        for (key, n) in [
+            ("backtest.popular_days", u64::from(b.popular_days)),
+            ("backtest.repurchase_window_days", u64::from(b.repurchase_window_days)),
+            ("backtest.copurchase_window_days", u64::from(b.copurchase_window_days)),
+            ("two_tower.k", t.k as u64),
+            ("two_tower.keep_versions", t.keep_versions as u64),
+            ("two_tower.sample_days", u64::from(t.sample_days)),
+            ("two_tower.threads", t.threads as u64),
+            ("two_tower.dim", t.dim as u64),
+            ("two_tower.epochs", t.epochs as u64),
+            ("two_tower.batch_size", t.batch_size as u64),
+        ] {
+            engine::at_least_one(key, n).map_err(invalid)?;
+        }
+        engine::positive("two_tower.learning_rate", t.learning_rate).map_err(invalid)?;
+        engine::positive("two_tower.temperature", t.temperature).map_err(invalid)?;
+        if !(t.max_seconds.is_finite() && t.max_seconds >= 0.0) {
+            return Err(ConfigError::Invalid { key: "two_tower.max_seconds", value: t.max_seconds.to_string(), message: "seconds, at least 0 (0 = no budget)".into() });
         }
         Ok(())
     }
@@ -204,6 +239,32 @@ mod tests {
         assert!(e.contains("engine.recent_max = 33") && e.contains("between 1 and 32"), "{e}");
         std::fs::write(&p, "[candidates]\ncopurchase_keep = 0\n").unwrap();
         assert!(Config::load(Some(&p)).unwrap_err().to_string().contains("candidates.copurchase_keep = 0"));
+    }
+
+    /// Every numeric setting the engine cannot run with is refused, naming its key; a bad environment variable
+    /// is named in the error.
+    #[test]
+    fn config_not_validated_each_bad_number_is_refused_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        for (toml, key) in [
+            ("[decay]\nuser_half_life_days = -1.0", "decay.user_half_life_days = -1"),
+            ("[decay]\naffinity_half_life_days = 0.0", "decay.affinity_half_life_days = 0"),
+            ("[decay]\nitem_half_lives_days = [1.0, nan, 30.0]", "decay.item_half_lives_days = NaN"),
+            ("[backtest]\nk = 0", "backtest.k = 0"),
+            ("[backtest]\nk = 100", "backtest.k = 100"),
+            ("[backtest]\npopular_days = 0", "backtest.popular_days = 0"),
+            ("[kafka]\ntransactions_partitions = -3", "kafka.transactions_partitions = -3"),
+            ("[two_tower]\nlearning_rate = inf", "two_tower.learning_rate = inf"),
+            ("[two_tower]\nbatch_size = 0", "two_tower.batch_size = 0"),
+        ] {
+            std::fs::write(&p, toml).unwrap();
+            let e = Config::load_with(Some(&p), std::iter::empty()).unwrap_err().to_string();
+            assert!(e.starts_with(key), "{toml}: {e}");
+        }
+        let vars = [("STREAMREC__ENGINE__CHECKPOINT_EVERY".to_string(), "often".to_string())];
+        let e = Config::load_with(None, vars.into_iter()).unwrap_err().to_string();
+        assert!(e.contains("STREAMREC__ENGINE__CHECKPOINT_EVERY=often") && e.contains("invalid type"), "{e}");
     }
 
     #[test]

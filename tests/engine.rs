@@ -205,3 +205,33 @@ fn a_failing_ranker_falls_back_to_the_blend_per_customer_and_is_counted() {
     assert_eq!(blend.ranker_errors(), 0);
     assert_eq!(broken.model_versions().get("ranker").map(String::as_str), Some("broken"));
 }
+
+/// A purchase of an article the catalogue does not have is kept in the state (a placeholder), but the article is
+/// never recommended, not even to its buyer, until its catalogue row arrives; a checkpoint restore keeps that.
+#[test]
+fn unknown_article_in_a_purchase_is_never_recommended() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::load(&common::tiny(dir.path(), 14));
+    let mut cfg = common::config();
+    cfg.engine.emit = EmitPolicy::Event;
+    let mut p = Pipeline::new(&cfg.core()).unwrap();
+    let evs: Vec<Event> = dataset_events(&data).collect();
+    run(&mut p, &evs);
+    let last = evs.iter().rev().find_map(|e| if let Event::Transaction(t) = e { Some(*t) } else { None }).expect("a purchase");
+    let stranger = 999_000_001;
+    let buy = |seq| Event::Transaction(TxEvent { article_id: stranger, seq, ..last });
+    let lists = run(&mut p, &[buy(1 << 40), buy((1 << 40) + 1)]);
+    let idx = p.state.catalog.idx(stranger).expect("a placeholder row");
+    assert_eq!(p.state.catalog.placeholders, 1);
+    assert_eq!(lists.len(), 2);
+    assert!(lists.iter().all(|r| r.items.len() == 12 && !r.items.iter().any(|i| i.article == idx)), "{lists:?}");
+    let mut restored = p.state.catalog.clone();
+    restored.reindex();
+    assert!(!restored.listed(idx) && restored.listed(0));
+    // Its row arrives: from then on it is an article like any other, and the buyer's repurchase candidate.
+    let mut row = data.articles.rows[0].clone();
+    row.article_id = stranger;
+    p.step(Event::Article(Box::new(row)));
+    let r = run(&mut p, &[buy((1 << 40) + 2)]);
+    assert!(r[0].items.iter().any(|i| i.article == idx), "{r:?}");
+}

@@ -107,8 +107,9 @@ pub fn decode_transaction(payload: &[u8]) -> Result<TxEvent, DecodeError> {
     let day = parse_date_str(m.t_dat).map_err(|e| field_err("t_dat", m.t_dat, e.reason))?;
     let customer = CustomerKey(parse_hex32("customer_id", m.customer_id.as_bytes()).map_err(|e| field_err("customer_id", m.customer_id, e.reason))?);
     let article_id = parse_article_id(m.article_id.as_bytes()).map_err(|e| field_err("article_id", m.article_id, e.reason))?;
-    if !(m.price.is_finite() && m.price >= 0.0) {
-        return Err(field_err("price", m.price, "expected a price >= 0"));
+    // Checked in the type it is stored in: 1e300 is a finite f64 but +inf as f32.
+    if !((m.price as f32).is_finite() && m.price >= 0.0) {
+        return Err(field_err("price", m.price, "expected a price >= 0 that fits a 32-bit float (at most 3.4e38)"));
     }
     let channel = crate::data::check_channel(m.sales_channel_id).map_err(|e| field_err("sales_channel_id", m.sales_channel_id, e.reason))?;
     Ok(TxEvent { day, customer, article_id, price: m.price as f32, channel, seq: m.seq })
@@ -352,6 +353,16 @@ mod tests {
         let extra = good.replace("\"seq\"", "\"bogus\":1,\"seq\"");
         assert!(matches!(decode_transaction(extra.as_bytes()), Err(DecodeError::Json { .. })));
         assert!(matches!(decode_transaction(b"not json"), Err(DecodeError::Json { .. })));
+    }
+
+    #[test]
+    fn overflow_a_price_of_1e300_is_refused_not_stored_as_infinity() {
+        let good = String::from_utf8(tx().to_json().unwrap()).unwrap();
+        for price in ["1e300", "3.5e38", "-0.5"] {
+            let bad = good.replace("0.05079999938607216", price).replace("0.0508", price);
+            assert!(bad.contains(price), "{bad}");
+            assert!(matches!(decode_transaction(bad.as_bytes()), Err(DecodeError::Field { field: "price", .. })), "{price}");
+        }
     }
 
     #[test]

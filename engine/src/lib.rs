@@ -50,7 +50,28 @@ impl Settings {
     /// Checks values the engine cannot run with.
     pub fn check(&self) -> Result<(), Invalid> {
         self.engine.check()?;
+        self.decay.check()?;
         self.candidates.check()?;
-        self.ranker.check()
+        self.ranker.check()?;
+        if !(1..=12).contains(&self.k) {
+            return Err(Invalid { key: "backtest.k", value: self.k.to_string(), message: "articles per list: between 1 and 12 (the recommendations topic's schema)".into() });
+        }
+        Ok(())
     }
+}
+
+/// `value` as a setting that must be a finite number above 0.
+pub fn positive(key: &'static str, value: f64) -> Result<(), Invalid> {
+    if value.is_finite() && value > 0.0 {
+        return Ok(());
+    }
+    Err(Invalid { key, value: value.to_string(), message: "must be a finite number above 0".into() })
+}
+
+/// `value` as a count that must be at least 1.
+pub fn at_least_one(key: &'static str, value: u64) -> Result<(), Invalid> {
+    if value >= 1 {
+        return Ok(());
+    }
+    Err(Invalid { key, value: value.to_string(), message: "must be at least 1".into() })
 }

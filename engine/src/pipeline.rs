@@ -366,14 +366,22 @@ impl Pipeline {
             }
             self.fallback.weigh(&rows, &mut scores);
         }
-        let mut scored: Vec<RecItem> =
-            set.items.iter().zip(&scores).map(|(cand, &score)| RecItem { article: cand.article, score, sources: cand.sources }).collect();
+        // An article known only from a purchase (no catalogue row) is never recommended.
+        let listed = |a: ArticleIdx| self.state.catalog.listed(a);
+        let mut scored: Vec<RecItem> = set
+            .items
+            .iter()
+            .zip(&scores)
+            .filter(|(cand, _)| listed(cand.article))
+            .map(|(cand, &score)| RecItem { article: cand.article, score, sources: cand.sources })
+            .collect();
         scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.article.cmp(&b.article)));
         scored.truncate(k);
         self.fill(scored, k)
     }
 
-    /// Tops a short list up to `k` with the catalogue's best sellers, then with catalogue order.
+    /// Tops a short list up to `k` with the catalogue's best sellers, then with catalogue order (listed
+    /// articles only).
     fn fill(&self, mut items: Vec<RecItem>, k: usize) -> Vec<RecItem> {
         let s = &self.state;
         let popular = s.items.popular.iter().map(|x| x.0);
@@ -382,7 +390,7 @@ impl Pipeline {
             if items.len() >= k {
                 break;
             }
-            if !items.iter().any(|i| i.article == a) {
+            if s.catalog.listed(a) && !items.iter().any(|i| i.article == a) {
                 items.push(RecItem { article: a, score: 0.0, sources: crate::events::Sources::default().with(candidates::POPULAR) });
             }
         }

@@ -87,10 +87,12 @@ pub fn parse_u32_digits(raw: &[u8]) -> Option<u32> {
 pub fn parse_price(raw: &[u8]) -> Result<f32, FieldError> {
     let err = |reason| FieldError::new("price", raw, reason);
     let v: f64 = fast_float2::parse(raw).map_err(|_| err("expected a number"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(err("expected a finite, non-negative price"));
+    // Checked in the type it is stored in: 1e300 is a finite f64 but +inf as f32.
+    let stored = v as f32;
+    if !stored.is_finite() || v < 0.0 {
+        return Err(err("expected a non-negative price that fits a 32-bit float (at most 3.4e38)"));
     }
-    Ok(v as f32)
+    Ok(stored)
 }
 
 /// 1 = store, 2 = online.
@@ -225,6 +227,15 @@ mod tests {
         assert!((parse_price(b"1.69491525423729e-05").unwrap() - 1.694_915e-5).abs() < 1e-10);
         assert!(parse_price(b"-1").is_err());
         assert!(parse_price(b"abc").is_err());
+    }
+
+    #[test]
+    fn overflow_a_price_finite_as_f64_but_infinite_as_stored_is_refused() {
+        for raw in [&b"1e300"[..], b"3.5e38", b"inf", b"NaN"] {
+            let e = parse_price(raw).unwrap_err();
+            assert_eq!(e.column, "price", "{raw:?}");
+        }
+        assert!(parse_price(b"3.3e38").is_ok());
         assert_eq!(parse_channel(b"2").unwrap(), 2);
         assert!(parse_channel(b"3").is_err());
         let id = "00000dbacae5abe5e23885899a1fa44253a17956c6d1c3d25f88aa139fdfc657";

@@ -147,6 +147,11 @@ impl CatBoostModel {
                 borders[f].push(s.border as f32);
             }
         }
+        // Every score must be a finite 32-bit float (the engine's score type): bound the largest one possible.
+        let most: f64 = bias.abs() + scale.abs() * m.oblivious_trees.iter().map(|t| t.leaf_values.iter().fold(0.0f64, |a, v| a.max(v.abs()))).sum::<f64>();
+        if !(most.is_finite() && most <= f64::from(f32::MAX)) {
+            return Err(format!("leaf values, scale and bias can reach a score of {most:e}, beyond a finite 32-bit float"));
+        }
         let mut slot_of = vec![u16::MAX; info.len()];
         let mut features = Vec::new();
         for (f, mut b) in borders.into_iter().enumerate() {
@@ -477,5 +482,22 @@ mod tests {
                      "features_info":{"float_features":[{"flat_feature_index":0}]}}"#;
         let e = CatBoostModel::from_json(serde_json::from_str(cat).unwrap()).unwrap_err();
         assert!(e.contains("OneHotFeature"), "{e}");
+    }
+
+    /// A model whose scores can leave the finite 32-bit range is refused at load (it would be hot-swapped in and
+    /// rank by infinities).
+    #[test]
+    fn non_finite_leaf_values_a_model_that_can_score_infinity_is_refused() {
+        let model = |leaf: &str, scale: &str| {
+            format!(
+                r#"{{"oblivious_trees":[{{"leaf_values":[1,{leaf}],"splits":[{{"border":1,"float_feature_index":0,"split_type":"FloatFeature"}}]}}],
+                     "features_info":{{"float_features":[{{"flat_feature_index":0}}]}},"scale_and_bias":[{scale},[0]]}}"#
+            )
+        };
+        for (leaf, scale) in [("1e300", "1"), ("1e38", "10"), ("-1e39", "1")] {
+            let e = CatBoostModel::from_json(serde_json::from_str(&model(leaf, scale)).unwrap()).unwrap_err();
+            assert!(e.contains("beyond a finite 32-bit float"), "{leaf} × {scale}: {e}");
+        }
+        assert!(CatBoostModel::from_json(serde_json::from_str(&model("1e30", "2")).unwrap()).is_ok());
     }
 }

@@ -25,6 +25,9 @@ pub struct Catalog {
     slot_maps: [FxHashMap<i32, u16>; ATTRS],
     /// Articles added by a purchase before their catalogue row.
     pub placeholders: u64,
+    /// Per article: it has a catalogue row (false for a placeholder: never recommended).
+    #[serde(skip)]
+    listed: Vec<bool>,
 }
 
 impl Catalog {
@@ -34,14 +37,20 @@ impl Catalog {
         let placeholders = self.placeholders;
         *self = Catalog::default();
         for r in rows {
-            self.upsert(r);
+            let listed = r != Article::unknown(r.article_id);
+            self.insert(r, listed);
         }
         self.placeholders = placeholders;
     }
 
     /// Adds or replaces an article (compacted topic: the latest row wins). Returns its index.
     pub fn upsert(&mut self, a: Article) -> ArticleIdx {
+        self.insert(a, true)
+    }
+
+    fn insert(&mut self, a: Article, listed: bool) -> ArticleIdx {
         if let Some(idx) = self.index.get(a.article_id) {
+            self.listed[idx as usize] = listed;
             let old = &self.rows[idx as usize];
             if old.product_code != a.product_code {
                 if let Some(v) = self.by_product.get_mut(&old.product_code) {
@@ -59,7 +68,13 @@ impl Catalog {
         let slots = self.slots_for(&a);
         self.attr_slots.push(slots);
         self.rows.push(a);
+        self.listed.push(listed);
         idx
+    }
+
+    /// Whether article `idx` has a catalogue row (a placeholder, known only from a purchase, has none).
+    pub fn listed(&self, idx: ArticleIdx) -> bool {
+        self.listed.get(idx as usize).copied().unwrap_or(false)
     }
 
     fn slots_for(&mut self, a: &Article) -> [u16; ATTRS] {
@@ -78,7 +93,7 @@ impl Catalog {
             return i;
         }
         self.placeholders += 1;
-        self.upsert(Article::unknown(article_id))
+        self.insert(Article::unknown(article_id), false)
     }
 
     pub fn idx(&self, article_id: u32) -> Option<ArticleIdx> {

@@ -14,6 +14,17 @@ pub struct DecayConfig {
     pub copurchase_half_life_days: f32,
 }
 
+impl DecayConfig {
+    pub fn check(&self) -> Result<(), crate::Invalid> {
+        crate::positive("decay.user_half_life_days", f64::from(self.user_half_life_days))?;
+        crate::positive("decay.affinity_half_life_days", f64::from(self.affinity_half_life_days))?;
+        for h in self.item_half_lives_days {
+            crate::positive("decay.item_half_lives_days", f64::from(h))?;
+        }
+        crate::positive("decay.copurchase_half_life_days", f64::from(self.copurchase_half_life_days))
+    }
+}
+
 /// Beyond this many days a weight has decayed to nothing that matters (2^-10 at a 100-day half-life).
 const SPAN: usize = 1024;
 
