@@ -4,7 +4,6 @@
 use super::error::{FieldError, Result};
 use super::fields::{parse_article_id, parse_i32, parse_u32_digits};
 use super::rejects::{LoadOptions, Reject};
-use rustc_hash::FxHashMap;
 use std::path::Path;
 
 /// Dense index of an article in [`Articles::rows`].
@@ -157,39 +156,63 @@ impl Article {
     }
 }
 
+/// The article table: rows by dense index, and the id → index table. The engine's `state::Catalog` is one of
+/// these plus what candidate sources read per event.
 #[derive(Debug, Clone, Default)]
 pub struct Articles {
     pub rows: Vec<Article>,
-    index: FxHashMap<u32, ArticleIdx>,
+    index: super::article_ids::ArticleIds,
     /// Rows that came from the articles file (the rest were added for unknown ids).
     pub from_file: usize,
 }
 
 impl Articles {
-    #[cfg(test)]
-    pub(crate) fn from_rows(rows: Vec<Article>) -> Self {
-        let index = rows.iter().enumerate().map(|(i, a)| (a.article_id, i as ArticleIdx)).collect();
+    /// The table of `rows` (ids distinct; a later duplicate's id maps to the later row).
+    pub fn from_rows(rows: Vec<Article>) -> Self {
+        let mut index = super::article_ids::ArticleIds::default();
+        for (i, a) in rows.iter().enumerate() {
+            index.insert(a.article_id, i as ArticleIdx);
+        }
         let from_file = rows.len();
         Articles { rows, index, from_file }
+    }
+
+    /// Adds `a` (its id must be new) and returns its index.
+    pub fn push(&mut self, a: Article) -> ArticleIdx {
+        let i = self.rows.len() as ArticleIdx;
+        self.index.insert(a.article_id, i);
+        self.rows.push(a);
+        i
+    }
+
+    /// Hints that `article_id` will be looked up soon.
+    #[inline]
+    pub fn prefetch_id(&self, article_id: u32) {
+        self.index.prefetch(article_id)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        let strings: usize = self.rows.iter().map(|r| r.prod_name.len() + r.detail_desc.len() + 200).sum();
+        strings + self.rows.capacity() * std::mem::size_of::<Article>() + self.index.heap_bytes()
     }
 
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Self, Vec<Reject>)> {
         let mut arts = Articles::default();
         let rejects = super::table_reader::read_rows(path, &ARTICLE_COLUMNS, opts, &mut |_, f| {
             let a = Article::from_fields(f)?;
-            if arts.index.contains_key(&a.article_id) {
+            if arts.idx(a.article_id).is_some() {
                 return Err(FieldError::new("article_id", f[0], "duplicate article_id"));
             }
-            arts.index.insert(a.article_id, arts.rows.len() as ArticleIdx);
-            arts.rows.push(a);
+            arts.push(a);
             Ok(())
         })?;
         arts.from_file = arts.rows.len();
         Ok((arts, rejects))
     }
 
+    #[inline]
     pub fn idx(&self, article_id: u32) -> Option<ArticleIdx> {
-        self.index.get(&article_id).copied()
+        self.index.get(article_id)
     }
 
     /// Index of `article_id`, adding a default row when it is not in the catalogue.
@@ -197,10 +220,7 @@ impl Articles {
         if let Some(i) = self.idx(article_id) {
             return i;
         }
-        let i = self.rows.len() as ArticleIdx;
-        self.rows.push(Article::unknown(article_id));
-        self.index.insert(article_id, i);
-        i
+        self.push(Article::unknown(article_id))
     }
 
     pub fn id(&self, idx: ArticleIdx) -> u32 {

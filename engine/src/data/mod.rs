@@ -2,6 +2,7 @@
 //! columnar memory that the backtest and the engine share. Columns are found by header name; bad input is a
 //! typed error naming file, line and column, or — in lenient mode — a counted row in a rejects file.
 
+pub mod article_ids;
 pub mod articles;
 pub mod customers;
 pub mod error;

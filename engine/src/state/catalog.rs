@@ -2,20 +2,21 @@
 //! attributes candidate sources and features read per event (product code groups, attribute slots).
 //! Articles first seen in a purchase get placeholder attributes and are counted (cold start).
 
-use super::article_ids::ArticleIds;
-use crate::data::{Article, ArticleIdx};
+use crate::data::{Article, ArticleIdx, Articles};
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Article attributes customers get affinities to, in slot order.
 pub const ATTRS: usize = 4;
 pub const ATTR_NAMES: [&str; ATTRS] = ["type", "colour", "index_group", "department"];
 
+/// The data layer's [`Articles`] table (its accessors: `id`, `get`, `idx`, `len`, through `Deref`) plus what
+/// sources and features read per event.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Catalog {
-    rows: Vec<Article>,
-    #[serde(skip)]
-    index: ArticleIds,
+    /// Serialised as the row list (the checkpoint format), its index rebuilt on restore.
+    #[serde(rename = "rows", serialize_with = "rows_of", deserialize_with = "table_of")]
+    articles: Articles,
     #[serde(skip)]
     by_product: FxHashMap<u32, Vec<ArticleIdx>>,
     /// Each article's product type, colour group, index group and department as dense slots (for affinities).
@@ -30,10 +31,25 @@ pub struct Catalog {
     listed: Vec<bool>,
 }
 
+impl std::ops::Deref for Catalog {
+    type Target = Articles;
+    fn deref(&self) -> &Articles {
+        &self.articles
+    }
+}
+
+fn rows_of<S: Serializer>(a: &Articles, s: S) -> Result<S::Ok, S::Error> {
+    a.rows.serialize(s)
+}
+
+fn table_of<'de, D: Deserializer<'de>>(d: D) -> Result<Articles, D::Error> {
+    Vec::<Article>::deserialize(d).map(Articles::from_rows)
+}
+
 impl Catalog {
     /// Rebuilds the derived indices after a checkpoint restore.
     pub fn reindex(&mut self) {
-        let rows = std::mem::take(&mut self.rows);
+        let rows = std::mem::take(&mut self.articles.rows);
         let placeholders = self.placeholders;
         *self = Catalog::default();
         for r in rows {
@@ -49,9 +65,9 @@ impl Catalog {
     }
 
     fn insert(&mut self, a: Article, listed: bool) -> ArticleIdx {
-        if let Some(idx) = self.index.get(a.article_id) {
+        if let Some(idx) = self.articles.idx(a.article_id) {
             self.listed[idx as usize] = listed;
-            let old = &self.rows[idx as usize];
+            let old = &self.articles.rows[idx as usize];
             if old.product_code != a.product_code {
                 if let Some(v) = self.by_product.get_mut(&old.product_code) {
                     v.retain(|&x| x != idx);
@@ -59,15 +75,14 @@ impl Catalog {
                 self.by_product.entry(a.product_code).or_default().push(idx);
             }
             self.attr_slots[idx as usize] = self.slots_for(&a);
-            self.rows[idx as usize] = a;
+            self.articles.rows[idx as usize] = a;
             return idx;
         }
-        let idx = self.rows.len() as ArticleIdx;
-        self.index.insert(a.article_id, idx);
-        self.by_product.entry(a.product_code).or_default().push(idx);
         let slots = self.slots_for(&a);
+        let product = a.product_code;
+        let idx = self.articles.push(a);
+        self.by_product.entry(product).or_default().push(idx);
         self.attr_slots.push(slots);
-        self.rows.push(a);
         self.listed.push(listed);
         idx
     }
@@ -89,42 +104,16 @@ impl Catalog {
 
     /// The index of `article_id`, adding a placeholder row when it is new.
     pub fn idx_or_placeholder(&mut self, article_id: u32) -> ArticleIdx {
-        if let Some(i) = self.index.get(article_id) {
+        if let Some(i) = self.articles.idx(article_id) {
             return i;
         }
         self.placeholders += 1;
         self.insert(Article::unknown(article_id), false)
     }
 
-    pub fn idx(&self, article_id: u32) -> Option<ArticleIdx> {
-        self.index.get(article_id)
-    }
-
-    /// Hints that `article_id` will be looked up soon.
-    #[inline]
-    pub fn prefetch_id(&self, article_id: u32) {
-        self.index.prefetch(article_id)
-    }
-
-    pub fn id(&self, idx: ArticleIdx) -> u32 {
-        self.rows[idx as usize].article_id
-    }
-
-    pub fn get(&self, idx: ArticleIdx) -> &Article {
-        &self.rows[idx as usize]
-    }
-
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// Every article sharing `idx`'s product code (colour variants), `idx` included.
     pub fn variants(&self, idx: ArticleIdx) -> &[ArticleIdx] {
-        self.by_product.get(&self.rows[idx as usize].product_code).map(Vec::as_slice).unwrap_or(&[])
+        self.by_product.get(&self.articles.rows[idx as usize].product_code).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Hints that the article's attribute slots will be read soon.
@@ -145,7 +134,6 @@ impl Catalog {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        let strings: usize = self.rows.iter().map(|r| r.prod_name.len() + r.detail_desc.len() + 200).sum();
-        strings + self.rows.capacity() * std::mem::size_of::<Article>() + self.index.heap_bytes() + self.attr_slots.capacity() * 2 * ATTRS
+        self.articles.heap_bytes() + self.attr_slots.capacity() * 2 * ATTRS
     }
 }

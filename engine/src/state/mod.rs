@@ -2,7 +2,6 @@
 //! (indexed by interned customer), item statistics and co-purchase counts. Nothing here knows about Kafka or the
 //! wall clock; the same events in the same order always give the same state.
 
-pub mod article_ids;
 pub mod catalog;
 pub mod copurchase;
 pub mod decay;

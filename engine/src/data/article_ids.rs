@@ -3,7 +3,7 @@
 //! up, and [`ArticleIds::prefetch`] lets that miss overlap with other purchases' work (a general map has no
 //! way to fetch a key's slot ahead of the lookup).
 
-use crate::data::ArticleIdx;
+use super::ArticleIdx;
 
 /// Slot: (article id, index + 1); index 0 marks a free slot.
 type Slot = (u32, u32);
