@@ -12,8 +12,9 @@ pub struct Args {
     /// committed after every delivered batch.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
-    /// Serve HTTP (GET /recommendations/{customer_id}, /metrics, /health) on this address, e.g. 127.0.0.1:8080.
-    #[arg(long)]
+    /// Serve HTTP (GET /recommendations/{customer_id}, /metrics, /health) on this address, e.g. 127.0.0.1:8080 or
+    /// localhost:8080.
+    #[arg(long, value_parser = streamrec::serve::http::parse_addr)]
     pub http: Option<std::net::SocketAddr>,
     /// When lists are published: basket, event or none (default: [engine] emit).
     #[arg(long)]

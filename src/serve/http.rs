@@ -28,6 +28,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// An address to listen on: `HOST:PORT` with an IP or a host name (`localhost:8080`), the first address it
+/// resolves to.
+pub fn parse_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut addrs = s.to_socket_addrs().map_err(|e| format!("{s:?}: expected HOST:PORT ({e})"))?;
+    addrs.next().ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
 /// Binds `addr` and serves in a background task.
 pub async fn spawn(addr: std::net::SocketAddr, shared: Arc<Shared>) -> Result<tokio::task::JoinHandle<()>, ServeError> {
     prometheus();
@@ -73,4 +81,17 @@ async fn recommendations(State(s): State<Arc<Shared>>, Path(id): Path<String>) -
     let r = Recommendation { customer: key, as_of: p.state.clock, seq: 0, trigger: Trigger::Query, items: p.recommend(c, 12) };
     let msg = r.to_msg(|a| p.state.catalog.id(a), p.model_versions());
     Json(msg).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    /// `--http localhost:PORT` is accepted (host names resolve), and a bad address says what was expected.
+    #[test]
+    fn http_host_names_are_accepted() {
+        let a = super::parse_addr("localhost:8080").unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 8080, "{a}");
+        assert_eq!(super::parse_addr("127.0.0.1:9").unwrap().port(), 9);
+        assert!(super::parse_addr("localhost").unwrap_err().contains("expected HOST:PORT"));
+        assert!(super::parse_addr("127.0.0.1:99999").is_err());
+    }
 }
