@@ -114,7 +114,12 @@ pub async fn run(s: &ReplaySettings, data: &Dataset, mut shutdown: watch::Receiv
     let tx = &data.transactions;
     let lo = s.from.map_or(0, |d| tx.lower_bound(d));
     let hi = s.until.map_or(tx.len(), |d| tx.lower_bound(d.saturating_add(1)));
+    let resuming = resume.is_some();
     let start = resume.map_or(lo, |r| (r.next_row as usize).max(lo));
+    if resuming && start >= hi {
+        let reason = format!("it continues at row {start}, but the selected rows end at row {hi}: nothing left to send");
+        return Err(ReplayError::Resume { path: s.resume_file.clone(), reason });
+    }
     let total = hi.saturating_sub(start) as u64;
     let mut pacer = Pacer::new(s.speed);
     let wall0 = Instant::now();

@@ -76,6 +76,7 @@ fn same_input_same_lists_and_checkpoint_restore_is_exact() {
         tx_offsets: vec![],
         ref_offsets: vec![],
         recommendations_sent: 0,
+        cluster_id: None,
     };
     checkpoint::write(dir.path(), &ck).unwrap();
     drop(c);

@@ -6,10 +6,11 @@
 
 mod common;
 
+use common::procs::*;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use streamrec::config::Config;
 use streamrec::data::{format_article_id, format_hex32, Dataset};
@@ -18,74 +19,10 @@ use streamrec::generate::ScaleParams;
 use streamrec::kafka::consumer::{committed_offsets, read_to_end, Record};
 use streamrec::pipeline::Pipeline;
 
-/// A child process killed when the test ends, however it ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
-}
-
-fn start_mock_broker() -> (Proc, String) {
-    let mut child = Command::new(common::bin()).arg("broker").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn broker");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read bootstrap");
-    let addr = line.trim().strip_prefix("bootstrap=").unwrap_or_else(|| panic!("first line should be bootstrap=…, got {line:?}")).to_string();
-    (Proc(child), addr)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn tansu_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("STREAMREC_TANSU") {
-        return PathBuf::from(p);
-    }
-    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/streamrec/tools/bin/tansu")
-}
-
-fn start_tansu() -> (Proc, String) {
-    let bin = tansu_bin();
-    assert!(bin.exists(), "tansu not found at {} — scripts/test.sh installs it (or set STREAMREC_TANSU)", bin.display());
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(&bin)
-        .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tansu");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (Proc(child), format!("127.0.0.1:{port}"))
-}
-
 fn small_data(dir: &Path) -> Dataset {
     let params = ScaleParams { customers: 300, articles: 200, weeks: 3, rows: 3_000 };
     common::gen(dir, params, 7, streamrec::data::write::Format::Csv);
     common::load(dir)
-}
-
-fn cli(args: &[&str], brokers: &str, cwd: &Path) -> std::process::Output {
-    let out = Command::new(common::bin()).args(args).args(["--brokers", brokers]).current_dir(cwd).output().expect("run");
-    assert!(out.status.success(), "streamrec {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn serve_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["serve", "--exit-when-idle", "--idle-close-ms", "300"];
-    v.extend_from_slice(extra);
-    v
 }
 
 /// The lists the same pipeline produces from the files: customer → every list, in order.
@@ -283,23 +220,6 @@ fn kill_9_mid_run_then_restart_ends_in_the_same_lists() {
         }
         assert_eq!(last.get(&c).map(|x| &x.1), lists.last(), "final list of {c}");
     }
-}
-
-/// Starts `streamrec ARGS --brokers ADDR` in `dir` with `env` (and info logs to `dir/log`).
-fn spawn_logged(dir: &Path, addr: &str, args: &[&str], env: &[(&str, &str)], log: &str) -> Proc {
-    let err = std::fs::File::create(dir.join(log)).expect("log");
-    Proc(
-        Command::new(common::bin())
-            .args(args)
-            .args(["--brokers", addr])
-            .env("RUST_LOG", "streamrec=info")
-            .envs(env.iter().copied())
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("spawn"),
-    )
 }
 
 /// Reads `recommendations` back and checks nothing was lost or doubled (the (seq, customer) of every list equals

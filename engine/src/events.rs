@@ -5,6 +5,7 @@
 use crate::data::customers::{ClubStatus, CustomerRow, NewsFrequency};
 use crate::data::{format_article_id, format_day, format_hex32, parse_article_id, parse_date_str, parse_hex32, Article, CustomerKey, Dataset, Day};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// One purchase row as the engine sees it: event time is the day, then `seq`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,9 +48,13 @@ pub fn dataset_events(data: &Dataset) -> impl Iterator<Item = Event> + '_ {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TxMsg<'a> {
-    pub t_dat: &'a str,
-    pub customer_id: &'a str,
-    pub article_id: &'a str,
+    // Borrowed from the message when it holds no escapes (`\u002d` is valid JSON and must decode too).
+    #[serde(borrow)]
+    pub t_dat: Cow<'a, str>,
+    #[serde(borrow)]
+    pub customer_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub article_id: Cow<'a, str>,
     pub price: f64,
     pub sales_channel_id: i64,
     pub seq: u64,
@@ -70,9 +75,9 @@ impl TxEvent {
         let cust = format_hex32(&self.customer.0);
         let art = format_article_id(self.article_id);
         let msg = TxMsg {
-            t_dat: &day,
-            customer_id: &cust,
-            article_id: &art,
+            t_dat: Cow::Borrowed(&day),
+            customer_id: Cow::Borrowed(&cust),
+            article_id: Cow::Borrowed(&art),
             price: f64::from(self.price),
             sales_channel_id: i64::from(self.channel),
             seq: self.seq,
@@ -104,9 +109,9 @@ fn json_err(topic: &'static str) -> impl Fn(serde_json::Error) -> DecodeError {
 
 pub fn decode_transaction(payload: &[u8]) -> Result<TxEvent, DecodeError> {
     let m: TxMsg = serde_json::from_slice(payload).map_err(json_err("transactions"))?;
-    let day = parse_date_str(m.t_dat).map_err(|e| field_err("t_dat", m.t_dat, e.reason))?;
-    let customer = CustomerKey(parse_hex32("customer_id", m.customer_id.as_bytes()).map_err(|e| field_err("customer_id", m.customer_id, e.reason))?);
-    let article_id = parse_article_id(m.article_id.as_bytes()).map_err(|e| field_err("article_id", m.article_id, e.reason))?;
+    let day = parse_date_str(&m.t_dat).map_err(|e| field_err("t_dat", &m.t_dat, e.reason))?;
+    let customer = CustomerKey(parse_hex32("customer_id", m.customer_id.as_bytes()).map_err(|e| field_err("customer_id", &m.customer_id, e.reason))?);
+    let article_id = parse_article_id(m.article_id.as_bytes()).map_err(|e| field_err("article_id", &m.article_id, e.reason))?;
     // Checked in the type it is stored in: 1e300 is a finite f64 but +inf as f32.
     if !((m.price as f32).is_finite() && m.price >= 0.0) {
         return Err(field_err("price", m.price, "expected a price >= 0 that fits a 32-bit float (at most 3.4e38)"));
@@ -293,8 +298,19 @@ pub struct DeadLetter {
     pub key: Option<String>,
     pub payload: String,
     pub payload_base64: String,
+    /// Size of the original value in bytes.
+    pub payload_bytes: u64,
+    /// SHA-256 of the original value, lowercase hex (identifies it when `truncated`).
+    pub payload_sha256: String,
+    /// The original value was longer than [`DEAD_LETTER_MAX_PAYLOAD`]: `payload` and `payload_base64` hold its
+    /// first bytes only (a dead letter must fit a Kafka message, or one oversized input would stop the engine).
+    pub truncated: bool,
     pub reason: String,
 }
+
+/// The most bytes of an original value (and of its key) a dead letter carries: twice over (text and base64)
+/// it stays far below Kafka's default 1 MB message limit.
+pub const DEAD_LETTER_MAX_PAYLOAD: usize = 64 * 1024;
 
 impl DeadLetter {
     pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
@@ -303,13 +319,20 @@ impl DeadLetter {
 
     pub fn new(source_topic: &str, partition: i32, offset: i64, key: Option<&[u8]>, payload: &[u8], reason: String) -> Self {
         use base64::Engine;
+        use sha2::Digest;
+        let truncated = payload.len() > DEAD_LETTER_MAX_PAYLOAD;
+        let kept = &payload[..payload.len().min(DEAD_LETTER_MAX_PAYLOAD)];
+        let digest = sha2::Sha256::digest(payload);
         DeadLetter {
             source_topic: source_topic.to_string(),
             partition,
             offset,
-            key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
-            payload: String::from_utf8_lossy(payload).into_owned(),
-            payload_base64: base64::engine::general_purpose::STANDARD.encode(payload),
+            key: key.map(|k| String::from_utf8_lossy(&k[..k.len().min(DEAD_LETTER_MAX_PAYLOAD)]).into_owned()),
+            payload: String::from_utf8_lossy(kept).into_owned(),
+            payload_base64: base64::engine::general_purpose::STANDARD.encode(kept),
+            payload_bytes: payload.len() as u64,
+            payload_sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            truncated,
             reason,
         }
     }
@@ -356,6 +379,15 @@ mod tests {
     }
 
     #[test]
+    fn valid_json_with_escapes_decodes_like_the_plain_form() {
+        let good = String::from_utf8(tx().to_json().unwrap()).unwrap();
+        // `-` as `\u002d`, `a` as `\u0061`, `0` as `\u0030`: the same message, spelled with escapes.
+        let escaped = good.replacen('-', "\\u002d", 2).replacen("abab", "\\u0061bab", 1).replacen("\"0108", "\"\\u0030108", 1);
+        assert!(escaped.matches("\\u00").count() == 4, "{escaped}");
+        assert_eq!(decode_transaction(escaped.as_bytes()).unwrap(), tx());
+    }
+
+    #[test]
     fn overflow_a_price_of_1e300_is_refused_not_stored_as_infinity() {
         let good = String::from_utf8(tx().to_json().unwrap()).unwrap();
         for price in ["1e300", "3.5e38", "-0.5"] {
@@ -385,6 +417,25 @@ mod tests {
         let bytes = [0xff, 0x00, b'a'];
         let d = DeadLetter::new("transactions", 3, 99, Some(b"k"), &bytes, "bad".into());
         assert_eq!(base64::engine::general_purpose::STANDARD.decode(&d.payload_base64).unwrap(), bytes);
+        assert!(!d.truncated);
+        assert_eq!(d.payload_bytes, 3);
+    }
+
+    #[test]
+    fn poison_pill_an_oversized_value_is_kept_truncated_with_its_size_and_hash() {
+        use base64::Engine;
+        let big = vec![b'x'; 600_000];
+        let d = DeadLetter::new("transactions", 0, 5, Some(&big), &big, "too big".into());
+        let json = d.to_json().unwrap();
+        assert!(json.len() < 300_000, "{} bytes", json.len());
+        assert!(d.truncated);
+        assert_eq!(d.payload_bytes, 600_000);
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(&d.payload_base64).unwrap(), &big[..DEAD_LETTER_MAX_PAYLOAD]);
+        // sha256 of 600,000 'x' bytes differs from the kept prefix's: it names the original.
+        let small = DeadLetter::new("transactions", 0, 5, None, &big[..DEAD_LETTER_MAX_PAYLOAD], "x".into());
+        assert_ne!(d.payload_sha256, small.payload_sha256);
+        assert_eq!(d.payload_sha256.len(), 64);
+        assert_eq!(DeadLetter::new("t", 0, 0, None, b"abc", "x".into()).payload_sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct EngineConfig {
     pub recent_max: usize,
     /// How long a purchase waits for a smaller `seq` a caught-up partition may still deliver (milliseconds).
     pub merge_grace_ms: u64,
+    /// A purchase dated more than this many days after the engine's event time is refused (dead-lettered):
+    /// one bad date must not move event time for good. Raise it when the input can pause longer.
+    pub max_ahead_days: u16,
 }
 
 impl EngineConfig {
@@ -39,6 +42,18 @@ impl EngineConfig {
         if !(1..=cap).contains(&self.recent_max) {
             let message = format!("must be between 1 and {cap} (a customer's history is held inline in their state)");
             return Err(crate::Invalid { key: "engine.recent_max", value: self.recent_max.to_string(), message });
+        }
+        if self.max_ahead_days == 0 {
+            return Err(crate::Invalid { key: "engine.max_ahead_days", value: "0".into(), message: "must be at least 1 (a day's purchases come after the previous day's)".into() });
+        }
+        Ok(())
+    }
+
+    /// Whether a purchase dated `day` may move event time from `clock` (0: nothing seen yet, any valid date).
+    pub fn check_event_time(&self, clock: Day, day: Day) -> Result<(), String> {
+        if clock > 0 && day > clock.saturating_add(self.max_ahead_days) {
+            let (d, c) = (crate::data::format_day(day), crate::data::format_day(clock));
+            return Err(format!("t_dat {d} is {} days after the engine's event time {c} (engine.max_ahead_days = {})", day - clock, self.max_ahead_days));
         }
         Ok(())
     }

@@ -49,3 +49,38 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Dataset> {
     pb.finish_and_clear();
     Ok(data)
 }
+
+/// `e` and its causes on one line, each cause once: library errors often carry their cause in their own
+/// message already (`kafka client: X` over `X`), so a cause already said is not said again.
+pub fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("kafka client: {0}")]
+        Client(#[from] std::io::Error),
+    }
+
+    #[test]
+    fn errors_print_each_cause_once() {
+        let e = anyhow::Error::from(Outer::from(std::io::Error::other("UnknownMemberId (Broker: Unknown member)")));
+        assert_eq!(format!("{e:#}"), "kafka client: UnknownMemberId (Broker: Unknown member): UnknownMemberId (Broker: Unknown member)");
+        assert_eq!(super::report(&e), "kafka client: UnknownMemberId (Broker: Unknown member)");
+        let ctx = anyhow::Error::from(std::io::Error::other("disk full")).context("writing checkpoint");
+        assert_eq!(super::report(&ctx), "writing checkpoint: disk full");
+    }
+}

@@ -28,6 +28,14 @@ pub struct Args {
     /// Exit once all input is processed and every list delivered (tests and benchmarks).
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// A checkpoint that does not belong to this broker's topics (another cluster, offsets past a topic's end)
+    /// is moved aside to engine.ckpt.discarded and the engine starts fresh (without it: refused).
+    #[arg(long)]
+    pub discard_checkpoint: bool,
+    /// With no checkpoint while the consumer group has already consumed purchases: read the transactions topic
+    /// from its start again to rebuild the state (without it: refused, the state those purchases built is missing).
+    #[arg(long)]
+    pub rebuild_state: bool,
 }
 
 pub async fn run(a: Args) -> anyhow::Result<()> {
@@ -44,6 +52,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         http: a.http,
         idle_close: Duration::from_millis(a.idle_close_ms),
         exit_when_idle: a.exit_when_idle,
+        start: serve::start::StartPolicy { discard_checkpoint: a.discard_checkpoint, rebuild_state: a.rebuild_state },
     };
     let r = serve::run(settings, None, shutdown_on_signal()).await?;
     println!(

@@ -48,3 +48,25 @@ pub async fn ensure_topics(brokers: &str, specs: &[TopicSpec]) -> Result<(), Kaf
     }
     Ok(())
 }
+
+/// The cluster's id as the broker reports it (None when it reports none).
+pub fn cluster_id(brokers: &str, timeout: Duration) -> Result<Option<String>, KafkaError> {
+    let p: BaseProducer = client_config(brokers).create()?;
+    // Metadata first: the id arrives with it.
+    p.client().fetch_metadata(None, timeout)?;
+    Ok(p.client().fetch_cluster_id(timeout).filter(|id| !id.is_empty()))
+}
+
+/// (partition, low, high) watermarks of every partition of `topic`.
+pub fn watermarks(brokers: &str, topic: &str, timeout: Duration) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+    let p: BaseProducer = client_config(brokers).create()?;
+    let md = p.client().fetch_metadata(Some(topic), timeout)?;
+    let mut out = Vec::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic) {
+        for part in t.partitions() {
+            let (low, high) = p.client().fetch_watermarks(topic, part.id(), timeout)?;
+            out.push((part.id(), low, high));
+        }
+    }
+    Ok(out)
+}

@@ -46,6 +46,8 @@ fn record<M: Message>(m: &M) -> Record {
 pub struct GroupContext {
     assigned: Arc<Mutex<Vec<i32>>>,
     generation: Arc<Mutex<u64>>,
+    /// Start assigned partitions at their beginning until this member first commits.
+    from_beginning: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ClientContext for GroupContext {
@@ -75,6 +77,36 @@ impl ClientContext for ReaderContext {
 impl ConsumerContext for ReaderContext {}
 
 impl ConsumerContext for GroupContext {
+    /// As rdkafka's own (eager protocol), except that while `from_beginning` holds, assigned partitions start at
+    /// their beginning whatever the group committed (rebuilding a state that was lost).
+    fn rebalance(&self, c: &BaseConsumer<Self>, err: rdkafka::types::RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        use rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS as ASSIGN;
+        use rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS as REVOKE;
+        match err {
+            ASSIGN => {
+                if self.from_beginning.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Err(e) = tpl.set_all_offsets(Offset::Beginning) {
+                        tracing::error!(error = %e, "could not start the assigned partitions at their beginning");
+                    }
+                }
+                if let Err(e) = c.assign(tpl) {
+                    tracing::error!(error = %e, "assigning partitions failed");
+                }
+                self.post_rebalance(c, &Rebalance::Assign(tpl));
+            }
+            REVOKE => {
+                if let Err(e) = c.unassign() {
+                    tracing::error!(error = %e, "revoking partitions failed");
+                }
+                self.post_rebalance(c, &Rebalance::Revoke(tpl));
+            }
+            other => {
+                let _ = c.unassign();
+                self.post_rebalance(c, &Rebalance::Error(RdError::Rebalance(other.into())));
+            }
+        }
+    }
+
     fn post_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
         let mut a = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
         match r {
@@ -98,14 +130,22 @@ pub struct GroupReader {
     topic: String,
     assigned: Arc<Mutex<Vec<i32>>>,
     generation: Arc<Mutex<u64>>,
+    from_beginning: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl GroupReader {
     /// Joins `group` on `topic`. With no committed offset a partition is read from its start. A caught-up
     /// fetch waits at most `fetch_wait_ms` for data (see `[kafka] fetch_wait_max_ms`).
     pub fn new(brokers: &str, group: &str, topic: &str, fetch_wait_ms: u32) -> Result<Self, KafkaError> {
+        Self::with_start(brokers, group, topic, fetch_wait_ms, false)
+    }
+
+    /// [`GroupReader::new`]; with `from_beginning`, partitions are read from their start whatever the group
+    /// committed, until this member commits (rebuilding a lost state).
+    pub fn with_start(brokers: &str, group: &str, topic: &str, fetch_wait_ms: u32, from_beginning: bool) -> Result<Self, KafkaError> {
         let ctx = GroupContext::default();
-        let (assigned, generation) = (ctx.assigned.clone(), ctx.generation.clone());
+        ctx.from_beginning.store(from_beginning, std::sync::atomic::Ordering::Relaxed);
+        let (assigned, generation, from_start) = (ctx.assigned.clone(), ctx.generation.clone(), ctx.from_beginning.clone());
         let consumer: StreamConsumer<GroupContext> = client_config(brokers)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
@@ -121,7 +161,7 @@ impl GroupReader {
             .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
             .create_with_context(ctx)?;
         consumer.subscribe(&[topic])?;
-        Ok(GroupReader { consumer, topic: topic.to_string(), assigned, generation })
+        Ok(GroupReader { consumer, topic: topic.to_string(), assigned, generation, from_beginning: from_start })
     }
 
     pub async fn recv(&self) -> Result<Polled, KafkaError> {
@@ -139,16 +179,21 @@ impl GroupReader {
         (a, g)
     }
 
-    /// Commits `next` offsets (partition → the first offset NOT yet processed).
+    /// Commits `next` offsets (partition → the first offset NOT yet processed) of the partitions this member
+    /// holds now (another member's commits are its own; before the group has assigned anything there is nothing
+    /// to commit: a stop while joining is clean).
     pub fn commit(&self, next: &std::collections::BTreeMap<i32, i64>, sync: bool) -> Result<(), KafkaError> {
-        if next.is_empty() {
-            return Ok(());
-        }
+        let (assigned, _) = self.assignment();
         let mut tpl = TopicPartitionList::new();
-        for (&p, &o) in next {
+        for (&p, &o) in next.iter().filter(|(p, _)| assigned.contains(p)) {
             tpl.add_partition_offset(&self.topic, p, Offset::Offset(o))?;
         }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
         self.consumer.commit(&tpl, if sync { CommitMode::Sync } else { CommitMode::Async })?;
+        // The group's offsets now follow what this member applied.
+        self.from_beginning.store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 4] = b"SRCK";
 /// Bump on any change to [`Checkpoint`]'s layout; older files are refused with a clear error.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 const FILE: &str = "engine.ckpt";
 
 #[derive(Serialize, Deserialize)]
@@ -25,6 +25,21 @@ pub struct Checkpoint {
     /// Next offsets of the reference topics: (topic, partition, offset).
     pub ref_offsets: Vec<(String, i32, i64)>,
     pub recommendations_sent: u64,
+    /// The Kafka cluster the offsets belong to (None: the broker reports no id). A checkpoint restored against
+    /// another cluster is refused: its offsets would skip purchases that cluster never gave us.
+    pub cluster_id: Option<String>,
+}
+
+/// Format 5: [`Checkpoint`] without `cluster_id` (read, then checked by offsets alone).
+#[derive(Deserialize)]
+struct CheckpointV5 {
+    state: State,
+    customer_keys: Vec<CustomerKey>,
+    open_baskets: Vec<(CustomerIdx, u64)>,
+    open_day: Day,
+    tx_offsets: Vec<(i32, i64)>,
+    ref_offsets: Vec<(String, i32, i64)>,
+    recommendations_sent: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +93,7 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
         return Err(corrupt("bad header"));
     }
     let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != 5 {
         return Err(CheckpointError::Version { path: p, found: version });
     }
     let crc = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
@@ -86,13 +101,31 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
     if crc32fast::hash(body) != crc {
         return Err(corrupt("checksum mismatch"));
     }
-    let mut c: Checkpoint = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+    let mut c: Checkpoint = if version == 5 {
+        let v: CheckpointV5 = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+        let CheckpointV5 { state, customer_keys, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent } = v;
+        Checkpoint { state, customer_keys, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, cluster_id: None }
+    } else {
+        postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?
+    };
     let keys = std::mem::take(&mut c.customer_keys);
     c.state.restore_ids(&keys);
     if c.state.ids.len() != c.state.users.len() {
         return Err(corrupt("customer keys and user states differ in number"));
     }
     Ok(Some(c))
+}
+
+/// Moves the checkpoint of `dir` aside (to `engine.ckpt.discarded`, replacing an older one there) so the engine
+/// starts fresh; returns where it went, None when there was none.
+pub fn discard(dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
+    let from = path(dir);
+    if !from.exists() {
+        return Ok(None);
+    }
+    let to = dir.join(format!("{FILE}.discarded"));
+    std::fs::rename(&from, &to).map_err(|source| CheckpointError::Io { path: from.clone(), source })?;
+    Ok(Some(to))
 }
 
 #[cfg(test)]
@@ -107,7 +140,7 @@ mod tests {
         let mut s = State::new(&cfg.core());
         s.apply_tx(&TxEvent { day: 100, customer: CustomerKey([3; 32]), article_id: 5, price: 0.1, channel: 1, seq: 0 });
         let keys = vec![*s.ids.key(0)];
-        let c = Checkpoint { state: s, customer_keys: keys, open_baskets: vec![(0, 0)], open_day: 100, tx_offsets: vec![(0, 1)], ref_offsets: vec![], recommendations_sent: 0 };
+        let c = Checkpoint { state: s, customer_keys: keys, open_baskets: vec![(0, 0)], open_day: 100, tx_offsets: vec![(0, 1)], ref_offsets: vec![], recommendations_sent: 0, cluster_id: Some("c1".into()) };
         let dir = tempfile::tempdir().unwrap();
         assert!(read(dir.path()).unwrap().is_none());
         write(dir.path(), &c).unwrap();
@@ -116,6 +149,7 @@ mod tests {
         assert_eq!(back.state.users, c.state.users);
         assert_eq!(back.state.catalog.idx(5), Some(0));
         assert_eq!(back.tx_offsets, vec![(0, 1)]);
+        assert_eq!(back.cluster_id.as_deref(), Some("c1"));
         let mut bytes = std::fs::read(path(dir.path())).unwrap();
         let n = bytes.len();
         bytes[n - 1] ^= 0xff;

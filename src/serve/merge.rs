@@ -11,7 +11,7 @@
 //! follows the last released `seq` (replay's numbering has no holes); otherwise it waits up to `grace` for the
 //! missing one (holes do occur: another group member's partitions, rows replay dead-lettered).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +37,8 @@ pub struct SeqMerge<T> {
     grace: Duration,
     /// Since when the smallest head has been waiting for a possibly smaller `seq`.
     gap_since: Option<Instant>,
+    /// Partitions that reported their end before [`SeqMerge::assign`] named them.
+    ended_before_assign: BTreeSet<i32>,
 }
 
 impl<T> Default for SeqMerge<T> {
@@ -48,7 +50,7 @@ impl<T> Default for SeqMerge<T> {
 impl<T> SeqMerge<T> {
     /// A merge that waits up to `grace` for a missing `seq` while a caught-up partition may still deliver it.
     pub fn new(grace: Duration) -> Self {
-        SeqMerge { parts: BTreeMap::new(), last: None, grace, gap_since: None }
+        SeqMerge { parts: BTreeMap::new(), last: None, grace, gap_since: None, ended_before_assign: BTreeSet::new() }
     }
 
     /// Sets the assigned partitions; buffered messages of partitions no longer assigned are dropped (they will
@@ -56,19 +58,27 @@ impl<T> SeqMerge<T> {
     pub fn assign(&mut self, partitions: &[i32]) {
         self.parts.retain(|p, _| partitions.contains(p));
         for &p in partitions {
-            self.parts.entry(p).or_insert_with(|| Part { queue: VecDeque::new(), at_end: false });
+            let ended = self.ended_before_assign.remove(&p);
+            self.parts.entry(p).or_insert_with(|| Part { queue: VecDeque::new(), at_end: false }).at_end |= ended;
         }
+        self.ended_before_assign.clear();
     }
 
     pub fn push(&mut self, item: Item<T>) {
         let part = self.parts.entry(item.partition).or_insert_with(|| Part { queue: VecDeque::new(), at_end: false });
         part.at_end = false;
+        self.ended_before_assign.remove(&item.partition);
         part.queue.push_back(item);
     }
 
+    /// The partition has reported its end. Kept even before [`SeqMerge::assign`] has seen the partition: a
+    /// consumer that starts at the end reports it once, straight after the assignment, and never again.
     pub fn end_of_partition(&mut self, partition: i32) {
-        if let Some(p) = self.parts.get_mut(&partition) {
-            p.at_end = true;
+        match self.parts.get_mut(&partition) {
+            Some(p) => p.at_end = true,
+            None => {
+                self.ended_before_assign.insert(partition);
+            }
         }
     }
 
@@ -120,6 +130,33 @@ impl<T> SeqMerge<T> {
     }
 }
 
+/// The last [`SeqWindow::CAP`] released `seq`s: replay numbers each purchase once, so a `seq` seen again is a
+/// duplicate message (a re-published row), not a new purchase. Bounded: a duplicate of a purchase released
+/// longer ago than that (or before a restart) is not recognised.
+#[derive(Debug, Default)]
+pub struct SeqWindow {
+    seen: rustc_hash::FxHashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl SeqWindow {
+    pub const CAP: usize = 1 << 16;
+
+    /// Records `seq`; false when it was already released.
+    pub fn first_time(&mut self, seq: u64) -> bool {
+        if !self.seen.insert(seq) {
+            return false;
+        }
+        self.order.push_back(seq);
+        if self.order.len() > Self::CAP {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
+
 fn part_pop<T>(parts: &mut BTreeMap<i32, Part<T>>, p: i32) -> Option<Item<T>> {
     parts.get_mut(&p).and_then(|x| x.queue.pop_front())
 }
@@ -130,6 +167,18 @@ mod tests {
 
     fn item(partition: i32, offset: i64, seq: Option<u64>) -> Item<()> {
         Item { partition, offset, seq, value: () }
+    }
+
+    #[test]
+    fn duplicate_seq_is_recognised_within_the_window() {
+        let mut w = SeqWindow::default();
+        assert!(w.first_time(7) && w.first_time(8));
+        assert!(!w.first_time(7), "a seq released before is a duplicate");
+        for s in 100..100 + SeqWindow::CAP as u64 {
+            assert!(w.first_time(s));
+        }
+        assert!(w.first_time(7), "bounded: forgotten after CAP more");
+        assert!(w.seen.len() <= SeqWindow::CAP);
     }
 
     #[test]
@@ -148,6 +197,18 @@ mod tests {
         assert_eq!(m.pop().unwrap().seq, Some(3));
         assert_eq!(m.pop(), None);
         m.end_of_partition(0);
+        assert!(m.drained());
+    }
+
+    #[test]
+    fn an_end_reported_before_the_assignment_is_kept() {
+        // A consumer restored at the end of its partitions reports each end once, possibly before the merge
+        // learns the assignment; losing it left `serve --exit-when-idle` waiting for ever.
+        let mut m: SeqMerge<()> = SeqMerge::default();
+        m.end_of_partition(0);
+        m.end_of_partition(1);
+        assert!(!m.drained(), "nothing assigned yet");
+        m.assign(&[0, 1]);
         assert!(m.drained());
     }
 

@@ -8,6 +8,7 @@ pub mod http;
 pub mod merge;
 pub mod sink;
 pub mod source;
+pub mod start;
 pub mod two_tower;
 
 use crate::config::Config;
@@ -36,6 +37,9 @@ pub enum ServeError {
     Encode(#[from] crate::events::EncodeError),
     #[error("http server: {0}")]
     Http(String),
+    /// The engine will not start on this state and input (what to do is in the message).
+    #[error("refusing to start: {0}")]
+    Refused(String),
 }
 
 /// Validated settings of one engine instance.
@@ -49,6 +53,8 @@ pub struct ServeSettings {
     pub idle_close: Duration,
     /// Exit once the input is drained, quiet for `idle_close`, and every list is delivered (tests, benches).
     pub exit_when_idle: bool,
+    /// What may happen to a checkpoint or group offsets that do not match (start-up checks, [`start`]).
+    pub start: start::StartPolicy,
 }
 
 /// What the loop has done; shared with the HTTP endpoint and the demo's live summary.
@@ -75,9 +81,9 @@ pub struct ServeReport {
     pub secs: f64,
 }
 
-/// Builds the pipeline, from the checkpoint when there is one.
-fn restore(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeError> {
-    let (mut p, resume) = restore_state(s)?;
+/// Builds the pipeline, from the checkpoint when there is one (checked against the input first).
+fn restore(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, Option<Resume>), ServeError> {
+    let (mut p, resume) = restore_state(s, cluster)?;
     if s.cfg.two_tower.retrain_every_days > 0 {
         // Periodic retraining learns from what this engine sees from now on (the log is not checkpointed).
         p.observe(Box::new(crate::two_tower::samples::SampleLog::new(s.cfg.two_tower.sample_days)));
@@ -85,20 +91,30 @@ fn restore(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeError> 
     Ok((p, resume))
 }
 
-fn restore_state(s: &ServeSettings) -> Result<(Pipeline, Option<Resume>), ServeError> {
-    let mut p = Pipeline::new(&s.cfg.core())?;
-    let Some(dir) = &s.checkpoint_dir else { return Ok((p, None)) };
-    match checkpoint::read(dir)? {
-        Some(c) => {
-            let Checkpoint { state, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
-            let ranker = crate::ranker::from_config(&s.cfg.ranker)?;
-            p = Pipeline::with_parts(state, ranker, &s.cfg.core())?;
-            p.restore_open(open_baskets, open_day);
-            tracing::info!(events = p.state.events, customers = p.state.users.len(), "resumed from checkpoint");
-            Ok((p, Some(Resume { tx_offsets, ref_offsets, recommendations_sent })))
+fn restore_state(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, Option<Resume>), ServeError> {
+    let fresh = || -> Result<(Pipeline, Option<Resume>), ServeError> {
+        start::fresh_start(&s.cfg, s.start.rebuild_state)?;
+        Ok((Pipeline::new(&s.cfg.core())?, None))
+    };
+    let Some(dir) = &s.checkpoint_dir else { return fresh() };
+    let Some(c) = checkpoint::read(dir)? else { return fresh() };
+    if let Some(why) = start::checkpoint_mismatch(&s.cfg, &c, cluster)? {
+        if !s.start.discard_checkpoint {
+            return Err(ServeError::Refused(format!(
+                "the checkpoint in {} does not belong to this input: {why}. Pass --discard-checkpoint to move it aside and start fresh",
+                dir.display()
+            )));
         }
-        None => Ok((p, None)),
+        let moved = checkpoint::discard(dir)?;
+        tracing::warn!(%why, moved_to = ?moved, "checkpoint discarded (--discard-checkpoint): starting fresh");
+        return fresh();
     }
+    let Checkpoint { state, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
+    let ranker = crate::ranker::from_config(&s.cfg.ranker)?;
+    let mut p = Pipeline::with_parts(state, ranker, &s.cfg.core())?;
+    p.restore_open(open_baskets, open_day);
+    tracing::info!(events = p.state.events, customers = p.state.users.len(), "resumed from checkpoint");
+    Ok((p, Some(Resume { tx_offsets, ref_offsets, recommendations_sent })))
 }
 
 /// The input positions a checkpoint restores.
@@ -114,7 +130,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let started = Instant::now();
     let cfg = &s.cfg;
     kafka::admin::ensure_topics(&cfg.kafka.brokers, &kafka::topic_specs(cfg)).await?;
-    let (pipeline, ckpt) = restore(&s)?;
+    let cluster = start::cluster_id(cfg)?;
+    let (pipeline, ckpt) = restore(&s, cluster.as_deref())?;
     let resumed = ckpt.is_some();
     let Resume { tx_offsets, ref_offsets, recommendations_sent } = ckpt.unwrap_or_default();
     tracing::info!(ranker = pipeline.ranker_version(), "ranker loaded");
@@ -127,14 +144,15 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
         None => None,
     };
     let mut out = Output::new(&cfg.kafka.brokers, cfg.topics.clone())?;
-    let mut input = Input::open(cfg, ref_offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect())?;
+    let rebuild = !resumed && s.start.rebuild_state;
+    let mut input = Input::open(cfg, ref_offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect(), rebuild)?;
     input.catch_up(&shared, &mut out).await?;
     tracing::info!(articles = shared.pipeline.read().map(|p| p.state.catalog.len()).unwrap_or(0), "reference data loaded");
     let (mut towers, mut swaps) = two_tower::TwoTowerService::new(cfg.two_tower.clone());
     towers.start(&shared).await;
     // Model updates published from now on (the newest model on disk was loaded at start).
     let updates = TopicReader::new(&cfg.kafka.brokers, &cfg.topics.model_updates, Start::End)?;
-    let mut commits = Commits::new(tx_offsets.into_iter().collect(), recommendations_sent, cfg.engine.checkpoint_every, s.checkpoint_dir.clone());
+    let mut commits = Commits::new(tx_offsets.into_iter().collect(), recommendations_sent, cfg.engine.checkpoint_every, s.checkpoint_dir.clone(), cluster);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {

@@ -44,7 +44,12 @@ impl Output {
     pub async fn dead_letter(&mut self, shared: &Shared, r: &Record, reason: String) -> Result<(), ServeError> {
         tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, %reason, "dead letter");
         let d = DeadLetter::new(&r.topic, r.partition, r.offset, r.key.as_deref(), r.payload.as_deref().unwrap_or(&[]), reason);
-        self.send_dead_letter(shared, r.key.as_deref().unwrap_or(&[]), &d).await
+        if d.truncated {
+            tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, bytes = d.payload_bytes, sha256 = %d.payload_sha256, "dead letter truncated: the original is too large to carry whole");
+        }
+        // An oversized key is cut like the value: the dead letter must fit a message whatever came in.
+        let key = r.key.as_deref().unwrap_or(&[]);
+        self.send_dead_letter(shared, &key[..key.len().min(crate::events::DEAD_LETTER_MAX_PAYLOAD)], &d).await
     }
 
     async fn send_dead_letter(&mut self, shared: &Shared, key: &[u8], d: &DeadLetter) -> Result<(), ServeError> {
@@ -108,11 +113,13 @@ pub struct Commits {
     checkpoint_dir: Option<PathBuf>,
     /// Lists sent since the engine first started (kept across restarts by the checkpoint).
     pub sent_total: u64,
+    /// The Kafka cluster the offsets belong to (written into checkpoints).
+    cluster_id: Option<String>,
 }
 
 impl Commits {
-    pub fn new(tx_next: BTreeMap<i32, i64>, sent_total: u64, every: u64, checkpoint_dir: Option<PathBuf>) -> Self {
-        Commits { tx_next, processed: BTreeMap::new(), since_ckpt: 0, every, checkpoint_dir, sent_total }
+    pub fn new(tx_next: BTreeMap<i32, i64>, sent_total: u64, every: u64, checkpoint_dir: Option<PathBuf>, cluster_id: Option<String>) -> Self {
+        Commits { tx_next, processed: BTreeMap::new(), since_ckpt: 0, every, checkpoint_dir, sent_total, cluster_id }
     }
 
     /// Whether the purchase at (`partition`, `offset`) is already in the checkpointed state.
@@ -178,6 +185,7 @@ impl Commits {
             tx_offsets: self.tx_next.iter().map(|(p, o)| (*p, *o)).collect(),
             ref_offsets: ref_next.iter().map(|((t, p), o)| (t.clone(), *p, *o)).collect(),
             recommendations_sent: self.sent_total,
+            cluster_id: self.cluster_id.clone(),
         };
         drop(p);
         let bytes = checkpoint::write(dir, &c)?;

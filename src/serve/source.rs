@@ -2,7 +2,7 @@
 //! catalogue), this instance's share of the transactions (a consumer-group member), decoding, dead letters for
 //! what does not decode, and the seq merge ([`SeqMerge`]) that restores the replay's order across partitions.
 
-use super::merge::{Item, SeqMerge};
+use super::merge::{Item, SeqMerge, SeqWindow};
 use super::sink::{Commits, Output};
 use super::{ServeError, Shared};
 use crate::config::Config;
@@ -33,17 +33,23 @@ pub struct Input {
     pub ref_next: BTreeMap<(String, i32), i64>,
     /// When the last transactions message arrived.
     last_input: Instant,
+    /// The latest day among the purchases accepted so far (event time once they are applied).
+    newest_day: crate::data::Day,
+    engine: crate::pipeline::EngineConfig,
+    /// Recently released `seq`s: a second message with one of them is a duplicate, skipped and counted.
+    seen: SeqWindow,
 }
 
 impl Input {
     /// Opens the readers: reference data from `ref_next` (a checkpoint's positions, else the start), the
     /// transactions as a member of the configured group.
-    pub fn open(cfg: &Config, ref_next: BTreeMap<(String, i32), i64>) -> Result<Self, ServeError> {
+    /// With `from_beginning` the transactions are read from their start whatever the group committed.
+    pub fn open(cfg: &Config, ref_next: BTreeMap<(String, i32), i64>, from_beginning: bool) -> Result<Self, ServeError> {
         let brokers = &cfg.kafka.brokers;
         let start_at = |topic: &str| Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect());
         let articles = TopicReader::new(brokers, &cfg.topics.articles, start_at(&cfg.topics.articles))?;
         let customers = TopicReader::new(brokers, &cfg.topics.customers, start_at(&cfg.topics.customers))?;
-        let group = GroupReader::new(brokers, &cfg.kafka.group_id, &cfg.topics.transactions, cfg.kafka.fetch_wait_max_ms)?;
+        let group = GroupReader::with_start(brokers, &cfg.kafka.group_id, &cfg.topics.transactions, cfg.kafka.fetch_wait_max_ms, from_beginning)?;
         Ok(Input {
             articles,
             customers,
@@ -53,6 +59,9 @@ impl Input {
             articles_topic: cfg.topics.articles.clone(),
             ref_next,
             last_input: Instant::now(),
+            newest_day: 0,
+            engine: cfg.engine.clone(),
+            seen: SeqWindow::default(),
         })
     }
 
@@ -116,6 +125,14 @@ impl Input {
                     None => Err("message has no payload".to_string()),
                     Some(b) => decode_transaction(b).map_err(|e| e.to_string()),
                 };
+                // Event time may move only so far ahead: against what the engine applied and what is accepted
+                // in the merge (a 2030 purchase among 2020 ones is refused here, not folded into the state).
+                let value = value.and_then(|t| {
+                    let clock = shared.pipeline.read().map(|p| p.state.clock).unwrap_or(0).max(self.newest_day);
+                    self.engine.check_event_time(clock, t.day)?;
+                    self.newest_day = self.newest_day.max(t.day);
+                    Ok(t)
+                });
                 if let Err(reason) = &value {
                     out.dead_letter(shared, &r, reason.clone()).await?;
                 }
@@ -168,6 +185,11 @@ impl Input {
             }
             commits.applied(item.partition, item.offset);
             if let Ok(t) = item.value {
+                if !self.seen.first_time(t.seq) {
+                    tracing::warn!(seq = t.seq, partition = item.partition, offset = item.offset, "duplicate seq: purchase skipped");
+                    metrics::counter!("streamrec_duplicate_seq_total").increment(1);
+                    continue;
+                }
                 batch.push(t);
             }
         }

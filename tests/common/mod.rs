@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 //! Helpers shared by the integration tests: synthetic data made on the spot.
 
+pub mod procs;
+
 use std::path::{Path, PathBuf};
 use streamrec::data::write::Format;
 use streamrec::data::{Dataset, LoadOptions};

@@ -211,13 +211,16 @@ pub trait CandidateSource: Any + Send + Sync {
     }
 }
 
+/// Makes a learned source for a fitted state.
+pub type MakeSource = dyn Fn(&State) -> Result<Box<dyn CandidateSource>, SourceError> + Send + Sync;
+
 /// A learned source to plug into every engine made from it (one two-tower version served by several backtest
 /// engines): its name and model version, and how to make it for a fitted state.
 #[derive(Clone)]
 pub struct Plugin {
     pub name: &'static str,
     pub version: String,
-    pub make: std::sync::Arc<dyn Fn(&State) -> Result<Box<dyn CandidateSource>, SourceError> + Send + Sync>,
+    pub make: std::sync::Arc<MakeSource>,
 }
 
 /// The configured sources, in a fixed order (which fixes the candidates' order, hence determinism).

@@ -39,8 +39,17 @@ pub fn parse_date(raw: &[u8]) -> Result<Day, FieldError> {
         return Err(err("expected a date YYYY-MM-DD"));
     };
     let date = NaiveDate::from_ymd_opt(y as i32, m, d).ok_or_else(|| err("not a calendar date"))?;
-    day_from_date(date).ok_or_else(|| err("date out of range (1970..2149)"))
+    if !(FIRST_YEAR..=LAST_YEAR).contains(&date.year()) {
+        return Err(err(OUT_OF_WINDOW));
+    }
+    day_from_date(date).ok_or_else(|| err(OUT_OF_WINDOW))
 }
+
+/// The years a purchase may be dated in: a date from the wrong century (1970-01-02, 2149-06-06) is bad input,
+/// not a move of the engine's event time.
+pub const FIRST_YEAR: i32 = 2000;
+pub const LAST_YEAR: i32 = 2099;
+const OUT_OF_WINDOW: &str = "date outside the valid window 2000-01-01 ..= 2099-12-31";
 
 pub fn parse_date_str(s: &str) -> Result<Day, FieldError> {
     parse_date(s.as_bytes())

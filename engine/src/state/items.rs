@@ -208,11 +208,13 @@ impl ItemStats {
         let Some(s) = self.items.get(a as usize) else { return 0.0 };
         let short = s.sales[0].at(&self.decay[0], day);
         let week = s.sales[1].at(&self.decay[1], day);
-        // The short counter integrates ~1.44 days of sales, the week one ~10.1: compare rates.
+        // A counter with half-life h days integrates h / ln 2 days of sales (1.44 for the short one, 10.1 for
+        // the week): compare rates.
         if week <= 0.0 {
             return 0.0;
         }
-        (short / 1.4427) / (week / 10.099)
+        use std::f32::consts::LOG2_E;
+        (short / LOG2_E) / (week / (7.0 * LOG2_E))
     }
 
     #[inline]

@@ -1,0 +1,89 @@
+//! Processes for the streaming tests: broker processes (librdkafka's mock cluster via `streamrec broker`, and
+//! tansu), the CLI, and children killed when the test ends.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed when the test ends, however it ends.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+}
+
+pub fn start_mock_broker() -> (Proc, String) {
+    let mut child = Command::new(super::bin()).arg("broker").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn broker");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read bootstrap");
+    let addr = line.trim().strip_prefix("bootstrap=").unwrap_or_else(|| panic!("first line should be bootstrap=…, got {line:?}")).to_string();
+    (Proc(child), addr)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("STREAMREC_TANSU") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/streamrec/tools/bin/tansu")
+}
+
+pub fn start_tansu() -> (Proc, String) {
+    let bin = tansu_bin();
+    assert!(bin.exists(), "tansu not found at {} — scripts/test.sh installs it (or set STREAMREC_TANSU)", bin.display());
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(&bin)
+        .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tansu");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (Proc(child), format!("127.0.0.1:{port}"))
+}
+
+pub fn cli(args: &[&str], brokers: &str, cwd: &Path) -> std::process::Output {
+    let out = Command::new(super::bin()).args(args).args(["--brokers", brokers]).current_dir(cwd).output().expect("run");
+    assert!(out.status.success(), "streamrec {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+pub fn serve_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["serve", "--exit-when-idle", "--idle-close-ms", "300"];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Starts `streamrec ARGS --brokers ADDR` in `dir` with `env` (and info logs to `dir/log`).
+pub fn spawn_logged(dir: &Path, addr: &str, args: &[&str], env: &[(&str, &str)], log: &str) -> Proc {
+    let err = std::fs::File::create(dir.join(log)).expect("log");
+    Proc(
+        Command::new(super::bin())
+            .args(args)
+            .args(["--brokers", addr])
+            .env("RUST_LOG", "streamrec=info")
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("spawn"),
+    )
+}
+

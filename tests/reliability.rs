@@ -1,0 +1,233 @@
+//! Faults the engine survives without stopping, losing or inventing anything, each test named after the defect
+//! it guards against; every one runs `streamrec` as a process against a broker process.
+
+mod common;
+
+use common::procs::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use streamrec::data::{format_article_id, format_hex32, Dataset};
+use streamrec::events::{dataset_events, TxEvent};
+use streamrec::kafka::consumer::read_to_end;
+use streamrec::kafka::producer::Sink;
+use streamrec::pipeline::Pipeline;
+
+/// Produces `messages` (key, value) to `topic` and waits for their delivery.
+fn produce(brokers: &str, topic: &str, messages: &[(Vec<u8>, Vec<u8>)]) {
+    rt().block_on(async {
+        let sink = Sink::new(brokers, 0).expect("sink");
+        let mut pending = Vec::new();
+        for (k, v) in messages {
+            pending.push(sink.send(topic, k, v).await.expect("send"));
+        }
+        Sink::wait(pending).await.expect("delivered");
+    });
+}
+
+fn dead_letters(brokers: &str) -> Vec<serde_json::Value> {
+    let recs = rt().block_on(read_to_end(brokers, "dead-letters")).expect("dead letters");
+    recs.iter().map(|r| serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json")).collect()
+}
+
+/// Every list published, per customer in seq order (the output is keyed by customer).
+fn published_lists(brokers: &str) -> BTreeMap<String, Vec<Vec<String>>> {
+    let recs = rt().block_on(read_to_end(brokers, "recommendations")).expect("recs");
+    let mut by_seq: Vec<(u64, String, Vec<String>)> = recs
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json");
+            let ids = v["items"].as_array().expect("items").iter().map(|i| i["article_id"].as_str().expect("id").to_string()).collect();
+            (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("customer").to_string(), ids)
+        })
+        .collect();
+    by_seq.sort();
+    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for (_, c, ids) in by_seq {
+        out.entry(c).or_default().push(ids);
+    }
+    out
+}
+
+/// The lists the same pipeline makes from the files.
+fn file_lists(data: &Dataset) -> BTreeMap<String, Vec<Vec<String>>> {
+    let mut p = Pipeline::new(&common::config().core()).expect("pipeline");
+    let mut recs = Vec::new();
+    for ev in dataset_events(data) {
+        recs.extend(p.step(ev));
+    }
+    recs.extend(p.finish());
+    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for r in recs {
+        let ids = r.items.iter().map(|i| format_article_id(p.state.catalog.id(i.article))).collect();
+        out.entry(format_hex32(&r.customer.0)).or_default().push(ids);
+    }
+    out
+}
+
+/// `streamrec ARGS --brokers B` in `cwd`, whatever its exit status.
+fn cli_status(args: &[&str], brokers: &str, cwd: &Path) -> std::process::Output {
+    Command::new(common::bin()).args(args).args(["--brokers", brokers]).current_dir(cwd).output().expect("run")
+}
+
+fn replay_all(addr: &str, dir: &Path) {
+    cli(&["replay", "--data", dir.to_str().expect("utf8"), "--max"], addr, dir);
+}
+
+#[test]
+fn poison_pill_an_oversized_message_is_dead_lettered_truncated_and_serving_goes_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 23));
+    let (_broker, addr) = start_mock_broker();
+    replay_all(&addr, dir.path());
+    // 600 kB: carried whole twice over (text and base64) a dead letter would pass Kafka's 1 MB message limit.
+    let big = format!("{{\"t_dat\":\"{}\"}}", "x".repeat(600_000)).into_bytes();
+    produce(&addr, "transactions", &[(b"big".to_vec(), big.clone())]);
+    let ckpt = dir.path().join("ckpt");
+    let ck = ckpt.to_str().expect("utf8");
+    let out = cli(&serve_args(&["--checkpoint-dir", ck]), &addr, dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{} events", data.transactions.len())), "{}", String::from_utf8_lossy(&out.stdout));
+    let dead = dead_letters(&addr);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let d = &dead[0];
+    assert_eq!(d["truncated"], true);
+    assert_eq!(d["payload_bytes"].as_u64(), Some(big.len() as u64));
+    let want = streamrec::events::DeadLetter::new("x", 0, 0, None, &big, String::new()).payload_sha256;
+    assert_eq!(d["payload_sha256"].as_str(), Some(want.as_str()));
+    assert_eq!(published_lists(&addr), file_lists(&data), "the lists beside it are all there");
+    // A restart does not meet it again: its offset moved on with the others (no second dead letter).
+    cli(&serve_args(&["--checkpoint-dir", ck]), &addr, dir.path());
+    assert_eq!(dead_letters(&addr).len(), 1, "re-published on restart");
+}
+
+#[test]
+fn event_time_from_the_wrong_century_or_far_ahead_is_dead_lettered_and_a_duplicate_seq_is_skipped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 29));
+    let (_broker, addr) = start_mock_broker();
+    replay_all(&addr, dir.path());
+    let mid = data.transactions.len() / 2;
+    let t = TxEvent::of_row(&data, mid);
+    let key = format_hex32(&t.customer.0).into_bytes();
+    let msg = |day: &str, seq: u64| {
+        let good = String::from_utf8(TxEvent { seq, ..t }.to_json().expect("json")).expect("utf8");
+        good.replace(&streamrec::data::format_day(t.day), day).into_bytes()
+    };
+    let after = data.transactions.len() as u64 + 10;
+    produce(
+        &addr,
+        "transactions",
+        &[
+            (key.clone(), msg("2149-06-06", after)),
+            (key.clone(), msg("1970-01-02", after + 1)),
+            (key.clone(), msg("2030-01-01", after + 2)),
+            // Replay's row `mid` again, byte for byte: a duplicate, not a new purchase.
+            (key.clone(), t.to_json().expect("json")),
+        ],
+    );
+    let out = cli(&serve_args(&[]), &addr, dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("{} events", data.transactions.len())), "the duplicate is not applied: {stdout}");
+    let dead = dead_letters(&addr);
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    let reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().expect("reason")).collect();
+    assert!(reasons[0].contains("valid window") && reasons[1].contains("valid window"), "{reasons:?}");
+    assert!(reasons[2].contains("max_ahead_days"), "{reasons:?}");
+    // Event time never moved: every list equals the file pipeline's, no extra list for the duplicate.
+    assert_eq!(published_lists(&addr), file_lists(&data));
+}
+
+#[test]
+fn broker_reset_with_an_old_checkpoint_is_refused_and_discard_checkpoint_starts_fresh() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 31));
+    let ckpt = dir.path().join("ckpt");
+    let ck = ckpt.to_str().expect("utf8");
+    {
+        let (_old, addr) = start_mock_broker();
+        replay_all(&addr, dir.path());
+        cli(&serve_args(&["--checkpoint-dir", ck]), &addr, dir.path());
+    }
+    // A new broker, the whole replay again: the old checkpoint's offsets would skip every purchase.
+    let (_new, addr) = start_mock_broker();
+    replay_all(&addr, dir.path());
+    let out = cli_status(&serve_args(&["--checkpoint-dir", ck]), &addr, dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "served on a checkpoint from another broker");
+    assert!(err.contains("does not belong to this input") && err.contains("--discard-checkpoint"), "{err}");
+    assert!(rt().block_on(read_to_end(&addr, "recommendations")).expect("recs").is_empty(), "nothing published when refused");
+    let out = cli(&serve_args(&["--checkpoint-dir", ck, "--discard-checkpoint"]), &addr, dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{} events", data.transactions.len())));
+    assert!(ckpt.join("engine.ckpt.discarded").is_file(), "the old checkpoint is kept aside");
+    assert_eq!(published_lists(&addr), file_lists(&data));
+}
+
+#[test]
+fn missing_checkpoint_with_committed_offsets_is_refused_and_rebuild_state_reads_from_the_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 37));
+    let (_broker, addr) = start_mock_broker();
+    replay_all(&addr, dir.path());
+    cli(&serve_args(&[]), &addr, dir.path());
+    // Restarted without its state: the group's offsets say every purchase was consumed.
+    let out = cli_status(&serve_args(&[]), &addr, dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "served from an empty state");
+    assert!(err.contains("already consumed") && err.contains("--rebuild-state"), "{err}");
+    let ckpt = dir.path().join("ckpt");
+    let ck = ckpt.to_str().expect("utf8");
+    let out = cli(&serve_args(&["--rebuild-state", "--checkpoint-dir", ck]), &addr, dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{} events", data.transactions.len())), "rebuilt from every purchase");
+    let c = streamrec::serve::checkpoint::read(&ckpt).expect("read").expect("checkpoint");
+    assert_eq!(c.state.events, data.transactions.len() as u64);
+}
+
+#[test]
+fn clean_stop_sigint_while_joining_the_group_exits_0_after_its_checkpoint() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tmp");
+    common::tiny(dir.path(), 41);
+    let (_broker, addr) = start_mock_broker();
+    replay_all(&addr, dir.path());
+    let ckpt = dir.path().join("ckpt");
+    let ck = ckpt.to_str().expect("utf8");
+    cli(&serve_args(&["--checkpoint-dir", ck]), &addr, dir.path());
+    // Again from its checkpoint (offsets to commit), stopped as soon as its reference data is in: the group
+    // join has only begun.
+    let mut child = Command::new(common::bin())
+        .args(["serve", "--exit-when-idle", "--checkpoint-dir", ck, "--brokers", &addr])
+        .env("RUST_LOG", "streamrec=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut log = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("line");
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("reference data loaded") {
+            let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+            assert!(ok.success());
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert!(log.contains("stopping"), "stopped by the signal: {log}");
+    assert!(status.success(), "exit {status:?}: {log}");
+    assert!(log.contains("checkpoint written"), "{log}");
+}
+
+#[test]
+fn replay_resume_past_the_data_end_says_there_is_nothing_to_send() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 43));
+    let (_broker, addr) = start_mock_broker();
+    let resume = dir.path().join("resume.json");
+    std::fs::write(&resume, format!("{{\"next_row\":{},\"last_seq\":{}}}", data.transactions.len() + 5, data.transactions.len() + 4)).expect("write");
+    let args = ["replay", "--data", dir.path().to_str().expect("utf8"), "--max", "--resume", "--resume-file", resume.to_str().expect("utf8")];
+    let out = cli_status(&args, &addr, dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nothing left to send"), "{err}");
+    assert!(rt().block_on(read_to_end(&addr, "transactions")).expect("tx").is_empty());
+}
