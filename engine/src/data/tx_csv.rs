@@ -475,6 +475,22 @@ mod tests {
     }
 
     #[test]
+    fn event_time_a_file_row_from_the_wrong_century_is_refused_with_its_line() {
+        // One 2149 row once made `backtest` score a week in 2149 without a word.
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["2149-06-06", "1970-01-02"] {
+            let mut rows: Vec<String> = (0..10).map(|i| format!("2020-09-01,{},0108775015,0.01,2", cust(i))).collect();
+            rows[7] = format!("{bad},{},0108775015,0.01,2", cust(1));
+            let p = write_rows(dir.path(), &rows);
+            let err = parse(&p, &LoadOptions::strict(), 8 << 20).unwrap_err().to_string();
+            assert!(err.contains(":9:") && err.contains("t_dat") && err.contains("valid window"), "{err}");
+            let (tx, rejects) = parse(&p, &LoadOptions::lenient(dir.path()), 8 << 20).unwrap();
+            assert_eq!((tx.len(), rejects.len()), (9, 1));
+            assert!(tx.day.iter().all(|&d| d == tx.day[0]), "the bad row moved no day");
+        }
+    }
+
+    #[test]
     fn unknown_customers_are_interned_in_file_order() {
         let dir = tempfile::tempdir().unwrap();
         let rows: Vec<String> = [5, 3, 5, 9, 3].iter().map(|&i| format!("2020-09-01,{},0108775015,0.01,1", cust(i))).collect();
