@@ -231,3 +231,66 @@ fn replay_resume_past_the_data_end_says_there_is_nothing_to_send() {
     assert!(!out.status.success() && err.contains("nothing left to send"), "{err}");
     assert!(rt().block_on(read_to_end(&addr, "transactions")).expect("tx").is_empty());
 }
+
+/// A damaged newest ranker (its model file cut short) once kept `serve` from starting although an older good
+/// version sat beside it: the newest one that loads serves, and the damaged one is named in the log.
+#[test]
+fn corrupt_newest_model_falls_back_to_the_newest_good_one() {
+    use streamrec::config::RankerKind;
+    use streamrec::features::FEATURES;
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("ranker");
+    common::write_model(&root.join("a"), "a-good", &FEATURES, (0.031, 0.025));
+    common::write_model(&root.join("b"), "b-damaged", &FEATURES, (0.031, 0.025));
+    let model = root.join("b/model.json");
+    let text = std::fs::read_to_string(&model).expect("model");
+    std::fs::write(&model, &text[..text.len() / 2]).expect("cut");
+    let mut cfg = common::config().ranker;
+    cfg.models_dir = root.to_str().expect("utf8").to_string();
+    assert_eq!(streamrec::ranker::store::newest(&root).expect("newest"), Some(root.join("b")), "the damaged one is the newest");
+    for kind in [RankerKind::Auto, RankerKind::Catboost] {
+        cfg.kind = kind;
+        let s = streamrec::ranker::select(&cfg).expect("starts");
+        assert_eq!(s.ranker.version(), "a-good", "{kind:?}");
+        assert!(s.why.contains("skipped"), "{}", s.why);
+    }
+    // Nothing loads: auto serves the blend and says why; catboost (the operator asked for a model) refuses.
+    std::fs::write(root.join("a/model.json"), "{").expect("damage");
+    cfg.kind = RankerKind::Auto;
+    let s = streamrec::ranker::select(&cfg).expect("auto starts on the blend");
+    assert!(s.refused && s.why.contains("none of the 2 models"), "{}", s.why);
+    cfg.kind = RankerKind::Catboost;
+    assert!(streamrec::ranker::select(&cfg).is_err());
+}
+
+/// A ranker swapped in through `model-updates` was forgotten on restart (the newest in `models_dir` served
+/// again): the swap is recorded beside the checkpoint and the restarted engine serves it.
+#[test]
+fn ranker_swapped_in_by_model_updates_is_kept_across_a_restart() {
+    use streamrec::features::FEATURES;
+    let dir = tempfile::tempdir().expect("tmp");
+    common::tiny(dir.path(), 41);
+    let (_broker, addr) = start_mock_broker();
+    replay_all(&addr, dir.path());
+    let models = dir.path().join("models/ranker");
+    common::write_model(&models.join("older"), "a-older", &FEATURES, (0.031, 0.025));
+    common::write_model(&models.join("newer"), "b-newer", &FEATURES, (0.031, 0.025));
+    let env = [("STREAMREC__RANKER__MODELS_DIR", models.to_str().expect("utf8"))];
+    let ck = dir.path().join("ckpt");
+    let args = ["serve", "--idle-close-ms", "300", "--checkpoint-dir", ck.to_str().expect("utf8")];
+    let log = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let mut serve = spawn_logged(dir.path(), &addr, &args, &env, "first.log");
+    assert!(wait_for(60, || log("first.log").contains("assigned").then_some(())).is_some(), "{}", log("first.log"));
+    assert!(log("first.log").contains("b-newer"), "the newest serves at first: {}", log("first.log"));
+    cli(&["models", "publish", "--path", models.join("older").to_str().expect("utf8")], &addr, dir.path());
+    assert!(wait_for(60, || log("first.log").contains("ranker swapped").then_some(())).is_some(), "{}", log("first.log"));
+    Command::new("kill").args(["-INT", &serve.0.id().to_string()]).status().expect("kill");
+    assert!(serve.0.wait().expect("wait").success(), "{}", log("first.log"));
+
+    let args = ["serve", "--exit-when-idle", "--idle-close-ms", "300", "--checkpoint-dir", ck.to_str().expect("utf8")];
+    let mut again = spawn_logged(dir.path(), &addr, &args, &env, "second.log");
+    assert!(again.0.wait().expect("wait").success(), "{}", log("second.log"));
+    let second = log("second.log");
+    assert!(second.contains("ranker restored") && second.contains("a-older"), "{second}");
+    assert!(!second.contains("b-newer"), "the newest was served again: {second}");
+}

@@ -260,26 +260,6 @@ fn delivered_exactly_once_in_order(addr: &str, data: &Dataset) -> Vec<serde_json
     by_seq.into_iter().map(|(_, v)| v).collect()
 }
 
-/// A CatBoost JSON model over the engine's features (one tree on `rep_4w`: leaves 0.25 / 0.75) and its manifest,
-/// with `features` as the manifest's list and `gate` = (challenger, blend) validation MAP@12 as `train ranker`
-/// records them.
-fn write_model(dir: &Path, version: &str, features: &[&str], gate: (f64, f64)) {
-    use streamrec::features::{index_of, FEATURES};
-    std::fs::create_dir_all(dir).expect("mkdir");
-    let float_features: Vec<serde_json::Value> =
-        FEATURES.iter().enumerate().map(|(i, f)| serde_json::json!({"flat_feature_index": i, "feature_index": i, "feature_id": f, "borders": []})).collect();
-    let split = serde_json::json!({"border": 0.5, "float_feature_index": index_of("rep_4w").expect("rep_4w"), "split_type": "FloatFeature"});
-    let model = serde_json::json!({
-        "features_info": {"float_features": float_features},
-        "oblivious_trees": [{"leaf_values": [0.25, 0.75], "splits": [split]}],
-        "scale_and_bias": [1.0, [0.0]],
-    });
-    std::fs::write(dir.join("model.json"), model.to_string()).expect("model");
-    let gate = serde_json::json!({"challenger_map12": gate.0, "blend_map12": gate.1, "active": "blend", "active_map12": gate.1, "customers": 500});
-    let manifest = serde_json::json!({"version": version, "trained_until": "2020-01-01", "features": features, "data_fingerprint": "test", "gate": gate});
-    std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("manifest");
-}
-
 #[test]
 fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
     use streamrec::features::FEATURES;
@@ -289,10 +269,10 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
     let good = dir.path().join("models/good");
     let bad = dir.path().join("models/bad");
     let loser = dir.path().join("models/loser");
-    write_model(&good, "swap-good", &FEATURES, (0.031, 0.025));
-    write_model(&bad, "swap-bad", &FEATURES[..FEATURES.len() - 1], (0.031, 0.025));
+    common::write_model(&good, "swap-good", &FEATURES, (0.031, 0.025));
+    common::write_model(&bad, "swap-bad", &FEATURES[..FEATURES.len() - 1], (0.031, 0.025));
     // Fits the engine but lost to the blend on validation: the gate keeps it out under kind = "auto".
-    write_model(&loser, "swap-loser", &FEATURES, (0.020, 0.025));
+    common::write_model(&loser, "swap-loser", &FEATURES, (0.020, 0.025));
 
     // Replay at a steady rate while the engine serves, so the updates land mid-stream.
     let spawn = |args: &[&str], log: &str| spawn_logged(dir.path(), &addr, args, &[], log);
@@ -445,10 +425,10 @@ fn a_list_that_cannot_be_encoded_goes_to_dead_letters_not_out_empty() {
     let list = |key: u8, score| Recommendation { customer: CustomerKey([key; 32]), as_of: 18_500, seq: 1, trigger: Trigger::Basket, items: vec![item(1, 1.0), item(0, score)] };
     let recs = [list(1, 0.5), list(2, f32::NAN), list(3, 0.25)];
     let encoded = encode(&p, &recs);
-    let shared = Shared { pipeline: std::sync::RwLock::new(p), counters: Counters::default() };
+    let shared = Shared { pipeline: std::sync::RwLock::new(p), counters: Counters::default(), link: Default::default() };
     let rt = rt();
     let (lists, dead) = rt.block_on(async {
-        let mut out = Output::new(broker.bootstrap(), cfg.topics.clone()).expect("output");
+        let mut out = Output::new(broker.bootstrap(), cfg.topics.clone(), Default::default()).expect("output");
         let sent = out.lists(&shared, encoded).await.expect("lists");
         assert_eq!(sent, 2);
         out.delivered().await.expect("delivered");

@@ -4,6 +4,7 @@
 //! - [`TopicReader`]: reads every partition of one topic without a group, from the start, the end or given
 //!   offsets (reference data every engine instance needs in full, and `subscribe`).
 
+use super::link::{Link, LinkContext};
 use super::{client_config, KafkaError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError as RdError;
@@ -48,33 +49,16 @@ pub struct GroupContext {
     generation: Arc<Mutex<u64>>,
     /// Start assigned partitions at their beginning until this member first commits.
     from_beginning: Arc<std::sync::atomic::AtomicBool>,
+    link: LinkContext,
 }
 
 impl ClientContext for GroupContext {
     fn error(&self, error: RdError, reason: &str) {
-        quiet_error(error, reason)
+        self.link.error(error, reason)
     }
 }
 
-/// End of partition is expected (we ask for it); every other client error is logged.
-fn quiet_error(error: RdError, reason: &str) {
-    let eof = matches!(error, RdError::PartitionEOF(_)) || matches!(&error, RdError::Global(code) if *code == rdkafka::types::RDKafkaErrorCode::PartitionEOF);
-    if !eof {
-        tracing::error!(%error, reason, "kafka client error");
-    }
-}
-
-/// The reader's context: only quiets end-of-partition reports.
-#[derive(Default)]
-pub struct ReaderContext;
-
-impl ClientContext for ReaderContext {
-    fn error(&self, error: RdError, reason: &str) {
-        quiet_error(error, reason)
-    }
-}
-
-impl ConsumerContext for ReaderContext {}
+impl ConsumerContext for LinkContext {}
 
 impl ConsumerContext for GroupContext {
     /// As rdkafka's own (eager protocol), except that while `from_beginning` holds, assigned partitions start at
@@ -137,13 +121,14 @@ impl GroupReader {
     /// Joins `group` on `topic`. With no committed offset a partition is read from its start. A caught-up
     /// fetch waits at most `fetch_wait_ms` for data (see `[kafka] fetch_wait_max_ms`).
     pub fn new(brokers: &str, group: &str, topic: &str, fetch_wait_ms: u32) -> Result<Self, KafkaError> {
-        Self::with_start(brokers, group, topic, fetch_wait_ms, false)
+        Self::with_start(brokers, group, topic, fetch_wait_ms, false, None)
     }
 
     /// [`GroupReader::new`]; with `from_beginning`, partitions are read from their start whatever the group
-    /// committed, until this member commits (rebuilding a lost state).
-    pub fn with_start(brokers: &str, group: &str, topic: &str, fetch_wait_ms: u32, from_beginning: bool) -> Result<Self, KafkaError> {
-        let ctx = GroupContext::default();
+    /// committed, until this member commits (rebuilding a lost state). With a `link`, a broker outage is
+    /// waited out (reported to the link) instead of ending `recv` with an error.
+    pub fn with_start(brokers: &str, group: &str, topic: &str, fetch_wait_ms: u32, from_beginning: bool, link: Option<Arc<Link>>) -> Result<Self, KafkaError> {
+        let ctx = GroupContext { link: LinkContext::new(link), ..Default::default() };
         ctx.from_beginning.store(from_beginning, std::sync::atomic::Ordering::Relaxed);
         let (assigned, generation, from_start) = (ctx.assigned.clone(), ctx.generation.clone(), ctx.from_beginning.clone());
         let consumer: StreamConsumer<GroupContext> = client_config(brokers)
@@ -165,11 +150,7 @@ impl GroupReader {
     }
 
     pub async fn recv(&self) -> Result<Polled, KafkaError> {
-        match self.consumer.recv().await {
-            Ok(m) => Ok(Polled::Record(record(&m))),
-            Err(RdError::PartitionEOF(p)) => Ok(Polled::Eof(p)),
-            Err(e) => Err(e.into()),
-        }
+        recv_from(&self.consumer, &self.consumer.context().link).await
     }
 
     /// Partitions currently assigned, and a counter that changes on every rebalance.
@@ -208,7 +189,7 @@ pub enum Start {
 }
 
 pub struct TopicReader {
-    consumer: StreamConsumer<ReaderContext>,
+    consumer: StreamConsumer<LinkContext>,
     topic: String,
     /// High watermarks when the reader started: reading up to them means "caught up".
     pub end_at_start: Vec<(i32, i64)>,
@@ -220,12 +201,18 @@ impl TopicReader {
     }
 
     pub fn new(brokers: &str, topic: &str, start: Start) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer<ReaderContext> = client_config(brokers)
+        Self::watched(brokers, topic, start, None)
+    }
+
+    /// [`TopicReader::new`]; with a `link`, a broker outage after the start is waited out (reported to the
+    /// link) instead of ending `recv` with an error.
+    pub fn watched(brokers: &str, topic: &str, start: Start, link: Option<Arc<Link>>) -> Result<Self, KafkaError> {
+        let consumer: StreamConsumer<LinkContext> = client_config(brokers)
             .set("group.id", "streamrec-reader")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("topic.metadata.refresh.interval.ms", "2000")
-            .create_with_context(ReaderContext)?;
+            .create_with_context(LinkContext::new(link))?;
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let parts: Vec<i32> = md.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
         if parts.is_empty() {
@@ -248,17 +235,30 @@ impl TopicReader {
     }
 
     pub async fn recv(&self) -> Result<Polled, KafkaError> {
-        match self.consumer.recv().await {
-            Ok(m) => Ok(Polled::Record(record(&m))),
-            Err(RdError::PartitionEOF(p)) => Ok(Polled::Eof(p)),
-            Err(e) => Err(e.into()),
+        recv_from(&self.consumer, self.consumer.context()).await
+    }
+}
+
+/// The next message or end of partition. Transient errors a `link` absorbs are waited out (the client
+/// reconnects by itself); any message or end report means the broker is answering.
+async fn recv_from<C: ConsumerContext + 'static>(consumer: &StreamConsumer<C>, link: &LinkContext) -> Result<Polled, KafkaError> {
+    loop {
+        let got = match consumer.recv().await {
+            Ok(m) => Polled::Record(record(&m)),
+            Err(RdError::PartitionEOF(p)) => Polled::Eof(p),
+            Err(e) if link.absorbs(&e) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(l) = &link.link {
+            l.up();
         }
+        return Ok(got);
     }
 }
 
 /// The offsets `group` has committed on `topic` (partitions with no commit are left out). Does not join the group.
 pub fn committed_offsets(brokers: &str, group: &str, topic: &str, timeout: Duration) -> Result<Vec<(i32, i64)>, KafkaError> {
-    let consumer: BaseConsumer<ReaderContext> = client_config(brokers).set("group.id", group).create_with_context(ReaderContext)?;
+    let consumer: BaseConsumer<LinkContext> = client_config(brokers).set("group.id", group).create_with_context(LinkContext::default())?;
     let md = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut tpl = TopicPartitionList::new();
     for t in md.topics().iter().filter(|t| t.name() == topic) {

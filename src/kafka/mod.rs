@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod consumer;
 pub mod embedded;
+pub mod link;
 pub mod producer;
 
 use rdkafka::ClientConfig;
@@ -19,6 +20,13 @@ pub enum KafkaError {
     Topic { topic: String, reason: String },
     #[error("embedded broker: {0}")]
     Embedded(String),
+}
+
+impl KafkaError {
+    /// The broker is unreachable for now (librdkafka retries by itself); see [`link::transient_code`].
+    pub fn is_transient(&self) -> bool {
+        matches!(self, KafkaError::Client(e) if link::transient(e))
+    }
 }
 
 /// A topic and how it is created when missing.

@@ -1,6 +1,7 @@
 //! Producing with delivery reports. `send` hands back a future per message; callers wait for a batch of them
 //! before they treat what caused the messages as done (the engine commits input offsets only then).
 
+use super::link::{Link, LinkContext};
 use super::{client_config, KafkaError};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -8,13 +9,24 @@ use std::time::Duration;
 
 #[derive(Clone)]
 pub struct Sink {
-    producer: FutureProducer,
+    producer: FutureProducer<LinkContext>,
 }
 
 /// One message in flight: its topic and its delivery report.
 pub struct Pending {
     topic: String,
     future: DeliveryFuture,
+}
+
+impl Pending {
+    /// Waits for this message's delivery report (cancel-safe: waiting again resumes).
+    pub async fn confirmed(&mut self) -> Result<(), KafkaError> {
+        match (&mut self.future).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(KafkaError::Delivery { topic: self.topic.clone(), reason: e.to_string() }),
+            Err(_) => Err(KafkaError::Delivery { topic: self.topic.clone(), reason: "producer dropped the message".into() }),
+        }
+    }
 }
 
 impl Sink {
@@ -27,8 +39,29 @@ impl Sink {
             .set("batch.num.messages", "10000")
             .set("message.timeout.ms", "30000")
             .set("enable.idempotence", "false")
-            .create()?;
+            .create_with_context(LinkContext::default())?;
         Ok(Sink { producer })
+    }
+
+    /// The engine's producer: a broker outage is waited out, never given up on. Messages do not time out
+    /// (`message.timeout.ms = 0`: librdkafka retries until the broker is back), and idempotence keeps each
+    /// partition's order and drops retried duplicates, so a customer's newer list is never overtaken by an
+    /// older one. Transient errors go to `link`.
+    pub fn for_engine(brokers: &str, link: std::sync::Arc<Link>) -> Result<Self, KafkaError> {
+        let producer = client_config(brokers)
+            .set("linger.ms", "0")
+            .set("queue.buffering.max.messages", "1000000")
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("batch.num.messages", "10000")
+            .set("message.timeout.ms", "0")
+            .set("enable.idempotence", "true")
+            .create_with_context(LinkContext::new(Some(link)))?;
+        Ok(Sink { producer })
+    }
+
+    /// Asks a broker for `topic`'s metadata: whether the cluster answers now (blocking, at most `timeout`).
+    pub fn probe(&self, topic: &str, timeout: Duration) -> bool {
+        self.producer.client().fetch_metadata(Some(topic), timeout).is_ok()
     }
 
     /// Queues one message; waits (without blocking the thread's runtime for long) while the local queue is full.
@@ -47,12 +80,8 @@ impl Sink {
     /// Waits for every delivery report; the first failure is the error.
     pub async fn wait(pending: Vec<Pending>) -> Result<usize, KafkaError> {
         let n = pending.len();
-        for p in pending {
-            match p.future.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(KafkaError::Delivery { topic: p.topic, reason: e.to_string() }),
-                Err(_) => return Err(KafkaError::Delivery { topic: p.topic, reason: "producer dropped the message".into() }),
-            }
+        for mut p in pending {
+            p.confirmed().await?;
         }
         Ok(n)
     }

@@ -128,6 +128,38 @@ pub fn discard(dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
     Ok(Some(to))
 }
 
+/// The ranker a `model-updates` message swapped in, kept beside the checkpoint so a restart serves it again
+/// (the configured selection would pick the newest in `models_dir`, which need not be the one announced).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ActiveRanker {
+    pub version: String,
+    /// The model's directory, as the update named it.
+    pub path: String,
+}
+
+const ACTIVE_RANKER: &str = "active-ranker.json";
+
+/// Records `active` in `dir` (written to a temporary file, then renamed: never torn).
+pub fn write_active_ranker(dir: &Path, active: &ActiveRanker) -> Result<(), CheckpointError> {
+    let dest = dir.join(ACTIVE_RANKER);
+    let io = |source| CheckpointError::Io { path: dest.clone(), source };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let tmp = dir.join(format!("{ACTIVE_RANKER}.tmp"));
+    let bytes = serde_json::to_vec_pretty(active).map_err(|e| CheckpointError::Corrupt { path: dest.clone(), reason: e.to_string() })?;
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, &dest).map_err(io)
+}
+
+/// The ranker recorded in `dir`, if any.
+pub fn read_active_ranker(dir: &Path) -> Result<Option<ActiveRanker>, CheckpointError> {
+    let path = dir.join(ACTIVE_RANKER);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CheckpointError::Io { path, source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 use super::{ServeError, Shared};
 use crate::data::{parse_hex32, CustomerKey};
 use crate::events::{Recommendation, Trigger};
+use crate::kafka::link::LinkStatus;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,40 +21,70 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
     HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().ok()).as_ref()
 }
 
+/// The largest request body taken (every endpoint is a GET: a body is never needed).
+pub const MAX_BODY_BYTES: u64 = 16 * 1024;
+
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/recommendations/{customer_id}", get(recommendations))
+        .layer(axum::middleware::from_fn(limit_body))
         .with_state(shared)
 }
 
+/// Refuses a request whose body is larger than [`MAX_BODY_BYTES`], or of unannounced length, with 413
+/// before any handler runs.
+async fn limit_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let headers = req.headers();
+    let len = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let chunked = headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+    if chunked || len.is_some_and(|n| n > MAX_BODY_BYTES) {
+        metrics::counter!("streamrec_http_refused_total", "why" => "too_large").increment(1);
+        let msg = format!("request body over {MAX_BODY_BYTES} bytes (or of unannounced length): every endpoint is a GET");
+        return (StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({ "error": msg }))).into_response();
+    }
+    next.run(req).await
+}
+
 /// An address to listen on: `HOST:PORT` with an IP or a host name (`localhost:8080`), the first address it
-/// resolves to.
+/// resolves to; a bare `PORT` is loopback only (`127.0.0.1:PORT`): all interfaces must be asked for
+/// (`0.0.0.0:PORT`, as docker-compose does).
 pub fn parse_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     use std::net::ToSocketAddrs;
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
     let mut addrs = s.to_socket_addrs().map_err(|e| format!("{s:?}: expected HOST:PORT ({e})"))?;
     addrs.next().ok_or_else(|| format!("{s:?} resolves to no address"))
 }
 
-/// Binds `addr` and serves in a background task.
-pub async fn spawn(addr: std::net::SocketAddr, shared: Arc<Shared>) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+/// Binds `addr` and serves in a background task; returns it and the address bound (port 0: the one chosen).
+pub async fn spawn(addr: std::net::SocketAddr, shared: Arc<Shared>) -> Result<(tokio::task::JoinHandle<()>, std::net::SocketAddr), ServeError> {
     prometheus();
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Http(format!("binding {addr}: {e}")))?;
     let local = listener.local_addr().map_err(|e| ServeError::Http(e.to_string()))?;
     tracing::info!(%local, "http listening");
     let app = router(shared);
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "http server stopped");
         }
-    }))
+    });
+    Ok((task, local))
 }
 
 async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let (clock, customers) = s.pipeline.read().map(|p| (crate::data::format_day(p.state.clock), p.state.users.len())).unwrap_or_default();
+    // Degraded while the broker is unreachable: the engine keeps its state and waits; lists are as of
+    // `event_time` and go stale until purchases flow again.
+    let (status, kafka) = match s.link.status() {
+        LinkStatus::Up => ("ok", serde_json::json!({"status": "up", "outages": s.link.outages()})),
+        LinkStatus::Down { for_, reason } => ("degraded", serde_json::json!({"status": "down", "down_for_s": for_.as_secs_f64(), "reason": reason, "outages": s.link.outages()})),
+    };
     Json(serde_json::json!({
-        "status": "ok",
+        "status": status,
+        "kafka": kafka,
         "event_time": clock,
         "customers": customers,
         "events": s.counters.events.load(Ordering::Relaxed),
@@ -92,6 +123,40 @@ mod tests {
         assert!(a.ip().is_loopback() && a.port() == 8080, "{a}");
         assert_eq!(super::parse_addr("127.0.0.1:9").unwrap().port(), 9);
         assert!(super::parse_addr("localhost").unwrap_err().contains("expected HOST:PORT"));
+        // A bare port binds loopback only.
+        assert_eq!(super::parse_addr("8080").unwrap(), "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap());
         assert!(super::parse_addr("127.0.0.1:99999").is_err());
+    }
+
+    /// Sends raw `request` to a fresh endpoint; returns the status line's code and the body.
+    async fn exchange(request: Vec<u8>) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let cfg = crate::config::Config::load(None).unwrap();
+        let p = crate::pipeline::Pipeline::new(&cfg.core()).unwrap();
+        let shared = std::sync::Arc::new(super::Shared { pipeline: std::sync::RwLock::new(p), counters: Default::default(), link: Default::default() });
+        let task = super::spawn("127.0.0.1:0".parse().unwrap(), shared.clone()).await.unwrap();
+        let addr = task.1;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&request).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        task.0.abort();
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (code, text)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn http_a_request_body_over_the_limit_is_refused_and_health_answers() {
+        let (code, body) = exchange(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec()).await;
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("\"status\":\"ok\"") && body.contains("\"kafka\""), "{body}");
+        let big = super::MAX_BODY_BYTES as usize + 1;
+        let mut req = format!("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {big}\r\n\r\n").into_bytes();
+        req.extend(std::iter::repeat_n(b'x', big));
+        let (code, body) = exchange(req).await;
+        assert_eq!(code, 413, "{body}");
+        let (code, _) = exchange(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec()).await;
+        assert_eq!(code, 413);
     }
 }

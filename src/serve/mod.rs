@@ -40,6 +40,8 @@ pub enum ServeError {
     /// The engine will not start on this state and input (what to do is in the message).
     #[error("refusing to start: {0}")]
     Refused(String),
+    #[error("stopped with {lists} lists undelivered after waiting {waited:?} (is the broker reachable?): no checkpoint written; the last checkpoint and the group's committed offsets stand, and a restart re-reads from them")]
+    Undelivered { lists: usize, waited: Duration },
 }
 
 /// Validated settings of one engine instance.
@@ -69,6 +71,8 @@ pub struct Counters {
 pub struct Shared {
     pub pipeline: RwLock<Pipeline>,
     pub counters: Counters,
+    /// The broker connection as the engine sees it (`/health`).
+    pub link: Arc<kafka::link::Link>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -94,7 +98,8 @@ fn restore(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, Option
 fn restore_state(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, Option<Resume>), ServeError> {
     let fresh = || -> Result<(Pipeline, Option<Resume>), ServeError> {
         start::fresh_start(&s.cfg, s.start.rebuild_state)?;
-        Ok((Pipeline::new(&s.cfg.core())?, None))
+        let core = s.cfg.core();
+        Ok((Pipeline::with_parts(crate::state::State::new(&core), ranker(s)?, &core)?, None))
     };
     let Some(dir) = &s.checkpoint_dir else { return fresh() };
     let Some(c) = checkpoint::read(dir)? else { return fresh() };
@@ -110,11 +115,35 @@ fn restore_state(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, 
         return fresh();
     }
     let Checkpoint { state, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
-    let ranker = crate::ranker::from_config(&s.cfg.ranker)?;
-    let mut p = Pipeline::with_parts(state, ranker, &s.cfg.core())?;
+    let mut p = Pipeline::with_parts(state, ranker(s)?, &s.cfg.core())?;
     p.restore_open(open_baskets, open_day);
     tracing::info!(events = p.state.events, customers = p.state.users.len(), "resumed from checkpoint");
     Ok((p, Some(Resume { tx_offsets, ref_offsets, recommendations_sent })))
+}
+
+/// The ranker to start with: the one a `model-updates` message swapped in before the restart (recorded beside
+/// the checkpoint) when it still loads and the settings still admit it; else the configured selection. An
+/// explicit `[ranker] model` wins over the record.
+fn ranker(s: &ServeSettings) -> Result<Box<dyn crate::ranker::Ranker>, ServeError> {
+    let cfg = &s.cfg.ranker;
+    let recorded = match &s.checkpoint_dir {
+        Some(dir) if cfg.model.is_empty() => checkpoint::read_active_ranker(dir)?,
+        _ => None,
+    };
+    if let Some(active) = recorded {
+        match crate::ranker::store::load(std::path::Path::new(&active.path)) {
+            Ok(r) => {
+                let decision = crate::ranker::admits(cfg, &r.manifest);
+                if decision.serves() {
+                    tracing::info!(version = %active.version, path = %active.path, why = decision.reason(), "ranker restored: the one swapped in by model-updates before the restart");
+                    return Ok(Box::new(r));
+                }
+                tracing::warn!(version = %active.version, why = decision.reason(), "the ranker swapped in before the restart is not admitted now; using the configured selection");
+            }
+            Err(e) => tracing::error!(version = %active.version, path = %active.path, error = %e, "the ranker swapped in before the restart does not load; using the configured selection"),
+        }
+    }
+    Ok(crate::ranker::from_config(cfg)?)
 }
 
 /// The input positions a checkpoint restores.
@@ -135,26 +164,32 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let resumed = ckpt.is_some();
     let Resume { tx_offsets, ref_offsets, recommendations_sent } = ckpt.unwrap_or_default();
     tracing::info!(ranker = pipeline.ranker_version(), "ranker loaded");
-    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default() });
+    let link = Arc::new(kafka::link::Link::default());
+    metrics::gauge!("streamrec_kafka_up").set(1.0);
+    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone() });
     if let Some(tx) = &shared_out {
         let _ = tx.send(Some(shared.clone()));
     }
     let http_task = match s.http {
-        Some(addr) => Some(http::spawn(addr, shared.clone()).await?),
+        Some(addr) => Some(http::spawn(addr, shared.clone()).await?.0),
         None => None,
     };
-    let mut out = Output::new(&cfg.kafka.brokers, cfg.topics.clone())?;
+    let mut out = Output::new(&cfg.kafka.brokers, cfg.topics.clone(), link.clone())?;
     let rebuild = !resumed && s.start.rebuild_state;
-    let mut input = Input::open(cfg, ref_offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect(), rebuild)?;
+    let mut input = Input::open(cfg, ref_offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect(), rebuild, &link)?;
+    let probe = spawn_probe(link.clone(), out.producer().clone(), cfg.topics.transactions.clone());
     input.catch_up(&shared, &mut out).await?;
     tracing::info!(articles = shared.pipeline.read().map(|p| p.state.catalog.len()).unwrap_or(0), "reference data loaded");
     let (mut towers, mut swaps) = two_tower::TwoTowerService::new(cfg.two_tower.clone());
     towers.start(&shared).await;
     // Model updates published from now on (the newest model on disk was loaded at start).
-    let updates = TopicReader::new(&cfg.kafka.brokers, &cfg.topics.model_updates, Start::End)?;
+    let updates = TopicReader::watched(&cfg.kafka.brokers, &cfg.topics.model_updates, Start::End, Some(link.clone()))?;
     let mut commits = Commits::new(tx_offsets.into_iter().collect(), recommendations_sent, cfg.engine.checkpoint_every, s.checkpoint_dir.clone(), cluster);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
+        if *shutdown.borrow() {
+            break;
+        }
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
@@ -163,22 +198,24 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             got = input.recv() => input.take(&shared, &mut out, got?).await?,
             got = updates.recv() => {
                 if let Polled::Record(r) = got? {
-                    model_update(&shared, &mut out, &cfg.ranker, &towers, r).await?;
+                    model_update(&shared, &mut out, &cfg.ranker, s.checkpoint_dir.as_deref(), &towers, r).await?;
                 }
             }
             Some(swap) = swaps.recv() => towers.apply(&shared, swap),
             _ = tick.tick() => {}
         }
-        turn(&s, &shared, &mut input, &mut out, &mut commits, &mut towers).await?;
+        turn(&s, &shared, &mut input, &mut out, &mut commits, &mut towers, &mut shutdown).await?;
         let open = shared.pipeline.read().map(|p| p.open_baskets()).unwrap_or(0);
         if s.exit_when_idle && input.drained() && open == 0 && out.in_flight() == 0 && commits.settled() && input.quiet_for() >= s.idle_close && !towers.retraining() {
             break;
         }
     }
-    commits.finish(&mut out, input.group(), &shared, &input.ref_next).await?;
+    let finished = commits.finish(&mut out, input.group(), &shared, &input.ref_next).await;
+    probe.abort();
     if let Some(h) = http_task {
         h.abort();
     }
+    finished?;
     let c = &shared.counters;
     Ok(ServeReport {
         events: c.events.load(Ordering::Relaxed),
@@ -193,7 +230,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
 /// One turn after the select: the purchases the merge releases go through the pipeline, their lists (and, once
 /// the input is quiet, those of the baskets still open) out to the sink; then the two-tower service's chores,
 /// and delivery / commit / checkpoint when due.
-async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, towers: &mut two_tower::TwoTowerService) -> Result<(), ServeError> {
+async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, towers: &mut two_tower::TwoTowerService, stop: &mut watch::Receiver<bool>) -> Result<(), ServeError> {
     let mut recs: Vec<Recommendation> = Vec::new();
     let batch = input.release(commits);
     let encoded = {
@@ -221,13 +258,30 @@ async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut O
     }
     commits.count(batch.len() as u64, sent);
     let quiet = input.quiet_for() >= Duration::from_millis(50);
-    commits.after_turn(out, input.group(), shared, &input.ref_next, quiet).await
+    commits.after_turn(out, input.group(), shared, &input.ref_next, quiet, stop).await
+}
+
+/// While the link is down, asks the cluster for metadata every half second: an answer means the broker is
+/// back even when no message arrives to say so (a caught-up engine hears nothing until the next purchase).
+fn spawn_probe(link: Arc<kafka::link::Link>, sink: kafka::producer::Sink, topic: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if !link.is_down() {
+                continue;
+            }
+            let (sink, topic) = (sink.clone(), topic.clone());
+            if tokio::task::spawn_blocking(move || sink.probe(&topic, Duration::from_secs(1))).await.unwrap_or(false) {
+                link.up();
+            }
+        }
+    })
 }
 
 /// Swaps in the model a `model-updates` message names, between two events (the loop applies nothing while
 /// this runs). A model that fails to load, does not match the engine's features, or (under `kind = "auto"`) did
 /// not beat the blend on validation is logged and counted, and the current one stays.
-async fn model_update(shared: &Shared, out: &mut Output, ranker_cfg: &crate::config::RankerConfig, towers: &two_tower::TwoTowerService, r: Record) -> Result<(), ServeError> {
+async fn model_update(shared: &Shared, out: &mut Output, ranker_cfg: &crate::config::RankerConfig, checkpoint_dir: Option<&std::path::Path>, towers: &two_tower::TwoTowerService, r: Record) -> Result<(), ServeError> {
     let update: ModelUpdate = match r.payload.as_deref().map(serde_json::from_slice::<ModelUpdate>) {
         Some(Ok(u)) => u,
         Some(Err(e)) => return out.dead_letter(shared, &r, format!("invalid model update: {e}")).await,
@@ -257,6 +311,13 @@ async fn model_update(shared: &Shared, out: &mut Output, ranker_cfg: &crate::con
             let old = p.set_ranker(Box::new(ranker));
             tracing::info!(from = old.version(), to = p.ranker_version(), "ranker swapped");
             metrics::counter!("streamrec_model_swaps_total", "kind" => "ranker").increment(1);
+            if let Some(dir) = checkpoint_dir {
+                // Remembered for the restart; failing to remember is loud, not fatal (the swap stands).
+                let active = checkpoint::ActiveRanker { version: update.version.clone(), path: update.path.clone() };
+                if let Err(e) = checkpoint::write_active_ranker(dir, &active) {
+                    tracing::error!(error = %e, "could not record the active ranker: a restart would serve the configured one");
+                }
+            }
         }
         Ok(Err(e)) => {
             tracing::error!(version = %update.version, path = %update.path, error = %e, "model update rejected; keeping the current ranker");

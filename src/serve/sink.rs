@@ -11,7 +11,10 @@ use crate::events::{DeadLetter, Recommendation};
 use crate::kafka::consumer::{GroupReader, Record};
 use crate::kafka::producer::{Pending, Sink};
 use crate::pipeline::Pipeline;
-use std::collections::BTreeMap;
+use crate::kafka::link::Link;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use tokio::sync::watch;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -23,12 +26,14 @@ const IN_FLIGHT: usize = 50_000;
 pub struct Output {
     sink: Sink,
     topics: TopicsConfig,
-    pending: Vec<Pending>,
+    pending: VecDeque<Pending>,
+    link: Arc<Link>,
 }
 
 impl Output {
-    pub fn new(brokers: &str, topics: TopicsConfig) -> Result<Self, ServeError> {
-        Ok(Output { sink: Sink::new(brokers, 0)?, topics, pending: Vec::new() })
+    /// The engine's producer ([`Sink::for_engine`]: it waits out a broker outage, reporting to `link`).
+    pub fn new(brokers: &str, topics: TopicsConfig, link: Arc<Link>) -> Result<Self, ServeError> {
+        Ok(Output { sink: Sink::for_engine(brokers, link.clone())?, topics, pending: VecDeque::new(), link })
     }
 
     /// The producer (for tasks that announce on `model-updates`).
@@ -54,7 +59,7 @@ impl Output {
 
     async fn send_dead_letter(&mut self, shared: &Shared, key: &[u8], d: &DeadLetter) -> Result<(), ServeError> {
         let bytes = d.to_json()?;
-        self.pending.push(self.sink.send(&self.topics.dead_letters, key, &bytes).await?);
+        self.pending.push_back(self.sink.send(&self.topics.dead_letters, key, &bytes).await?);
         shared.counters.dead_letters.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("streamrec_dead_letters_total").increment(1);
         Ok(())
@@ -67,7 +72,7 @@ impl Output {
         for (key, value) in encoded {
             match value {
                 Ok(bytes) => {
-                    self.pending.push(self.sink.send(&self.topics.recommendations, &key, &bytes).await?);
+                    self.pending.push_back(self.sink.send(&self.topics.recommendations, &key, &bytes).await?);
                     sent += 1;
                 }
                 Err(e) => {
@@ -81,10 +86,19 @@ impl Output {
         Ok(sent)
     }
 
-    /// Waits for every delivery in flight.
+    /// Waits for every delivery in flight. Cancel-safe: a delivery leaves the queue only once confirmed (a
+    /// broker outage can hold this for as long as it lasts; the loop stops waiting when asked to stop).
     pub async fn delivered(&mut self) -> Result<(), ServeError> {
-        Sink::wait(std::mem::take(&mut self.pending)).await?;
+        while let Some(p) = self.pending.front_mut() {
+            p.confirmed().await?;
+            self.pending.pop_front();
+            self.link.up();
+        }
         Ok(())
+    }
+
+    pub fn link(&self) -> &Arc<Link> {
+        &self.link
     }
 
     pub fn in_flight(&self) -> usize {
@@ -93,6 +107,19 @@ impl Output {
 
     pub fn flush(&self) -> Result<(), ServeError> {
         Ok(self.sink.flush(Duration::from_secs(10))?)
+    }
+}
+
+/// How long a stop waits for deliveries still in flight.
+pub const FINISH_WAIT: Duration = Duration::from_secs(30);
+
+/// Commits `next`; a failure (the broker away, a rebalance under way) is logged and counted, not fatal: the
+/// next commit covers the same offsets, and a restart before it re-reads a little (lists are keyed: repeats
+/// are harmless; with a checkpoint, its offsets decide).
+fn commit(group: &GroupReader, next: &BTreeMap<i32, i64>, sync: bool) {
+    if let Err(e) = group.commit(next, sync) {
+        tracing::warn!(error = %e, "offset commit failed; the next one covers it");
+        metrics::counter!("streamrec_commit_failures_total").increment(1);
     }
 }
 
@@ -145,29 +172,38 @@ impl Commits {
 
     /// After a turn of the loop: once enough is in flight, a checkpoint is due, or the input is quiet with
     /// something outstanding, waits for delivery, then commits (and checkpoints when due).
-    pub async fn after_turn(&mut self, out: &mut Output, group: &GroupReader, shared: &Shared, ref_next: &BTreeMap<(String, i32), i64>, quiet: bool) -> Result<(), ServeError> {
+    /// While the broker is away the wait for delivery lasts as long as the outage; a stop request ends it
+    /// (`stop` turned true: the loop then stops and [`Commits::finish`] decides).
+    pub async fn after_turn(&mut self, out: &mut Output, group: &GroupReader, shared: &Shared, ref_next: &BTreeMap<(String, i32), i64>, quiet: bool, stop: &mut watch::Receiver<bool>) -> Result<(), ServeError> {
         let due_ckpt = self.checkpoint_dir.is_some() && self.every > 0 && self.since_ckpt >= self.every;
         if !(out.in_flight() >= IN_FLIGHT || due_ckpt || (quiet && (out.in_flight() > 0 || !self.processed.is_empty()))) {
             return Ok(());
         }
-        out.delivered().await?;
+        tokio::select! {
+            got = out.delivered() => got?,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
         self.tx_next.extend(std::mem::take(&mut self.processed));
         if due_ckpt {
             self.checkpoint(shared, ref_next)?;
             self.since_ckpt = 0;
-            group.commit(&self.tx_next, false)?;
+            commit(group, &self.tx_next, false);
         } else if self.checkpoint_dir.is_none() {
-            group.commit(&self.tx_next, false)?;
+            commit(group, &self.tx_next, false);
         }
         Ok(())
     }
 
-    /// Shutdown: deliver, checkpoint, commit.
+    /// Shutdown: deliver, checkpoint, commit. Lists still undelivered after [`FINISH_WAIT`] (the broker is
+    /// away) mean no checkpoint: the state holds purchases whose lists never went out, so the last checkpoint
+    /// and the committed offsets stand, and a restart re-reads from there (nothing lost).
     pub async fn finish(&mut self, out: &mut Output, group: &GroupReader, shared: &Shared, ref_next: &BTreeMap<(String, i32), i64>) -> Result<(), ServeError> {
-        out.delivered().await?;
+        if tokio::time::timeout(FINISH_WAIT, out.delivered()).await.is_err() {
+            return Err(ServeError::Undelivered { lists: out.in_flight(), waited: FINISH_WAIT });
+        }
         self.tx_next.extend(std::mem::take(&mut self.processed));
         self.checkpoint(shared, ref_next)?;
-        group.commit(&self.tx_next, true)?;
+        commit(group, &self.tx_next, true);
         out.flush()
     }
 

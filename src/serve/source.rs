@@ -8,7 +8,9 @@ use super::{ServeError, Shared};
 use crate::config::Config;
 use crate::events::{decode_article, decode_customer, decode_transaction, Event, TxEvent};
 use crate::kafka::consumer::{GroupReader, Polled, Record, Start, TopicReader};
+use crate::kafka::link::Link;
 use crate::kafka::KafkaError;
+use std::sync::Arc;
 use futures::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -44,12 +46,13 @@ impl Input {
     /// Opens the readers: reference data from `ref_next` (a checkpoint's positions, else the start), the
     /// transactions as a member of the configured group.
     /// With `from_beginning` the transactions are read from their start whatever the group committed.
-    pub fn open(cfg: &Config, ref_next: BTreeMap<(String, i32), i64>, from_beginning: bool) -> Result<Self, ServeError> {
+    /// Broker outages after the start are waited out and reported to `link`.
+    pub fn open(cfg: &Config, ref_next: BTreeMap<(String, i32), i64>, from_beginning: bool, link: &Arc<Link>) -> Result<Self, ServeError> {
         let brokers = &cfg.kafka.brokers;
         let start_at = |topic: &str| Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect());
-        let articles = TopicReader::new(brokers, &cfg.topics.articles, start_at(&cfg.topics.articles))?;
-        let customers = TopicReader::new(brokers, &cfg.topics.customers, start_at(&cfg.topics.customers))?;
-        let group = GroupReader::with_start(brokers, &cfg.kafka.group_id, &cfg.topics.transactions, cfg.kafka.fetch_wait_max_ms, from_beginning)?;
+        let articles = TopicReader::watched(brokers, &cfg.topics.articles, start_at(&cfg.topics.articles), Some(link.clone()))?;
+        let customers = TopicReader::watched(brokers, &cfg.topics.customers, start_at(&cfg.topics.customers), Some(link.clone()))?;
+        let group = GroupReader::with_start(brokers, &cfg.kafka.group_id, &cfg.topics.transactions, cfg.kafka.fetch_wait_max_ms, from_beginning, Some(link.clone()))?;
         Ok(Input {
             articles,
             customers,

@@ -43,3 +43,23 @@ pub fn config() -> streamrec::config::Config {
     c.two_tower.enabled = false;
     c
 }
+
+/// A CatBoost JSON model over the engine's features (one tree on `rep_4w`: leaves 0.25 / 0.75) and its manifest,
+/// with `features` as the manifest's list and `gate` = (challenger, blend) validation MAP@12 as `train ranker`
+/// records them.
+pub fn write_model(dir: &Path, version: &str, features: &[&str], gate: (f64, f64)) {
+    use streamrec::features::{index_of, FEATURES};
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let float_features: Vec<serde_json::Value> =
+        FEATURES.iter().enumerate().map(|(i, f)| serde_json::json!({"flat_feature_index": i, "feature_index": i, "feature_id": f, "borders": []})).collect();
+    let split = serde_json::json!({"border": 0.5, "float_feature_index": index_of("rep_4w").expect("rep_4w"), "split_type": "FloatFeature"});
+    let model = serde_json::json!({
+        "features_info": {"float_features": float_features},
+        "oblivious_trees": [{"leaf_values": [0.25, 0.75], "splits": [split]}],
+        "scale_and_bias": [1.0, [0.0]],
+    });
+    std::fs::write(dir.join("model.json"), model.to_string()).expect("model");
+    let gate = serde_json::json!({"challenger_map12": gate.0, "blend_map12": gate.1, "active": "blend", "active_map12": gate.1, "customers": 500});
+    let manifest = serde_json::json!({"version": version, "trained_until": "2020-01-01", "features": features, "data_fingerprint": "test", "gate": gate});
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("manifest");
+}

@@ -40,12 +40,18 @@ pub fn tansu_bin() -> PathBuf {
 }
 
 pub fn start_tansu() -> (Proc, String) {
+    let port = free_port();
+    (start_tansu_on(port, "memory://tansu/"), format!("127.0.0.1:{port}"))
+}
+
+/// tansu on `port` with `storage` (`memory://tansu/`, or `sqlite://PATH` to outlive the process); waits until
+/// it listens.
+pub fn start_tansu_on(port: u16, storage: &str) -> Proc {
     let bin = tansu_bin();
     assert!(bin.exists(), "tansu not found at {} — scripts/test.sh installs it (or set STREAMREC_TANSU)", bin.display());
-    let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new(&bin)
-        .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["broker", "--storage-engine", storage, "--listener-url", &url, "--advertised-listener-url", &url])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -55,7 +61,34 @@ pub fn start_tansu() -> (Proc, String) {
         assert!(Instant::now() < deadline, "tansu did not listen on {port}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    (Proc(child), format!("127.0.0.1:{port}"))
+    Proc(child)
+}
+
+/// `GET path` from `addr` (HOST:PORT): the status code and body, None when nothing answers.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// Polls `f` every 100 ms until it returns Some or `secs` pass.
+pub fn wait_for<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 pub fn cli(args: &[&str], brokers: &str, cwd: &Path) -> std::process::Output {

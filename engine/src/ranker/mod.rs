@@ -170,20 +170,42 @@ pub fn select(cfg: &RankerConfig) -> Result<Selected, RankerError> {
     if cfg.kind == RankerKind::Blend {
         return blend("kind = blend".into(), false);
     }
-    let dir = match cfg.model.as_str() {
-        "" => store::newest(std::path::Path::new(&cfg.models_dir))?,
-        explicit => Some(std::path::PathBuf::from(explicit)),
-    };
-    let Some(dir) = dir else {
-        if cfg.kind == RankerKind::Catboost {
-            return Err(StoreError::NoModel { dir: cfg.models_dir.clone().into() }.into());
+    let model = if !cfg.model.is_empty() {
+        // The operator named one: it loads or the engine does not start.
+        store::load(std::path::Path::new(&cfg.model))?
+    } else {
+        let (good, mut bad) = store::newest_good(std::path::Path::new(&cfg.models_dir))?;
+        for (dir, e) in &bad {
+            tracing::error!(model = %dir.display(), error = %e, "ranker model does not load: falling back to the next newest");
         }
-        return blend(format!("no trained model under {}", cfg.models_dir), false);
+        match good {
+            Some(m) => m,
+            None if bad.is_empty() && cfg.kind == RankerKind::Catboost => return Err(StoreError::NoModel { dir: cfg.models_dir.clone().into() }.into()),
+            None if bad.is_empty() => return blend(format!("no trained model under {}", cfg.models_dir), false),
+            None => {
+                let tried = bad.len();
+                let (_, newest_error) = bad.swap_remove(0);
+                if cfg.kind == RankerKind::Catboost {
+                    return Err(newest_error.into());
+                }
+                return blend(format!("none of the {tried} models under {} loads (newest: {newest_error})", cfg.models_dir), true);
+            }
+        }
     };
-    let model = store::load(&dir)?;
+    let older = if cfg.model.is_empty() { skipped_note(&cfg.models_dir, &model) } else { String::new() };
     match admits(cfg, &model.manifest) {
-        gate::Decision::Serves { reason } => Ok(Selected { why: format!("model {}: {reason}", model.manifest.version), fell_back: false, refused: false, ranker: Box::new(model) }),
-        gate::Decision::Refused { reason } => blend(format!("model {} not served, {reason}", model.manifest.version), true),
+        gate::Decision::Serves { reason } => Ok(Selected { why: format!("model {}: {reason}{older}", model.manifest.version), fell_back: false, refused: false, ranker: Box::new(model) }),
+        gate::Decision::Refused { reason } => blend(format!("model {} not served, {reason}{older}", model.manifest.version), true),
+    }
+}
+
+/// ", newer versions that do not load were skipped" when `model` is not the newest under `root`.
+fn skipped_note(root: &str, model: &CatBoostRanker) -> String {
+    match store::newest(std::path::Path::new(root)) {
+        Ok(Some(newest)) if store::read_manifest(&newest).map(|m| m.version != model.manifest.version).unwrap_or(true) => {
+            " (newer versions that do not load were skipped)".to_string()
+        }
+        _ => String::new(),
     }
 }
 

@@ -65,24 +65,47 @@ pub fn is_version_dir(dir: &Path) -> bool {
 
 /// The newest finished model directory under `root` (latest `trained_until`, then version), if any.
 pub fn newest(root: &Path) -> Result<Option<PathBuf>, StoreError> {
+    Ok(versions_newest_first(root)?.into_iter().next())
+}
+
+/// Every finished model directory under `root`, newest first (latest `trained_until`, then version). A
+/// directory whose manifest cannot be read sorts last (it is still listed: loading it says what is wrong).
+pub fn versions_newest_first(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => return Err(StoreError::Io { path: root.to_path_buf(), source }),
     };
-    let mut best: Option<(String, String, PathBuf)> = None;
+    let mut found: Vec<(Option<(String, String)>, PathBuf)> = Vec::new();
     for entry in entries {
         let dir = entry.map_err(|source| StoreError::Io { path: root.to_path_buf(), source })?.path();
         if !is_version_dir(&dir) {
             continue;
         }
-        let m = read_manifest(&dir)?;
-        let key = (m.trained_until, m.version, dir);
-        if best.as_ref().is_none_or(|b| (&key.0, &key.1) > (&b.0, &b.1)) {
-            best = Some(key);
+        let key = read_manifest(&dir).ok().map(|m| (m.trained_until, m.version));
+        found.push((key, dir));
+    }
+    // Readable manifests first, newest first; unreadable ones after, by name.
+    found.sort_by(|a, b| match (&a.0, &b.0) {
+        (Some(x), Some(y)) => y.cmp(x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.1.cmp(&b.1),
+    });
+    Ok(found.into_iter().map(|f| f.1).collect())
+}
+
+/// The newest model under `root` that loads and fits this engine, with the newer ones that did not (each with
+/// why): a damaged newest version must not keep the engine from starting on an older good one.
+pub fn newest_good(root: &Path) -> Result<(Option<CatBoostRanker>, Vec<(PathBuf, StoreError)>), StoreError> {
+    let mut bad = Vec::new();
+    for dir in versions_newest_first(root)? {
+        match load(&dir) {
+            Ok(r) => return Ok((Some(r), bad)),
+            Err(e) => bad.push((dir, e)),
         }
     }
-    Ok(best.map(|b| b.2))
+    Ok((None, bad))
 }
 
 /// A readable account of how two feature lists differ.
@@ -123,6 +146,10 @@ mod tests {
         version(root.path(), "c", "2020-10-01", false); // no manifest yet: still training
         version(root.path(), ".tmp-d", "2020-10-01", true); // finished training, not yet moved into place
         assert_eq!(newest(root.path()).unwrap(), Some(root.path().join("b")));
+        version(root.path(), "e", "2020-11-01", false);
+        std::fs::write(root.path().join("e/manifest.json"), "{not json").unwrap();
+        let all = versions_newest_first(root.path()).unwrap();
+        assert_eq!(all, vec![root.path().join("b"), root.path().join("a"), root.path().join("e")], "a damaged manifest sorts last");
         let e = feature_diff(&["x".into(), "y".into()], &["y", "z"]);
         assert!(e.contains("[z]") && e.contains("[x]"), "{e}");
     }
