@@ -41,17 +41,18 @@ pub fn tansu_bin() -> PathBuf {
 
 pub fn start_tansu() -> (Proc, String) {
     let port = free_port();
-    (start_tansu_on(port, "memory://tansu/"), format!("127.0.0.1:{port}"))
+    (start_tansu_on(port, "memory://tansu/", Path::new(".")), format!("127.0.0.1:{port}"))
 }
 
-/// tansu on `port` with `storage` (`memory://tansu/`, or `sqlite://PATH` to outlive the process); waits until
-/// it listens.
-pub fn start_tansu_on(port: u16, storage: &str) -> Proc {
+/// tansu on `port` with `storage` (`memory://tansu/`, or `sqlite://FILE` — relative to `cwd` — to outlive the
+/// process), run in `cwd`; waits until it listens.
+pub fn start_tansu_on(port: u16, storage: &str, cwd: &Path) -> Proc {
     let bin = tansu_bin();
     assert!(bin.exists(), "tansu not found at {} — scripts/test.sh installs it (or set STREAMREC_TANSU)", bin.display());
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new(&bin)
         .args(["broker", "--storage-engine", storage, "--listener-url", &url, "--advertised-listener-url", &url])
+        .current_dir(cwd)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
