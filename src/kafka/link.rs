@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
 pub struct Link {
+    /// Mirrors `down.is_some()`: the per-message [`Link::up`] costs one atomic load while the link is up.
+    is_down: std::sync::atomic::AtomicBool,
     down: Mutex<Option<Down>>,
     outages: std::sync::atomic::AtomicU64,
 }
@@ -37,6 +39,7 @@ impl Link {
             metrics::counter!("streamrec_kafka_outages_total").increment(1);
             self.outages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             *d = Some(Down { since: Instant::now(), reason: reason.to_string() });
+            self.is_down.store(true, std::sync::atomic::Ordering::Release);
         } else {
             tracing::debug!(reason, "broker still unreachable");
         }
@@ -44,7 +47,11 @@ impl Link {
 
     /// The broker answered.
     pub fn up(&self) {
+        if !self.is_down.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let mut d = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        self.is_down.store(false, std::sync::atomic::Ordering::Release);
         if let Some(was) = d.take() {
             tracing::info!(down_ms = was.since.elapsed().as_millis() as u64, "broker reachable again: serving goes on");
             metrics::gauge!("streamrec_kafka_up").set(1.0);
@@ -59,7 +66,7 @@ impl Link {
     }
 
     pub fn is_down(&self) -> bool {
-        self.down.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.is_down.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Outages seen since start.
