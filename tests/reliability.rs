@@ -7,11 +7,10 @@ use common::procs::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use streamrec::data::{format_article_id, format_hex32, Dataset};
-use streamrec::events::{dataset_events, TxEvent};
+use streamrec::data::{format_hex32, Dataset};
+use streamrec::events::TxEvent;
 use streamrec::kafka::consumer::read_to_end;
 use streamrec::kafka::producer::Sink;
-use streamrec::pipeline::Pipeline;
 
 /// Produces `messages` (key, value) to `topic` and waits for their delivery.
 fn produce(brokers: &str, topic: &str, messages: &[(Vec<u8>, Vec<u8>)]) {
@@ -32,37 +31,12 @@ fn dead_letters(brokers: &str) -> Vec<serde_json::Value> {
 
 /// Every list published, per customer in seq order (the output is keyed by customer).
 fn published_lists(brokers: &str) -> BTreeMap<String, Vec<Vec<String>>> {
-    let recs = rt().block_on(read_to_end(brokers, "recommendations")).expect("recs");
-    let mut by_seq: Vec<(u64, String, Vec<String>)> = recs
-        .iter()
-        .map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json");
-            let ids = v["items"].as_array().expect("items").iter().map(|i| i["article_id"].as_str().expect("id").to_string()).collect();
-            (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("customer").to_string(), ids)
-        })
-        .collect();
-    by_seq.sort();
-    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-    for (_, c, ids) in by_seq {
-        out.entry(c).or_default().push(ids);
-    }
-    out
+    common::kafka_lists(&rt().block_on(read_to_end(brokers, "recommendations")).expect("recs"))
 }
 
 /// The lists the same pipeline makes from the files.
 fn file_lists(data: &Dataset) -> BTreeMap<String, Vec<Vec<String>>> {
-    let mut p = Pipeline::new(&common::config().core()).expect("pipeline");
-    let mut recs = Vec::new();
-    for ev in dataset_events(data) {
-        recs.extend(p.step(ev));
-    }
-    recs.extend(p.finish());
-    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-    for r in recs {
-        let ids = r.items.iter().map(|i| format_article_id(p.state.catalog.id(i.article))).collect();
-        out.entry(format_hex32(&r.customer.0)).or_default().push(ids);
-    }
-    out
+    common::file_lists(data, &common::config())
 }
 
 /// `streamrec ARGS --brokers B` in `cwd`, whatever its exit status.

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use streamrec::config::Config;
 use streamrec::data::{format_article_id, format_hex32, Dataset};
 use streamrec::events::dataset_events;
 use streamrec::generate::ScaleParams;
@@ -25,38 +24,6 @@ fn small_data(dir: &Path) -> Dataset {
     common::load(dir)
 }
 
-/// The lists the same pipeline produces from the files: customer → every list, in order.
-fn file_lists(data: &Dataset, cfg: &Config) -> BTreeMap<String, Vec<Vec<String>>> {
-    let mut p = Pipeline::new(&cfg.core()).expect("pipeline");
-    let mut recs = Vec::new();
-    for ev in dataset_events(data) {
-        recs.extend(p.step(ev));
-    }
-    recs.extend(p.finish());
-    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-    for r in recs {
-        let ids = r.items.iter().map(|i| format_article_id(p.state.catalog.id(i.article))).collect();
-        out.entry(format_hex32(&r.customer.0)).or_default().push(ids);
-    }
-    out
-}
-
-fn kafka_lists(recs: &[Record]) -> BTreeMap<String, Vec<Vec<String>>> {
-    let mut by_seq: Vec<(u64, String, Vec<String>)> = recs
-        .iter()
-        .map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json");
-            let ids = v["items"].as_array().expect("items").iter().map(|i| i["article_id"].as_str().expect("id").to_string()).collect();
-            (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("customer").to_string(), ids)
-        })
-        .collect();
-    by_seq.sort();
-    let mut out: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-    for (_, c, ids) in by_seq {
-        out.entry(c).or_default().push(ids);
-    }
-    out
-}
 
 fn schema(name: &str) -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(format!("{name}.schema.json"));
@@ -131,8 +98,8 @@ fn spine(brokers: &str, dir: &Path, data: &Dataset) {
 
     // Same lists as the file-fed pipeline, list for list, in order.
     let cfg = common::config();
-    let expected = file_lists(data, &cfg);
-    let got = kafka_lists(&recs);
+    let expected = common::file_lists(data, &cfg);
+    let got = common::kafka_lists(&recs);
     assert_eq!(got.len(), expected.len(), "customers with lists");
     assert_eq!(got, expected, "lists through Kafka differ from the file pipeline");
 
@@ -204,10 +171,10 @@ fn kill_9_mid_run_then_restart_ends_in_the_same_lists() {
     let recs = rt().block_on(read_to_end(&addr, "recommendations")).expect("recs");
     // Compacted output: the last list per customer is what a reader keeps.
     let mut last: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
-    for (c, lists) in kafka_lists(&recs) {
+    for (c, lists) in common::kafka_lists(&recs) {
         last.insert(c, (0, lists.last().cloned().unwrap_or_default()));
     }
-    let expected = file_lists(&data, &common::config());
+    let expected = common::file_lists(&data, &common::config());
     assert_eq!(last.len(), expected.len());
     for (c, lists) in expected {
         if last.get(&c).map(|x| &x.1) != lists.last() {

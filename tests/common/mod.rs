@@ -63,3 +63,37 @@ pub fn write_model(dir: &Path, version: &str, features: &[&str], gate: (f64, f64
     let manifest = serde_json::json!({"version": version, "trained_until": "2020-01-01", "features": features, "data_fingerprint": "test", "gate": gate});
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).expect("manifest");
 }
+
+/// The lists the same pipeline produces from the files: customer → every list, in order.
+pub fn file_lists(data: &streamrec::data::Dataset, cfg: &streamrec::config::Config) -> std::collections::BTreeMap<String, Vec<Vec<String>>> {
+    let mut p = streamrec::pipeline::Pipeline::new(&cfg.core()).expect("pipeline");
+    let mut recs = Vec::new();
+    for ev in streamrec::events::dataset_events(data) {
+        recs.extend(p.step(ev));
+    }
+    recs.extend(p.finish());
+    let mut out: std::collections::BTreeMap<String, Vec<Vec<String>>> = std::collections::BTreeMap::new();
+    for r in recs {
+        let ids = r.items.iter().map(|i| streamrec::data::format_article_id(p.state.catalog.id(i.article))).collect();
+        out.entry(streamrec::data::format_hex32(&r.customer.0)).or_default().push(ids);
+    }
+    out
+}
+
+/// Lists read back from the recommendations topic: customer → every list, in seq order.
+pub fn kafka_lists(recs: &[streamrec::kafka::consumer::Record]) -> std::collections::BTreeMap<String, Vec<Vec<String>>> {
+    let mut by_seq: Vec<(u64, String, Vec<String>)> = recs
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json");
+            let ids = v["items"].as_array().expect("items").iter().map(|i| i["article_id"].as_str().expect("id").to_string()).collect();
+            (v["seq"].as_u64().expect("seq"), v["customer_id"].as_str().expect("customer").to_string(), ids)
+        })
+        .collect();
+    by_seq.sort();
+    let mut out: std::collections::BTreeMap<String, Vec<Vec<String>>> = std::collections::BTreeMap::new();
+    for (_, c, ids) in by_seq {
+        out.entry(c).or_default().push(ids);
+    }
+    out
+}
