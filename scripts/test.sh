@@ -10,10 +10,16 @@ source scripts/env.sh
 export STREAMREC_TOOLS="${STREAMREC_TOOLS:-$HOME/.cache/streamrec/tools}"
 export STREAMREC_TANSU="$STREAMREC_TOOLS/bin/tansu"
 
+# libsql: a storage that outlives the broker process (the broker-outage test stops and restarts it).
+TANSU_FEATURES="dynostore,libsql"
 install_tansu() {
-    if [ -x "$STREAMREC_TANSU" ]; then echo "tansu: already in $STREAMREC_TOOLS"; return 0; fi
-    echo "installing the tansu broker (once, ~7 min) into $STREAMREC_TOOLS"
-    cargo install tansu --version 0.6.0 --locked --features dynostore --root "$STREAMREC_TOOLS"
+    local stamp="$STREAMREC_TOOLS/tansu.features"
+    if [ -x "$STREAMREC_TANSU" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$TANSU_FEATURES" ]; then
+        echo "tansu: already in $STREAMREC_TOOLS ($TANSU_FEATURES)"; return 0
+    fi
+    echo "installing the tansu broker (once, ~8 min) with $TANSU_FEATURES into $STREAMREC_TOOLS"
+    cargo install tansu --version 0.6.0 --locked --force --features "$TANSU_FEATURES" --root "$STREAMREC_TOOLS"
+    echo "$TANSU_FEATURES" > "$stamp"
 }
 # The trainers' virtualenv (CatBoost, torch, onnxruntime; cached outside the clone): the ranker tests run the Python
 # trainer; sourcing also exports ORT_DYLIB_PATH, the onnxruntime library the two-tower tests load.
