@@ -7,7 +7,7 @@
 pub use engine::{baskets, candidates, data, events, features, map12, pipeline, ranker, state};
 
 pub mod backtest;
-pub mod config;
+pub use streamrec_settings as config;
 pub mod generate;
 pub mod kafka;
 pub mod manifest;

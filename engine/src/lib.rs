@@ -11,12 +11,14 @@
 //! - [`baskets`]: when a customer's basket closes (the emission policy)
 //! - [`pipeline`]: the funnel: event → state → candidates → features → ranker → list
 //! - [`map12`]: MAP@12 as the competition scores it
+//! - [`checkpoint`]: the engine's snapshot (state, open baskets, offsets) as checked bytes
 //!
 //! Learned sources that need a model runtime (the two-tower retrieval) plug into the pipeline through
 //! [`candidates::CandidateSource`] from the crate above.
 
 pub mod baskets;
 pub mod candidates;
+pub mod checkpoint;
 pub mod data;
 pub mod events;
 pub mod features;

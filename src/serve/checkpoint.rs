@@ -1,46 +1,16 @@
 //! Checkpoints: the engine state, the open baskets and the input offsets they correspond to, written
 //! atomically (temporary file, fsync, rename, fsync of the directory) so a crash leaves either the old or the
-//! new checkpoint, never a torn one. Format: magic, format version, CRC-32 of the body, body (postcard).
+//! new checkpoint, never a torn one. The bytes are `engine::checkpoint`'s (magic, version, CRC-32, postcard body).
 //! Restart = load, then skip input below the stored offsets.
 
-use crate::data::{CustomerIdx, CustomerKey, Day};
-use crate::state::State;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 4] = b"SRCK";
-/// Bump on any change to [`Checkpoint`]'s layout; older files are refused with a clear error.
-pub const FORMAT_VERSION: u32 = 6;
+pub use engine::checkpoint::{Checkpoint, FORMAT_VERSION};
+use engine::checkpoint::DecodeError;
+
 const FILE: &str = "engine.ckpt";
-
-#[derive(Serialize, Deserialize)]
-pub struct Checkpoint {
-    pub state: State,
-    pub customer_keys: Vec<CustomerKey>,
-    pub open_baskets: Vec<(CustomerIdx, u64)>,
-    pub open_day: Day,
-    /// Next transactions offset to read, per partition.
-    pub tx_offsets: Vec<(i32, i64)>,
-    /// Next offsets of the reference topics: (topic, partition, offset).
-    pub ref_offsets: Vec<(String, i32, i64)>,
-    pub recommendations_sent: u64,
-    /// The Kafka cluster the offsets belong to (None: the broker reports no id). A checkpoint restored against
-    /// another cluster is refused: its offsets would skip purchases that cluster never gave us.
-    pub cluster_id: Option<String>,
-}
-
-/// Format 5: [`Checkpoint`] without `cluster_id` (read, then checked by offsets alone).
-#[derive(Deserialize)]
-struct CheckpointV5 {
-    state: State,
-    customer_keys: Vec<CustomerKey>,
-    open_baskets: Vec<(CustomerIdx, u64)>,
-    open_day: Day,
-    tx_offsets: Vec<(i32, i64)>,
-    ref_offsets: Vec<(String, i32, i64)>,
-    recommendations_sent: u64,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -62,14 +32,11 @@ pub fn write(dir: &Path, c: &Checkpoint) -> Result<u64, CheckpointError> {
         move |source| CheckpointError::Io { path: path.clone(), source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let body = postcard::to_stdvec(c).map_err(|e| CheckpointError::Corrupt { path: path(dir), reason: e.to_string() })?;
+    let bytes = engine::checkpoint::encode(c).map_err(|e| CheckpointError::Corrupt { path: path(dir), reason: e.to_string() })?;
     let tmp = dir.join(format!("{FILE}.tmp"));
     {
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(MAGIC).map_err(io(&tmp))?;
-        f.write_all(&FORMAT_VERSION.to_le_bytes()).map_err(io(&tmp))?;
-        f.write_all(&crc32fast::hash(&body).to_le_bytes()).map_err(io(&tmp))?;
-        f.write_all(&body).map_err(io(&tmp))?;
+        f.write_all(&bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
     }
     let dest = path(dir);
@@ -77,7 +44,7 @@ pub fn write(dir: &Path, c: &Checkpoint) -> Result<u64, CheckpointError> {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(body.len() as u64 + 12)
+    Ok(bytes.len() as u64)
 }
 
 /// The checkpoint in `dir`, if there is one.
@@ -88,32 +55,11 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(CheckpointError::Io { path: p, source }),
     };
-    let corrupt = |reason: &str| CheckpointError::Corrupt { path: p.clone(), reason: reason.to_string() };
-    if bytes.len() < 12 || &bytes[..4] != MAGIC {
-        return Err(corrupt("bad header"));
+    match engine::checkpoint::decode(&bytes) {
+        Ok(c) => Ok(Some(c)),
+        Err(DecodeError::Version(found)) => Err(CheckpointError::Version { path: p, found }),
+        Err(DecodeError::Corrupt(reason)) => Err(CheckpointError::Corrupt { path: p, reason }),
     }
-    let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    if version != FORMAT_VERSION && version != 5 {
-        return Err(CheckpointError::Version { path: p, found: version });
-    }
-    let crc = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    let body = &bytes[12..];
-    if crc32fast::hash(body) != crc {
-        return Err(corrupt("checksum mismatch"));
-    }
-    let mut c: Checkpoint = if version == 5 {
-        let v: CheckpointV5 = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
-        let CheckpointV5 { state, customer_keys, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent } = v;
-        Checkpoint { state, customer_keys, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, cluster_id: None }
-    } else {
-        postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?
-    };
-    let keys = std::mem::take(&mut c.customer_keys);
-    c.state.restore_ids(&keys);
-    if c.state.ids.len() != c.state.users.len() {
-        return Err(corrupt("customer keys and user states differ in number"));
-    }
-    Ok(Some(c))
 }
 
 /// Moves the checkpoint of `dir` aside (to `engine.ckpt.discarded`, replacing an older one there) so the engine
@@ -164,6 +110,8 @@ pub fn read_active_ranker(dir: &Path) -> Result<Option<ActiveRanker>, Checkpoint
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::data::CustomerKey;
+    use crate::state::State;
     use crate::events::TxEvent;
 
     #[test]

@@ -114,7 +114,12 @@ pub struct CatBoostModel {
 impl CatBoostModel {
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let text = std::fs::read(path).map_err(|source| ModelError::Read { path: path.to_path_buf(), source })?;
-        let json: JsonModel = serde_json::from_slice(&text).map_err(|source| ModelError::Parse { path: path.to_path_buf(), source })?;
+        Self::from_slice(&text, path)
+    }
+
+    /// The model a CatBoost JSON export holds (`path` names it in errors).
+    pub fn from_slice(text: &[u8], path: &Path) -> Result<Self, ModelError> {
+        let json: JsonModel = serde_json::from_slice(text).map_err(|source| ModelError::Parse { path: path.to_path_buf(), source })?;
         Self::from_json(json).map_err(|reason| ModelError::Unsupported { path: path.to_path_buf(), reason })
     }
 

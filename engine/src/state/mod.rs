@@ -195,6 +195,16 @@ impl State {
             + self.type_sellers.heap_bytes()
     }
 
+    /// Whether a decoded state's parts agree with each other and with `keys` (one per customer), before
+    /// [`State::restore_ids`] builds indices from them: a checkpoint that decodes but does not hang together is
+    /// refused, not followed into an out-of-range index.
+    pub fn check(&self, keys: usize) -> Result<(), String> {
+        if keys != self.users.len() {
+            return Err(format!("{keys} customer keys for {} customer states", self.users.len()));
+        }
+        Ok(())
+    }
+
     /// Rebuilds what a checkpoint does not store (indices) from `keys`.
     pub fn restore_ids(&mut self, keys: &[CustomerKey]) {
         let mut ids = CustomerIds::with_capacity(keys.len().max(1024));

@@ -11,7 +11,7 @@ pub use engine::pipeline::EngineConfig;
 pub use engine::ranker::{RankerConfig, RankerKind};
 pub use engine::state::DecayConfig;
 
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -122,18 +122,30 @@ impl Config {
 
     /// [`Config::load`] with `vars` as the environment.
     fn load_with(user: Option<&Path>, vars: impl Iterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let user = match user {
+            Some(p) => {
+                let file = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+                Some((file, text))
+            }
+            None => None,
+        };
+        Self::from_sources(user.as_ref().map(|(f, t)| (f.as_str(), t.as_str())), vars)
+    }
+
+    /// The defaults, overlaid by `user` (a file's name and its TOML text), then by the `STREAMREC__…` entries of
+    /// `vars`, then checked.
+    pub fn from_sources(user: Option<(&str, &str)>, vars: impl Iterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut base: toml::Table = DEFAULT_TOML.parse().map_err(|e: toml::de::Error| ConfigError::Parse { file: "config/default.toml".into(), message: e.to_string() })?;
-        if let Some(p) = user {
-            let file = p.display().to_string();
-            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
-            let over: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse { file: file.clone(), message: e.to_string() })?;
+        if let Some((file, text)) = user {
+            let over: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse { file: file.to_string(), message: e.to_string() })?;
             merge(&mut base, over);
         }
         let vars: Vec<(String, String)> = vars.filter(|(k, _)| k.starts_with("STREAMREC__")).collect();
         merge(&mut base, env_overlay(vars.iter().cloned()));
         // Where the values came from, for an error that cannot point at one file.
         let mut sources: Vec<String> = vec!["config/default.toml".into()];
-        sources.extend(user.map(|p| p.display().to_string()));
+        sources.extend(user.map(|(file, _)| file.to_string()));
         sources.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
         let cfg = Config::deserialize(toml::Value::Table(base)).map_err(|e| ConfigError::Parse { file: sources.join(" + "), message: e.to_string() })?;
         cfg.check()?;
