@@ -90,7 +90,7 @@ pub fn decode_body(version: u32, body: &[u8]) -> Result<Checkpoint, DecodeError>
     };
     let keys = std::mem::take(&mut c.customer_keys);
     c.state.check(keys.len()).map_err(|e| corrupt(&e))?;
-    c.state.restore_ids(&keys);
+    c.state.restore_ids(&keys).map_err(|e| corrupt(&e))?;
     if c.open_baskets.iter().any(|&(i, _)| i as usize >= c.state.users.len()) {
         return Err(corrupt("an open basket names a customer the state does not have"));
     }

@@ -136,4 +136,44 @@ mod tests {
         std::fs::write(path(dir.path()), &bytes).unwrap();
         assert!(matches!(read(dir.path()), Err(CheckpointError::Corrupt { .. })));
     }
+
+    /// A checkpoint whose checksum is right but whose parts disagree (what a bug or a hand-edited file gives,
+    /// and what fuzzing found panicking a restore) is refused as damaged, naming the part.
+    #[test]
+    fn parts_that_disagree_are_refused_before_any_index_is_built() {
+        use crate::state::Purchase;
+        use engine::checkpoint::{decode, encode};
+        let cfg = Config::load(None).unwrap();
+        let base = || {
+            let mut s = State::new(&cfg.core());
+            for (c, a) in [(1u8, 5u32), (2, 6), (1, 6)] {
+                s.apply_tx(&TxEvent { day: 100, customer: CustomerKey([c; 32]), article_id: a, price: 0.1, channel: 1, seq: 0 });
+            }
+            let keys = (0..s.users.len() as u32).map(|i| *s.ids.key(i)).collect();
+            Checkpoint { state: s, customer_keys: keys, open_baskets: vec![], open_day: 100, tx_offsets: vec![], ref_offsets: vec![], recommendations_sent: 0, cluster_id: None }
+        };
+        let refused = |c: Checkpoint| match decode(&encode(&c).unwrap()) {
+            Err(DecodeError::Corrupt(reason)) => reason,
+            Err(e) => panic!("refused as {e}"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(decode(&encode(&base()).unwrap()).is_ok());
+        let mut c = base();
+        c.customer_keys[1] = c.customer_keys[0];
+        assert!(refused(c).contains("repeats"));
+        let mut c = base();
+        c.state.users[1].recent.push(Purchase { article: 2, day: 100 }, 8);
+        assert!(refused(c).contains("customer 1: a purchase of article 2 of 2"));
+        let mut c = base();
+        c.state.items.items.pop();
+        assert!(refused(c).contains("1 statistics for 2 articles"));
+        let mut c = base();
+        let row = c.state.catalog.rows[0].clone();
+        c.state.apply_article(crate::data::Article { article_id: 9, ..row });
+        c.state.copurchase = engine::state::CoPurchase::new(10.0, 4);
+        assert!(refused(c).contains("co-purchases: 0 partner lists for 3 articles"));
+        let mut c = base();
+        c.state.users[0].band = 6;
+        assert!(refused(c).contains("age band 6"));
+    }
 }

@@ -47,6 +47,17 @@ fn table_of<'de, D: Deserializer<'de>>(d: D) -> Result<Articles, D::Error> {
 }
 
 impl Catalog {
+    /// Whether the rows name each article once (a restore keys every index by article id). Returns the
+    /// number of articles.
+    pub fn check(&self) -> Result<usize, String> {
+        let mut ids = rustc_hash::FxHashSet::default();
+        ids.reserve(self.articles.rows.len());
+        match self.articles.rows.iter().find(|r| !ids.insert(r.article_id)) {
+            Some(r) => Err(format!("article {} has two catalogue rows", r.article_id)),
+            None => Ok(self.articles.rows.len()),
+        }
+    }
+
     /// Rebuilds the derived indices after a checkpoint restore.
     pub fn reindex(&mut self) {
         let rows = std::mem::take(&mut self.articles.rows);

@@ -172,6 +172,23 @@ impl CoPurchase {
         }
     }
 
+    /// Whether the lists fit a catalogue of `articles`: one list per article, partners known articles with
+    /// weights that are numbers and not negative, `keep` in range, a decay table a half-life gives.
+    pub fn check(&self, articles: usize) -> Result<(), String> {
+        if self.lists.len() != articles {
+            return Err(format!("{} partner lists for {articles} articles", self.lists.len()));
+        }
+        if !(1..=MAX_KEEP).contains(&self.keep) {
+            return Err(format!("keep {} outside 1..={MAX_KEEP}", self.keep));
+        }
+        for (a, p) in self.lists.iter().enumerate() {
+            if let Some((b, w)) = p.iter().find(|&(b, w)| b as usize >= articles || !(w >= 0.0) || !w.is_finite()) {
+                return Err(format!("article {a} lists partner {b} with weight {w}"));
+            }
+        }
+        self.decay.check()
+    }
+
     /// `a`'s partner list (weights as of its `day`).
     pub fn partners(&self, a: ArticleIdx) -> Option<&Partners> {
         self.lists.get(a as usize)

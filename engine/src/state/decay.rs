@@ -40,6 +40,15 @@ impl Decay {
         Decay { factors }
     }
 
+    /// Whether the table could be one a half-life gives: `SPAN` factors, the first 1, all in `0..=1`.
+    pub fn check(&self) -> Result<(), String> {
+        let f = &self.factors;
+        if f.len() != SPAN || f[0] != 1.0 || f.iter().any(|x| !(0.0..=1.0).contains(x)) {
+            return Err(format!("a decay table that no half-life gives ({} factors)", f.len()));
+        }
+        Ok(())
+    }
+
     /// The factor that ages a value by `later - earlier` days (1 when `later <= earlier`).
     #[inline]
     pub fn factor(&self, earlier: Day, later: Day) -> f32 {

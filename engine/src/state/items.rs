@@ -112,6 +112,31 @@ impl ItemStats {
         }
     }
 
+    /// Whether the statistics fit a catalogue of `articles`: one per article, lists, ranked sets and the sales
+    /// log of the right shapes naming known articles, decay tables a half-life gives.
+    pub fn check(&self, articles: usize) -> Result<(), String> {
+        if self.items.len() != articles {
+            return Err(format!("{} statistics for {articles} articles", self.items.len()));
+        }
+        if self.trending_band.len() != BANDS || self.best_band.len() != BANDS || self.sold.len() != WINDOW_DAYS + 1 {
+            return Err(format!(
+                "{} band lists, {} band sets, {} sales-log days",
+                self.trending_band.len(),
+                self.best_band.len(),
+                self.sold.len()
+            ));
+        }
+        let lists = self.trending.iter().chain(&self.popular).chain(self.trending_band.iter().flatten()).map(|x| x.0);
+        if let Some(a) = lists.chain(self.sold.iter().flat_map(|(_, log)| log.iter().copied())).find(|&a| a as usize >= articles) {
+            return Err(format!("article {a} of {articles} in a list or the sales log"));
+        }
+        self.best_month.check(articles).map_err(|e| format!("month set: {e}"))?;
+        for (b, top) in self.best_band.iter().enumerate() {
+            top.check(articles).map_err(|e| format!("band {b} set: {e}"))?;
+        }
+        self.decay.iter().try_for_each(Decay::check)
+    }
+
     /// Hints that `a`'s statistics will be updated soon.
     #[inline]
     pub fn prefetch(&self, a: ArticleIdx) {

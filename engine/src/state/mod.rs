@@ -202,20 +202,31 @@ impl State {
         if keys != self.users.len() {
             return Err(format!("{keys} customer keys for {} customer states", self.users.len()));
         }
-        Ok(())
+        let n = self.catalog.check()?;
+        self.items.check(n).map_err(|e| format!("item statistics: {e}"))?;
+        self.copurchase.check(n).map_err(|e| format!("co-purchases: {e}"))?;
+        for (i, u) in self.users.iter().enumerate() {
+            u.check(n).map_err(|e| format!("customer {i}: {e}"))?;
+        }
+        self.user_decay.check().map_err(|e| format!("customer decay: {e}"))?;
+        self.affinity_decay.check().map_err(|e| format!("affinity decay: {e}"))
     }
 
-    /// Rebuilds what a checkpoint does not store (indices) from `keys`.
-    pub fn restore_ids(&mut self, keys: &[CustomerKey]) {
+    /// Rebuilds what a checkpoint does not store (indices) from `keys`; refuses keys that name a customer twice
+    /// (after [`State::check`]: the state is left as it was).
+    pub fn restore_ids(&mut self, keys: &[CustomerKey]) -> Result<(), String> {
         let mut ids = CustomerIds::with_capacity(keys.len().max(1024));
-        for k in keys {
-            ids.intern(*k);
+        for (i, k) in keys.iter().enumerate() {
+            if !ids.intern(*k).1 {
+                return Err(format!("customer key {i} repeats an earlier one"));
+            }
         }
         self.ids = ids;
         self.catalog.reindex();
         // The window counts the type lists read are not stored: recount them (the item lists come out the same).
         self.items.rebuild_lists(self.clock);
         self.type_sellers.rebuild(&self.items, &self.catalog, self.clock);
+        Ok(())
     }
 }
 

@@ -134,6 +134,30 @@ impl DecayedTop {
         self.pos[e.0 as usize] = i as u16;
     }
 
+    /// Whether the set fits a catalogue of `articles` and hangs together: one position per article, at most
+    /// `cap` entries of known articles, each at the position its article records, in heap order.
+    pub fn check(&self, articles: usize) -> Result<(), String> {
+        if self.pos.len() != articles || !(1..OUT as usize).contains(&self.cap) || self.entries.len() > self.cap {
+            return Err(format!("{} positions, {} entries, cap {} for {articles} articles", self.pos.len(), self.entries.len(), self.cap));
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            return Err(format!("decay rate {}", self.rate));
+        }
+        for (i, &(a, key)) in self.entries.iter().enumerate() {
+            if self.pos.get(a as usize) != Some(&(i as u16)) || key.is_nan() {
+                return Err(format!("entry {i} (article {a}, key {key}) is not where its position says"));
+            }
+            if i > 0 && below(self.entries[i], self.entries[(i - 1) / 2]) {
+                return Err(format!("entry {i} is out of heap order"));
+            }
+        }
+        let placed = self.pos.iter().filter(|&&p| p != OUT).count();
+        if placed != self.entries.len() {
+            return Err(format!("{placed} positions for {} entries", self.entries.len()));
+        }
+        Ok(())
+    }
+
     pub fn members(&self) -> impl Iterator<Item = ArticleIdx> + '_ {
         self.entries.iter().map(|e| e.0)
     }

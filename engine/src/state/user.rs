@@ -113,6 +113,23 @@ impl UserState {
         self.bump::<{ AFFINITY_START[3] }, { AFFINITY_SLOTS[3] }>(3, slots[3]);
     }
 
+    /// Whether this state fits a catalogue of `articles`: its history names known articles, its age band and
+    /// affinity counts are in range.
+    pub fn check(&self, articles: usize) -> Result<(), String> {
+        if self.band as usize >= BANDS {
+            return Err(format!("age band {} of {BANDS}", self.band));
+        }
+        if let Some(p) = self.recent.iter().find(|p| p.article as usize >= articles) {
+            return Err(format!("a purchase of article {} of {articles}", p.article));
+        }
+        for (attr, (&len, &cap)) in self.affinity_len.iter().zip(&AFFINITY_SLOTS).enumerate() {
+            if len as usize > cap {
+                return Err(format!("{len} affinities to attribute {attr}; at most {cap}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Attribute `attr`'s kept entries (slots, weights).
     #[inline]
     pub fn entries(&self, attr: usize) -> (&[u16], &[f32]) {
