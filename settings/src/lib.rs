@@ -269,6 +269,7 @@ mod tests {
             ("[kafka]\ntransactions_partitions = -3", "kafka.transactions_partitions = -3"),
             ("[two_tower]\nlearning_rate = inf", "two_tower.learning_rate = inf"),
             ("[two_tower]\nbatch_size = 0", "two_tower.batch_size = 0"),
+            ("[ranker.weights]\nrep_csunt = 1.0", "ranker.weights = rep_csunt"),
         ] {
             std::fs::write(&p, toml).unwrap();
             let e = Config::load_with(Some(&p), std::iter::empty()).unwrap_err().to_string();

@@ -44,6 +44,10 @@ impl RankerConfig {
             let message = "must be a relative lift >= 0 (0.01 = the model must beat the blend by 1%)".to_string();
             return Err(crate::Invalid { key: "ranker.min_lift", value: self.min_lift.to_string(), message });
         }
+        if let Some(name) = self.weights.keys().find(|name| index_of(name).is_none()) {
+            let message = format!("names no feature (known: {})", FEATURES.join(", "));
+            return Err(crate::Invalid { key: "ranker.weights", value: name.clone(), message });
+        }
         Ok(())
     }
 }
