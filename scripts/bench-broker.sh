@@ -41,7 +41,7 @@ echo "|---|---|---|---|---|"
 until grep -q bootstrap= broker.out; do sleep 0.1; done
 ADDR=$(head -1 broker.out | sed 's/bootstrap=//')
 HTTP=$(free_port)
-"$BIN" replay --data "$DATA" --brokers "$ADDR" --max --until 1970-01-01 > replay0.log 2>&1    # topics + reference data only
+"$BIN" replay --data "$DATA" --brokers "$ADDR" --max --until 2000-01-01 > replay0.log 2>&1    # topics + reference data only
 RUST_LOG=info "$BIN" serve --brokers "$ADDR" --emit none --http "127.0.0.1:$HTTP" > serve.log 2>&1 & PIDS+=($!)
 until grep -q assigned serve.log; do sleep 0.1; done
 t0=$(now)

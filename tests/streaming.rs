@@ -120,6 +120,10 @@ fn spine(brokers: &str, dir: &Path, data: &Dataset) {
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(lines.len(), n_for_customer);
     assert!(lines.iter().all(|l| l["customer_id"] == customer.as_str()));
+    // --to-end: the whole topic as it is, then exit (no --max).
+    let out = cli(&["subscribe", "--from-beginning", "--to-end"], brokers, cwd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), recs.len(), "subscribe --to-end: one line per list");
 }
 
 #[test]

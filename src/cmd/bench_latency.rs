@@ -13,6 +13,10 @@ use streamrec::kafka::consumer::read_to_end;
 pub struct Args {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Also a table of latency per window of this many seconds of produce time (shows the cost of a fault
+    /// against the steady state around it).
+    #[arg(long)]
+    pub per: Option<u64>,
 }
 
 fn percentile(sorted: &[i64], q: f64) -> i64 {
@@ -30,7 +34,15 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             produced.insert(seq, ts);
         }
     }
-    let mut lat: Vec<i64> = recs.iter().filter_map(|r| Some(r.timestamp_ms? - *produced.get(&seq_of(r.payload.as_deref())?)?)).collect();
+    // (purchase produced at, latency) per list matched to its purchase.
+    let pairs: Vec<(i64, i64)> = recs
+        .iter()
+        .filter_map(|r| {
+            let at = *produced.get(&seq_of(r.payload.as_deref())?)?;
+            Some((at, r.timestamp_ms? - at))
+        })
+        .collect();
+    let mut lat: Vec<i64> = pairs.iter().map(|p| p.1).collect();
     anyhow::ensure!(!lat.is_empty(), "no list matched a purchase by seq (was serve run with STREAMREC__ENGINE__EMIT=event?)");
     lat.sort_unstable();
     let span = |ts: Vec<i64>| -> Option<(i64, i64)> { Some((*ts.iter().min()?, *ts.iter().max()?)) };
@@ -50,5 +62,19 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(0)
     );
+    if let Some(per) = a.per {
+        anyhow::ensure!(per > 0, "--per must be a positive number of seconds");
+        let mut windows: std::collections::BTreeMap<i64, Vec<i64>> = std::collections::BTreeMap::new();
+        for &(at, l) in &pairs {
+            windows.entry((at - t0) / (per as i64 * 1000)).or_default().push(l);
+        }
+        println!();
+        println!("| purchases produced from s | lists matched | p50 ms | p99 ms | max ms |");
+        println!("|---|---|---|---|---|");
+        for (w, mut l) in windows {
+            l.sort_unstable();
+            println!("| {} | {} | {} | {} | {} |", w * per as i64, l.len(), percentile(&l, 0.5), percentile(&l, 0.99), l.last().copied().unwrap_or(0));
+        }
+    }
     Ok(())
 }

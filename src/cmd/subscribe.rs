@@ -18,6 +18,10 @@ pub struct Args {
     /// Exit after this many messages.
     #[arg(long)]
     pub max: Option<u64>,
+    /// Exit once every partition has been read up to where it ended when subscribe started (with
+    /// `--from-beginning`: a dump of the topic as it is).
+    #[arg(long)]
+    pub to_end: bool,
 }
 
 /// One JSON line per message: the value itself when it is JSON, else an object with the raw bytes.
@@ -31,12 +35,23 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     if a.max == Some(0) {
         return Ok(());
     }
+    // Partitions still short of their end as of start (only with --to-end).
+    let mut left: std::collections::BTreeSet<i32> = if a.to_end { reader.end_at_start.iter().map(|&(p, _)| p).collect() } else { Default::default() };
     loop {
+        if a.to_end && left.is_empty() {
+            break;
+        }
         let got = tokio::select! {
             _ = shutdown.changed() => break,
             got = reader.recv() => got?,
         };
-        let Polled::Record(r) = got else { continue };
+        let r = match got {
+            Polled::Record(r) => r,
+            Polled::Eof(p) => {
+                left.remove(&p);
+                continue;
+            }
+        };
         if let Some(c) = &a.customer {
             if r.key.as_deref() != Some(c.as_bytes()) {
                 continue;
