@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Soak: replay a dataset at a steady rate through tansu for MINUTES (default 30) while `serve` is killed (-9)
-# periodically, the broker is killed (-9) once and brought back on its sqlite storage, and then stopped (SIGSTOP:
-# connections stay open, nothing answers) for a while, periodically. (tansu 0.6.0 on sqlite reads its whole store
-# on a restart: after ~220k purchases and their lists, 830 MB, a restarted broker answered nothing for 20 min;
-# so the kill comes early, while the store is small.) Prints tables for BENCHMARKS.md:
+# periodically and the broker is stopped (SIGSTOP: connections stay open, nothing answers) for a while,
+# periodically; optionally the broker is also killed (-9) once and brought back on its sqlite storage. (tansu 0.6.0
+# on sqlite reads its whole store on a restart: on small data a restarted broker answered nothing for 20 min after
+# 220k purchases and their lists (830 MB), nor for 3 min after 8k (98 MB, most of it reference data); the kill
+# and restart is tested on tiny data by tests/reliability.rs.) Prints tables for BENCHMARKS.md:
 # memory over time (serve and broker RSS), the faults, an HTTP burst idle and under ingest, latency from each
 # purchase to its list, and the check that no list was lost: each customer's latest list on `recommendations`
 # equals the latest list of a run without faults (the same engine through a fresh tansu, fed with --max).
 #   scripts/soak.sh DATA_DIR [MINUTES]        (e.g. a `streamrec generate --scale small` directory)
-# Settings (environment): SOAK_SERVE_KILL_S (300) seconds between kills of serve, SOAK_BROKER_KILL_AT (90) when
+# Settings (environment): SOAK_SERVE_KILL_S (300) seconds between kills of serve, SOAK_BROKER_KILL_AT (none) when
 # the broker is killed, SOAK_BROKER_STOP_S (420) seconds between broker stops, SOAK_OUTAGE_S (15) how long the
 # broker stays down each time, SOAK_KEEP=1 keeps the work dir.
 # Needs the release build and tansu (scripts/test.sh installs both). Not part of the test command (30 min).
@@ -18,7 +19,7 @@ source scripts/env.sh
 DATA=$(realpath "${1:?usage: scripts/soak.sh DATA_DIR [MINUTES]}")
 MINUTES=${2:-30}
 SERVE_KILL_S=${SOAK_SERVE_KILL_S:-300}
-BROKER_KILL_AT=${SOAK_BROKER_KILL_AT:-90}
+BROKER_KILL_AT=${SOAK_BROKER_KILL_AT:-1000000000}
 BROKER_STOP_S=${SOAK_BROKER_STOP_S:-420}
 OUTAGE_S=${SOAK_OUTAGE_S:-15}
 BIN="$CARGO_TARGET_DIR/release/streamrec"
@@ -57,7 +58,7 @@ field() { python3 -c "import json,sys; d=json.loads(sys.stdin.read() or '{}'); p
 
 TOTAL=$(( $(wc -l < "$DATA/transactions_train.csv") - 1 ))
 RATE=$(python3 -c "print(round($TOTAL / ($MINUTES * 60.0), 1))")
-log "soak: $TOTAL purchases at $RATE/s (~$MINUTES min), serve killed every ${SERVE_KILL_S}s, broker killed at ${BROKER_KILL_AT}s and stopped every ${BROKER_STOP_S}s, ${OUTAGE_S}s each; work dir $WORK"
+log "soak: $TOTAL purchases at $RATE/s (~$MINUTES min), serve killed every ${SERVE_KILL_S}s, broker killed at ${BROKER_KILL_AT}s (1000000000: never) and stopped every ${BROKER_STOP_S}s, ${OUTAGE_S}s each; work dir $WORK"
 start_broker
 "$BIN" replay --data "$DATA" --brokers "$ADDR" --max --until 2000-01-01 > replay0.log 2>&1   # topics + reference data
 start_serve
