@@ -57,5 +57,9 @@ pub fn topic_specs(cfg: &crate::config::Config) -> Vec<TopicSpec> {
 pub(crate) fn client_config(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers).set("client.id", "streamrec").set("log_level", "4");
+    // librdkafka's own debug contexts (e.g. `cgrp,protocol`), logged at info: for diagnosing a broker.
+    if let Some(d) = std::env::var("STREAMREC_KAFKA_DEBUG").ok().filter(|d| !d.is_empty()) {
+        c.set("debug", d).set("log_level", "7");
+    }
     c
 }
