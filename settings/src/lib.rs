@@ -11,6 +11,9 @@ pub use engine::pipeline::EngineConfig;
 pub use engine::ranker::{RankerConfig, RankerKind};
 pub use engine::state::DecayConfig;
 
+/// The shortest `kafka.rejoin_after_ms` (twice the engine consumer's 6 s session timeout).
+pub const MIN_REJOIN_AFTER_MS: u64 = 12_000;
+
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -37,6 +40,11 @@ pub struct KafkaConfig {
     pub transactions_partitions: i32,
     /// The engine consumer's `fetch.wait.max.ms`: how long a caught-up fetch may wait for data.
     pub fetch_wait_max_ms: u32,
+    /// Static group membership (`group.instance.id`): empty = dynamic; else unique per engine instance.
+    pub group_instance_id: String,
+    /// A member the group has not given an assignment this long (ms) while the broker answers is replaced by a
+    /// new one; 0 = never (still reported in `/health`).
+    pub rejoin_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -169,6 +177,10 @@ impl Config {
         if self.kafka.transactions_partitions < 1 {
             return Err(ConfigError::Invalid { key: "kafka.transactions_partitions", value: self.kafka.transactions_partitions.to_string(), message: "must be at least 1".into() });
         }
+        let r = self.kafka.rejoin_after_ms;
+        if r != 0 && r < MIN_REJOIN_AFTER_MS {
+            return Err(ConfigError::Invalid { key: "kafka.rejoin_after_ms", value: r.to_string(), message: format!("0 (never) or at least {MIN_REJOIN_AFTER_MS}: a joining member needs that long under a normal rebalance") });
+        }
         let invalid = |e: engine::Invalid| ConfigError::Invalid { key: e.key, value: e.value, message: e.message };
         let t = &self.two_tower;
         let b = &self.backtest;
@@ -267,6 +279,7 @@ mod tests {
             ("[backtest]\nk = 100", "backtest.k = 100"),
             ("[backtest]\npopular_days = 0", "backtest.popular_days = 0"),
             ("[kafka]\ntransactions_partitions = -3", "kafka.transactions_partitions = -3"),
+            ("[kafka]\nrejoin_after_ms = 500", "kafka.rejoin_after_ms = 500"),
             ("[two_tower]\nlearning_rate = inf", "two_tower.learning_rate = inf"),
             ("[two_tower]\nbatch_size = 0", "two_tower.batch_size = 0"),
             ("[ranker.weights]\nrep_csunt = 1.0", "ranker.weights = rep_csunt"),

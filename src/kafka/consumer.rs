@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One message, copied out of the client's buffers.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,11 +42,37 @@ fn record<M: Message>(m: &M) -> Record {
     }
 }
 
+/// Whether the group has given this member an assignment (possibly empty: more members than partitions) since
+/// it last lost one, and since when.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Membership {
+    pub member: bool,
+    pub since: Instant,
+}
+
+impl Default for Membership {
+    fn default() -> Self {
+        Membership { member: false, since: Instant::now() }
+    }
+}
+
+/// The engine consumer's session timeout: a member not heard from this long is out of the group.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// What the group last gave this member.
+#[derive(Debug, Clone, Default)]
+struct Assignment {
+    partitions: Vec<i32>,
+    /// Rebalances seen.
+    generation: u64,
+    membership: Membership,
+}
+
 /// Tracks the partitions the group gave this member.
 #[derive(Default)]
 pub struct GroupContext {
-    assigned: Arc<Mutex<Vec<i32>>>,
-    generation: Arc<Mutex<u64>>,
+    /// One lock: a reader sees the partitions, the rebalance count and the membership of the same rebalance.
+    group: Arc<Mutex<Assignment>>,
     /// Start assigned partitions at their beginning until this member first commits.
     from_beginning: Arc<std::sync::atomic::AtomicBool>,
     link: LinkContext,
@@ -92,72 +118,105 @@ impl ConsumerContext for GroupContext {
     }
 
     fn post_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
-        let mut a = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
-        match r {
+        let mut g = self.group.lock().unwrap_or_else(|e| e.into_inner());
+        let a = &mut g.partitions;
+        let member = match r {
             Rebalance::Assign(tpl) => {
                 *a = tpl.elements().iter().map(|e| e.partition()).collect();
                 a.sort_unstable();
                 tracing::info!(partitions = ?*a, "assigned");
+                true
             }
             Rebalance::Revoke(_) => {
                 a.clear();
                 tracing::info!("partitions revoked");
+                false
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-        *self.generation.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %e, "rebalance error");
+                false
+            }
+        };
+        g.membership = Membership { member, since: Instant::now() };
+        g.generation += 1;
     }
 }
 
 pub struct GroupReader {
     consumer: StreamConsumer<GroupContext>,
     topic: String,
-    assigned: Arc<Mutex<Vec<i32>>>,
-    generation: Arc<Mutex<u64>>,
+    group: Arc<Mutex<Assignment>>,
     from_beginning: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl GroupReader {
-    /// Joins `group` on `topic`. With no committed offset a partition is read from its start. A caught-up
-    /// fetch waits at most `fetch_wait_ms` for data (see `[kafka] fetch_wait_max_ms`).
-    pub fn new(brokers: &str, group: &str, topic: &str, fetch_wait_ms: u32) -> Result<Self, KafkaError> {
-        Self::with_start(brokers, group, topic, fetch_wait_ms, false, None)
-    }
+/// How a [`GroupReader`] joins.
+#[derive(Debug, Clone, Default)]
+pub struct GroupOptions {
+    pub brokers: String,
+    pub group: String,
+    pub topic: String,
+    /// A caught-up fetch waits at most this long for data (see `[kafka] fetch_wait_max_ms`).
+    pub fetch_wait_ms: u32,
+    /// Static membership (`group.instance.id`) when set: a restarted member takes its partitions back at once.
+    pub instance_id: Option<String>,
+    /// Read the assigned partitions from their start whatever the group committed, until this member commits
+    /// (rebuilding a lost state).
+    pub from_beginning: bool,
+}
 
-    /// [`GroupReader::new`]; with `from_beginning`, partitions are read from their start whatever the group
-    /// committed, until this member commits (rebuilding a lost state). With a `link`, a broker outage is
-    /// waited out (reported to the link) instead of ending `recv` with an error.
-    pub fn with_start(brokers: &str, group: &str, topic: &str, fetch_wait_ms: u32, from_beginning: bool, link: Option<Arc<Link>>) -> Result<Self, KafkaError> {
+impl GroupReader {
+    /// Joins the group on the topic. With no committed offset a partition is read from its start. With a
+    /// `link`, a broker outage is waited out (reported to the link) instead of ending `recv` with an error.
+    pub fn join(o: &GroupOptions, link: Option<Arc<Link>>) -> Result<Self, KafkaError> {
         let ctx = GroupContext { link: LinkContext::new(link), ..Default::default() };
-        ctx.from_beginning.store(from_beginning, std::sync::atomic::Ordering::Relaxed);
-        let (assigned, generation, from_start) = (ctx.assigned.clone(), ctx.generation.clone(), ctx.from_beginning.clone());
-        let consumer: StreamConsumer<GroupContext> = client_config(brokers)
-            .set("group.id", group)
+        ctx.from_beginning.store(o.from_beginning, std::sync::atomic::Ordering::Relaxed);
+        let (group, from_start) = (ctx.group.clone(), ctx.from_beginning.clone());
+        let mut cc = client_config(&o.brokers);
+        if let Some(id) = o.instance_id.as_deref().filter(|id| !id.is_empty()) {
+            cc.set("group.instance.id", id);
+        }
+        let consumer: StreamConsumer<GroupContext> = cc
+            .set("group.id", &o.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "6000")
+            .set("session.timeout.ms", SESSION_TIMEOUT.as_millis().to_string())
             .set("heartbeat.interval.ms", "500")
             .set("topic.metadata.refresh.interval.ms", "2000")
             // A caught-up fetch returns after at most this long even when the broker does not answer a waiting
             // fetch as soon as data arrives (librdkafka's 500 ms default put up to half a second on every
             // purchase → list at the live edge, measured with `bench-latency` on the embedded broker).
-            .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+            .set("fetch.wait.max.ms", o.fetch_wait_ms.to_string())
             .create_with_context(ctx)?;
-        consumer.subscribe(&[topic])?;
-        Ok(GroupReader { consumer, topic: topic.to_string(), assigned, generation, from_beginning: from_start })
+        consumer.subscribe(&[o.topic.as_str()])?;
+        Ok(GroupReader { consumer, topic: o.topic.clone(), group, from_beginning: from_start })
+    }
+
+    /// Whether the group has given this member an assignment since it last lost one, and since when.
+    pub fn membership(&self) -> Membership {
+        self.group.lock().unwrap_or_else(|e| e.into_inner()).membership
+    }
+
+    /// How many partitions the topic has, as the broker says now.
+    pub fn partition_count(&self, timeout: Duration) -> Result<usize, KafkaError> {
+        let md = self.consumer.fetch_metadata(Some(&self.topic), timeout)?;
+        Ok(md.topics().iter().filter(|t| t.name() == self.topic).map(|t| t.partitions().len()).sum())
+    }
+
+    /// Still reading from the partitions' start (nothing committed by this member yet).
+    pub fn from_beginning(&self) -> bool {
+        self.from_beginning.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn recv(&self) -> Result<Polled, KafkaError> {
         recv_from(&self.consumer, &self.consumer.context().link).await
     }
 
-    /// Partitions currently assigned, and a counter that changes on every rebalance.
+    /// Partitions currently assigned, and a counter that changes on every rebalance (both of the same one).
     pub fn assignment(&self) -> (Vec<i32>, u64) {
-        let a = self.assigned.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let g = *self.generation.lock().unwrap_or_else(|e| e.into_inner());
-        (a, g)
+        let g = self.group.lock().unwrap_or_else(|e| e.into_inner());
+        (g.partitions.clone(), g.generation)
     }
 
     /// Commits `next` offsets (partition → the first offset NOT yet processed) of the partitions this member

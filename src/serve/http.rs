@@ -78,13 +78,25 @@ async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let (clock, customers) = s.pipeline.read().map(|p| (crate::data::format_day(p.state.clock), p.state.users.len())).unwrap_or_default();
     // Degraded while the broker is unreachable: the engine keeps its state and waits; lists are as of
     // `event_time` and go stale until purchases flow again.
-    let (status, kafka) = match s.link.status() {
+    let (mut status, kafka) = match s.link.status() {
         LinkStatus::Up => ("ok", serde_json::json!({"status": "up", "outages": s.link.outages()})),
         LinkStatus::Down { for_, reason } => ("degraded", serde_json::json!({"status": "down", "down_for_s": for_.as_secs_f64(), "reason": reason, "outages": s.link.outages()})),
     };
+    // Degraded too while the group gives this member nothing: the broker answers but no purchase is applied.
+    let g = s.group.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if g.stalled() {
+        status = "degraded";
+    }
+    let group = serde_json::json!({
+        "partitions": g.partitions,
+        "member": g.unassigned_for.is_none(),
+        "unassigned_for_s": g.unassigned_for.map(|d| d.as_secs_f64()),
+        "replaced": g.replaced,
+    });
     Json(serde_json::json!({
         "status": status,
         "kafka": kafka,
+        "group": group,
         "event_time": clock,
         "customers": customers,
         "events": s.counters.events.load(Ordering::Relaxed),
@@ -130,10 +142,15 @@ mod tests {
 
     /// Sends raw `request` to a fresh endpoint; returns the status line's code and the body.
     async fn exchange(request: Vec<u8>) -> (u16, String) {
+        exchange_with(request, Default::default()).await
+    }
+
+    /// [`exchange`] with the engine's group membership as given.
+    async fn exchange_with(request: Vec<u8>, group: crate::serve::GroupView) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let cfg = crate::config::Config::load(None).unwrap();
         let p = crate::pipeline::Pipeline::new(&cfg.core()).unwrap();
-        let shared = std::sync::Arc::new(super::Shared { pipeline: std::sync::RwLock::new(p), counters: Default::default(), link: Default::default() });
+        let shared = std::sync::Arc::new(super::Shared { pipeline: std::sync::RwLock::new(p), counters: Default::default(), link: Default::default(), group: std::sync::Mutex::new(group) });
         let task = super::spawn("127.0.0.1:0".parse().unwrap(), shared.clone()).await.unwrap();
         let addr = task.1;
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -158,5 +175,23 @@ mod tests {
         assert_eq!(code, 413, "{body}");
         let (code, _) = exchange(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec()).await;
         assert_eq!(code, 413);
+    }
+
+    /// A member the group has given nothing for longer than a rebalance takes makes `/health` degraded, though
+    /// the broker answers (it applies nothing); a short wait, as in any rebalance, does not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_is_degraded_while_the_group_gives_this_member_nothing() {
+        let health = |group| async move {
+            let (code, text) = exchange_with(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), group).await;
+            assert_eq!(code, 200, "{text}");
+            serde_json::from_str::<serde_json::Value>(text.split_once("\r\n\r\n").map_or("", |(_, b)| b)).unwrap()
+        };
+        let unassigned = |secs: u64| crate::serve::GroupView { partitions: vec![], unassigned_for: Some(std::time::Duration::from_secs(secs)), replaced: 1 };
+        let h = health(unassigned(2)).await;
+        assert!(h["status"] == "ok" && h["group"]["member"] == false, "{h}");
+        let h = health(unassigned(crate::serve::source::GROUP_STALL.as_secs())).await;
+        assert!(h["status"] == "degraded" && h["kafka"]["status"] == "up" && h["group"]["replaced"] == 1, "{h}");
+        let h = health(crate::serve::GroupView { partitions: vec![0, 1], unassigned_for: None, replaced: 0 }).await;
+        assert!(h["status"] == "ok" && h["group"]["member"] == true && h["group"]["partitions"] == serde_json::json!([0, 1]), "{h}");
     }
 }

@@ -64,11 +64,23 @@ impl<T> SeqMerge<T> {
         self.ended_before_assign.clear();
     }
 
-    pub fn push(&mut self, item: Item<T>) {
+    /// Whether the merge already holds a message of `partition` at or past `offset` (so this one is a copy).
+    pub fn holds(&self, partition: i32, offset: i64) -> bool {
+        self.parts.get(&partition).and_then(|p| p.queue.back()).is_some_and(|held| held.offset >= offset)
+    }
+
+    /// Holds `item` until its turn. A message at or below the offset last held for its partition is a second
+    /// copy (the client reads a partition again from the committed offset after every rebalance, while the merge
+    /// keeps what a partition assigned before and after already holds): it is dropped, and false returned.
+    pub fn push(&mut self, item: Item<T>) -> bool {
+        if self.holds(item.partition, item.offset) {
+            return false;
+        }
         let part = self.parts.entry(item.partition).or_insert_with(|| Part { queue: VecDeque::new(), at_end: false });
         part.at_end = false;
         self.ended_before_assign.remove(&item.partition);
         part.queue.push_back(item);
+        true
     }
 
     /// The partition has reported its end. Kept even before [`SeqMerge::assign`] has seen the partition: a
@@ -86,6 +98,11 @@ impl<T> SeqMerge<T> {
     /// assigned anything the input is not "drained": it has not started.)
     pub fn drained(&self) -> bool {
         !self.parts.is_empty() && self.parts.values().all(|p| p.at_end && p.queue.is_empty())
+    }
+
+    /// Assigned partitions the merge waits on: no message held and no end reported.
+    pub fn waiting_on(&self) -> Vec<i32> {
+        self.parts.iter().filter(|(_, p)| p.queue.is_empty() && !p.at_end).map(|(&p, _)| p).collect()
     }
 
     pub fn buffered(&self) -> usize {
@@ -235,6 +252,23 @@ mod tests {
         assert_eq!(m.pop_at(ms(30)), None);
         assert_eq!(m.pop_at(ms(129)), None);
         assert_eq!(m.pop_at(ms(131)).unwrap().seq, Some(9));
+    }
+
+    /// After a rebalance the client reads a partition again from its committed offset: the copies of what the
+    /// merge already holds are dropped (each went through the grace period one by one, far behind the last
+    /// released seq, and the rest waited behind them: a stall of minutes after a broker stall).
+    #[test]
+    fn a_partition_read_again_after_a_rebalance_is_held_once() {
+        let mut m = SeqMerge::default();
+        m.assign(&[0, 1]);
+        assert!(m.push(item(0, 0, Some(1))) && m.push(item(0, 1, Some(3))));
+        m.assign(&[0, 1]);
+        assert!(!m.push(item(0, 0, Some(1))) && !m.push(item(0, 1, Some(3))), "copies of held messages");
+        assert!(m.push(item(0, 2, Some(4))));
+        assert!(m.push(item(1, 0, Some(2))));
+        m.end_of_partition(1);
+        let seqs: Vec<_> = std::iter::from_fn(|| m.pop()).map(|i| i.seq).collect();
+        assert_eq!(seqs, [Some(1), Some(2), Some(3), Some(4)]);
     }
 
     #[test]

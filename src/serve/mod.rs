@@ -73,6 +73,26 @@ pub struct Shared {
     pub counters: Counters,
     /// The broker connection as the engine sees it (`/health`).
     pub link: Arc<kafka::link::Link>,
+    /// This instance's place in the consumer group (`/health`), as [`source::Input::watch_group`] last saw it.
+    pub group: std::sync::Mutex<GroupView>,
+}
+
+/// What `/health` shows of the group membership.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupView {
+    /// Partitions of the transactions topic this instance holds.
+    pub partitions: Vec<i32>,
+    /// How long the group has given this member no assignment (None: it has one, possibly empty).
+    pub unassigned_for: Option<Duration>,
+    /// Members replaced because the group gave them nothing for `kafka.rejoin_after_ms`.
+    pub replaced: u64,
+}
+
+impl GroupView {
+    /// Unassigned for longer than a rebalance takes: the engine applies nothing and its lists go stale.
+    pub fn stalled(&self) -> bool {
+        self.unassigned_for.is_some_and(|d| d >= source::GROUP_STALL)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -166,7 +186,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     tracing::info!(ranker = pipeline.ranker_version(), "ranker loaded");
     let link = Arc::new(kafka::link::Link::default());
     metrics::gauge!("streamrec_kafka_up").set(1.0);
-    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone() });
+    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone(), group: Default::default() });
     if let Some(tx) = &shared_out {
         let _ = tx.send(Some(shared.clone()));
     }
@@ -195,7 +215,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             _ = shutdown.changed() => {
                 if *shutdown.borrow() { break; }
             }
-            got = input.recv() => input.take(&shared, &mut out, got?).await?,
+            got = input.recv() => input.take(&shared, &mut out, &commits, got?).await?,
             got = updates.recv() => {
                 if let Polled::Record(r) = got? {
                     model_update(&shared, &mut out, &cfg.ranker, s.checkpoint_dir.as_deref(), &towers, r).await?;
@@ -232,6 +252,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
 /// and delivery / commit / checkpoint when due.
 async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, towers: &mut two_tower::TwoTowerService, stop: &mut watch::Receiver<bool>) -> Result<(), ServeError> {
     let mut recs: Vec<Recommendation> = Vec::new();
+    input.watch_group(shared);
     let batch = input.release(commits);
     let encoded = {
         let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());

@@ -149,9 +149,11 @@ impl Commits {
         Commits { tx_next, processed: BTreeMap::new(), since_ckpt: 0, every, checkpoint_dir, sent_total, cluster_id }
     }
 
-    /// Whether the purchase at (`partition`, `offset`) is already in the checkpointed state.
+    /// Whether the purchase at (`partition`, `offset`) is already in the state: checkpointed, or applied by this
+    /// process (read again after a rebalance or a new group member, from the offsets last committed).
     pub fn already_applied(&self, partition: i32, offset: i64) -> bool {
-        offset < self.tx_next.get(&partition).copied().unwrap_or(0)
+        let next = |m: &BTreeMap<i32, i64>| m.get(&partition).copied().unwrap_or(0);
+        offset < next(&self.tx_next).max(next(&self.processed))
     }
 
     /// The purchase at (`partition`, `offset`) went through the pipeline.

@@ -7,13 +7,25 @@ use super::sink::{Commits, Output};
 use super::{ServeError, Shared};
 use crate::config::Config;
 use crate::events::{decode_article, decode_customer, decode_transaction, Event, TxEvent};
-use crate::kafka::consumer::{GroupReader, Polled, Record, Start, TopicReader};
+use crate::kafka::consumer::{GroupOptions, GroupReader, Polled, Record, Start, TopicReader, SESSION_TIMEOUT};
 use crate::kafka::link::Link;
 use crate::kafka::KafkaError;
 use std::sync::Arc;
 use futures::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+
+/// A member without an assignment this long is stalled: `/health` says degraded (a rebalance takes a few seconds).
+pub const GROUP_STALL: Duration = Duration::from_secs(2 * SESSION_TIMEOUT.as_secs());
+
+/// After an assignment of only part of the topic's partitions, how long purchases wait for the rest before they are
+/// applied. Applying one partition's purchases ahead of the others' would change the order, and so the lists: a
+/// restart within the session timeout gets part of the partitions first (the dead member holds the rest until its
+/// session times out), and tansu gives a joining member part of them for a moment.
+pub const PARTIAL_HOLD: Duration = GROUP_STALL;
+
+/// Purchases held this long with none released are reported (with the partitions the merge waits on).
+const STUCK_REPORT: Duration = Duration::from_secs(5);
 
 /// Messages taken from the transactions input per turn of the loop at most.
 const BATCH: usize = 4096;
@@ -28,6 +40,19 @@ pub struct Input {
     articles: TopicReader,
     customers: TopicReader,
     group: GroupReader,
+    /// How the group member joins (again, when it is replaced).
+    joining: GroupOptions,
+    link: Arc<Link>,
+    /// Replace a member the group gives nothing for this long (`kafka.rejoin_after_ms`; None: never).
+    rejoin_after: Option<Duration>,
+    replaced: u64,
+    /// When a replacement was last tried.
+    tried_at: Option<Instant>,
+    /// When the merge last released a purchase, and when it last reported holding some (diagnostics).
+    last_release: Instant,
+    reported: Option<Instant>,
+    /// Since when the assignment has been a strict part of the topic's partitions (None: all, or none).
+    partial_since: Option<Instant>,
     merge: SeqMerge<Result<TxEvent, String>>,
     generation: u64,
     articles_topic: String,
@@ -52,11 +77,27 @@ impl Input {
         let start_at = |topic: &str| Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect());
         let articles = TopicReader::watched(brokers, &cfg.topics.articles, start_at(&cfg.topics.articles), Some(link.clone()))?;
         let customers = TopicReader::watched(brokers, &cfg.topics.customers, start_at(&cfg.topics.customers), Some(link.clone()))?;
-        let group = GroupReader::with_start(brokers, &cfg.kafka.group_id, &cfg.topics.transactions, cfg.kafka.fetch_wait_max_ms, from_beginning, Some(link.clone()))?;
+        let joining = GroupOptions {
+            brokers: brokers.clone(),
+            group: cfg.kafka.group_id.clone(),
+            topic: cfg.topics.transactions.clone(),
+            fetch_wait_ms: cfg.kafka.fetch_wait_max_ms,
+            instance_id: Some(cfg.kafka.group_instance_id.clone()).filter(|id| !id.is_empty()),
+            from_beginning,
+        };
+        let group = GroupReader::join(&joining, Some(link.clone()))?;
         Ok(Input {
             articles,
             customers,
             group,
+            joining,
+            link: link.clone(),
+            rejoin_after: Some(Duration::from_millis(cfg.kafka.rejoin_after_ms)).filter(|d| !d.is_zero()),
+            replaced: 0,
+            tried_at: None,
+            partial_since: None,
+            last_release: Instant::now(),
+            reported: None,
             merge: SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms)),
             generation: u64::MAX,
             articles_topic: cfg.topics.articles.clone(),
@@ -102,16 +143,18 @@ impl Input {
     }
 
     /// Takes `arrival` in: purchases into the merge (with what the client already holds, so the work after
-    /// runs once per batch, not per message), reference data into the pipeline at once.
-    pub async fn take(&mut self, shared: &Shared, out: &mut Output, arrival: Arrival) -> Result<(), ServeError> {
+    /// runs once per batch, not per message), reference data into the pipeline at once. Purchases already in the
+    /// state (`commits`: read again after a restart, a rebalance or a new group member) are skipped here, before
+    /// the merge: it would release them one grace period at a time, being far behind what it released last.
+    pub async fn take(&mut self, shared: &Shared, out: &mut Output, commits: &Commits, arrival: Arrival) -> Result<(), ServeError> {
         match arrival {
             Arrival::Reference(got) => self.reference(shared, out, got).await,
             Arrival::Transactions(got) => {
                 self.last_input = Instant::now();
-                self.transaction(shared, out, got).await?;
+                self.transaction(shared, out, commits, got).await?;
                 for _ in 1..BATCH {
                     match self.group.recv().now_or_never() {
-                        Some(got) => self.transaction(shared, out, got?).await?,
+                        Some(got) => self.transaction(shared, out, commits, got?).await?,
                         None => break,
                     }
                 }
@@ -121,8 +164,13 @@ impl Input {
     }
 
     /// Decodes one transactions message into the merge (undecodable ones also go to dead-letters).
-    async fn transaction(&mut self, shared: &Shared, out: &mut Output, got: Polled) -> Result<(), ServeError> {
+    async fn transaction(&mut self, shared: &Shared, out: &mut Output, commits: &Commits, got: Polled) -> Result<(), ServeError> {
         match got {
+            Polled::Record(r) if commits.already_applied(r.partition, r.offset) => {
+                metrics::counter!("streamrec_skipped_already_applied_total").increment(1);
+            }
+            // Read again after a rebalance while the merge still holds it: one copy is enough.
+            Polled::Record(r) if self.merge.holds(r.partition, r.offset) => {}
             Polled::Record(r) => {
                 let value = match r.payload.as_deref() {
                     None => Err("message has no payload".to_string()),
@@ -179,9 +227,24 @@ impl Input {
         if gen != self.generation {
             self.generation = gen;
             self.merge.assign(&parts);
+            self.last_release = Instant::now(); // a new assignment starts the wait afresh
+            self.partial_since = self.part_of_the_topic(&parts).then(Instant::now);
+        }
+        if let Some(since) = self.partial_since {
+            if since.elapsed() < PARTIAL_HOLD {
+                return Vec::new();
+            }
+            tracing::warn!(partitions = ?parts, held_s = PARTIAL_HOLD.as_secs(), "still only part of the topic's partitions: applying them (another instance holds the rest; item state then sees only this share)");
+            self.partial_since = None;
         }
         let mut batch = Vec::new();
+        let held = self.merge.buffered();
+        if held > 0 && self.last_release.elapsed() >= STUCK_REPORT && self.reported.is_none_or(|t| t.elapsed() >= STUCK_REPORT) {
+            self.reported = Some(Instant::now());
+            tracing::warn!(held, waiting_on = ?self.merge.waiting_on(), assigned = ?parts, "purchases held in the merge: waiting for these partitions to deliver or report their end");
+        }
         while let Some(item) = self.merge.pop() {
+            self.last_release = Instant::now();
             if commits.already_applied(item.partition, item.offset) {
                 metrics::counter!("streamrec_skipped_already_applied_total").increment(1);
                 continue;
@@ -197,6 +260,61 @@ impl Input {
             }
         }
         batch
+    }
+
+    /// `parts` is a strict, non-empty part of the topic's partitions (the count asked of the broker).
+    fn part_of_the_topic(&self, parts: &[i32]) -> bool {
+        if parts.is_empty() {
+            return false;
+        }
+        match self.group.partition_count(Duration::from_secs(2)) {
+            Ok(n) if parts.len() < n => {
+                tracing::info!(partitions = ?parts, of = n, hold_s = PARTIAL_HOLD.as_secs(), "assigned part of the topic: holding its purchases until the rest arrives (a member that died may still hold it until its session times out)");
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not ask the broker for the topic's partitions: applying the assigned ones without waiting for the rest");
+                false
+            }
+        }
+    }
+
+    /// Publishes the group membership for `/health`; a member the group has given nothing for
+    /// `kafka.rejoin_after_ms` while the broker answers is replaced by a new client (a broker can keep a group
+    /// waiting on a leader that is gone: tansu 0.6.0 after it stalled for longer than the session timeout).
+    /// Nothing is lost: the new member reads from the committed offsets and what was applied since is skipped.
+    pub fn watch_group(&mut self, shared: &Shared) {
+        let m = self.group.membership();
+        let unassigned_for = (!m.member).then(|| m.since.elapsed());
+        let due = |r: Duration| unassigned_for.is_some_and(|d| d >= r) && self.tried_at.is_none_or(|t| t.elapsed() >= r);
+        if self.rejoin_after.is_some_and(due) && !self.link.is_down() {
+            self.tried_at = Some(Instant::now());
+            self.replace_member();
+        }
+        let view = super::GroupView { partitions: self.group.assignment().0, unassigned_for, replaced: self.replaced };
+        let mut g = shared.group.lock().unwrap_or_else(|e| e.into_inner());
+        if view.stalled() && !g.stalled() {
+            tracing::warn!(unassigned_s = GROUP_STALL.as_secs(), "the group has given this member no partitions: nothing is applied; /health degraded");
+        }
+        metrics::gauge!("streamrec_group_assigned").set(if view.unassigned_for.is_some() { 0.0 } else { 1.0 });
+        *g = view;
+    }
+
+    fn replace_member(&mut self) {
+        let joining = GroupOptions { from_beginning: self.group.from_beginning(), ..self.joining.clone() };
+        match GroupReader::join(&joining, Some(self.link.clone())) {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut self.group, fresh);
+                // Closing the old client talks to the broker (leaving the group): not on the loop's thread.
+                tokio::task::spawn_blocking(move || drop(old));
+                self.generation = u64::MAX;
+                self.replaced += 1;
+                metrics::counter!("streamrec_group_member_replaced_total").increment(1);
+                tracing::warn!(after_s = self.rejoin_after.map_or(0, |d| d.as_secs()), replaced = self.replaced, "the group gave this member nothing: a new member joins");
+            }
+            Err(e) => tracing::error!(error = %e, "could not create a new group member; the old one stays and this is tried again"),
+        }
     }
 
     /// Every partition is at its end and nothing waits in the merge.

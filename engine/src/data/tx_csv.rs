@@ -200,10 +200,13 @@ pub(super) fn read_csv_parallel(
                 })
             })
             .collect();
-        // The caller's progress callback stays on this thread: report the parsed bytes while workers run.
+        // The caller's progress callback stays on this thread: report the parsed bytes while workers run. The
+        // wait starts short (a small file is parsed in microseconds) and grows to 20 ms.
+        let mut wait = std::time::Duration::from_micros(50);
         while !handles.iter().all(|h| h.is_finished()) {
             progress(done_bytes.load(Ordering::Relaxed));
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(std::time::Duration::from_millis(20));
         }
         handles.into_iter().map(|h| h.join().expect("parser thread panicked")).collect()
     });
