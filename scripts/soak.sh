@@ -74,7 +74,7 @@ burst() { # label → one table row: 2,000 GETs of /recommendations, 20 at a tim
 echo "time_s,serve_rss_mb,broker_rss_mb,events,status" > samples.csv
 faults=()
 t0=$(date +%s); next_serve_kill=$((t0 + SERVE_KILL_S)); next_broker_kill=$((t0 + BROKER_KILL_AT)); next_broker_stop=$((t0 + BROKER_STOP_S)); next_sample=$t0
-burst_done=""; replay_restarts=0
+burst_done=""; replay_restarts=0; exits=0
 while :; do
     now=$(date +%s); el=$((now - t0))
     if [ "$now" -ge "$next_sample" ]; then
@@ -87,7 +87,7 @@ while :; do
         burst "under ingest ($RATE purchases/s)" > burst_ingest.txt; burst_done=1
     fi
     if [ "$now" -ge "$next_serve_kill" ] && alive "${PID[replay]}"; then
-        kill -9 "${PID[serve]}"; wait "${PID[serve]}" 2>/dev/null || true
+        kill -9 "${PID[serve]}" 2>/dev/null || true; wait "${PID[serve]}" 2>/dev/null || true
         faults+=("| ${el} s | serve killed (-9) at $(tail -1 samples.csv | cut -d, -f4) purchases applied; restarted at once |")
         log "serve killed"; start_serve; next_serve_kill=$((now + SERVE_KILL_S))
     fi
@@ -108,7 +108,13 @@ while :; do
     fi
     if ! alive "${PID[serve]}"; then
         wait "${PID[serve]}" && rc=0 || rc=$?
+        exits=$((exits + 1))
+        if [ "$exits" -gt 5 ]; then   # it will not start: stop here with its reason
+            echo "soak: serve exited $exits times in a row (status $rc):" >&2; tail -3 serve.log >&2; SOAK_KEEP=1; exit 1
+        fi
         faults+=("| ${el} s | serve exited by itself (status $rc); restarted |"); log "serve exited ($rc)"; tail -5 serve.log >&2; start_serve
+    elif [ "$(health | field "['status']")" = ok ]; then
+        exits=0
     fi
     if ! alive "${PID[replay]}"; then
         if wait "${PID[replay]}"; then break; fi

@@ -56,6 +56,33 @@ fn assert_same_lists(addr: &str, data: &Dataset, fault: &str) {
     assert!(differing.is_empty() && got.len() == want.len(), "lists lost or changed across {fault}: {} customers differ of {}, {} lists published vs {} expected; first: {:?} got {:?} want {:?}", differing.len(), want.len(), n(&got), n(&want), differing.first(), differing.first().and_then(|c| got.get(*c)).map(Vec::len), differing.first().and_then(|c| want.get(*c)).map(Vec::len));
 }
 
+/// Creates the topics beforehand with nothing compacted: every list is kept to compare (a broker compacts
+/// compacted topics when it likes; tansu does on a restart, leaving only some customers' latest lists).
+fn plain_topics(addr: &str) {
+    let mut specs = streamrec::kafka::topic_specs(&common::config());
+    specs.iter_mut().for_each(|s| s.compacted = false);
+    rt().block_on(streamrec::kafka::admin::ensure_topics(addr, &specs)).expect("topics");
+}
+
+/// Replays the days up to the middle one, starts `serve` (HTTP, checkpoints, `env`; log in `serve.log`) and
+/// waits until it has applied them with `/health` ok. Returns serve, its HTTP address and the middle day.
+fn serve_first_half(dir: &Path, data: &Dataset, addr: &str, env: &[(&str, &str)]) -> (Proc, String, u16) {
+    let days = &data.transactions.day;
+    let mid = days[days.len() / 2];
+    let first_half = days.iter().filter(|&&d| d <= mid).count() as u64;
+    let d = dir.to_str().expect("utf8");
+    cli(&["replay", "--data", d, "--max", "--until", &streamrec::data::format_day(mid)], addr, dir);
+    let http = format!("127.0.0.1:{}", free_port());
+    let ck = dir.join("ckpt");
+    let args = ["serve", "--idle-close-ms", "300", "--http", &http, "--checkpoint-dir", ck.to_str().expect("utf8")];
+    let serve = spawn_logged(dir, addr, &args, env, "serve.log");
+    let health = || http_get(&http, "/health").and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok());
+    let caught_up = wait_for(120, || health().filter(|h| h["events"].as_u64() == Some(first_half)));
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+    assert!(caught_up.is_some_and(|h| h["status"] == "ok" && h["group"]["member"] == true), "first half not applied: {:?}\n{log}", health());
+    (serve, http, mid)
+}
+
 fn replay_all(addr: &str, dir: &Path) {
     cli(&["replay", "--data", dir.to_str().expect("utf8"), "--max"], addr, dir);
 }
@@ -292,24 +319,12 @@ fn broker_outage_mid_replay_is_waited_out_with_health_degraded_and_nothing_lost(
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut broker = Some(start_tansu_on(port, storage, dir.path()));
-    // Every list is kept to compare: the broker compacts compacted topics when it likes (tansu does on restart),
-    // which would leave only some customers' latest lists.
-    let mut specs = streamrec::kafka::topic_specs(&common::config());
-    specs.iter_mut().for_each(|s| s.compacted = false);
-    rt().block_on(streamrec::kafka::admin::ensure_topics(&addr, &specs)).expect("topics");
-    let days = &data.transactions.day;
-    let mid = days[days.len() / 2];
-    let first_half = days.iter().filter(|&&d| d <= mid).count() as u64;
+    plain_topics(&addr);
+    let (mut serve, http, mid) = serve_first_half(dir.path(), &data, &addr, &[]);
+    let first_half = data.transactions.day.iter().filter(|&&d| d <= mid).count() as u64;
     let d = dir.path().to_str().expect("utf8");
-    cli(&["replay", "--data", d, "--max", "--until", &streamrec::data::format_day(mid)], &addr, dir.path());
-    let http = format!("127.0.0.1:{}", free_port());
-    let ck = dir.path().join("ckpt");
-    let args = ["serve", "--idle-close-ms", "300", "--http", &http, "--checkpoint-dir", ck.to_str().expect("utf8")];
-    let mut serve = spawn_logged(dir.path(), &addr, &args, &[], "serve.log");
     let log = || std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
     let health = || http_get(&http, "/health").and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok());
-    let caught_up = wait_for(120, || health().filter(|h| h["events"].as_u64() == Some(first_half)));
-    assert!(caught_up.is_some_and(|h| h["status"] == "ok"), "first half not applied: {:?}\n{}", health(), log());
 
     drop(broker.take()); // SIGKILL: the broker is gone
     let degraded = wait_for(30, || health().filter(|h| h["status"] == "degraded"));
@@ -350,24 +365,12 @@ fn broker_stall_longer_than_the_session_timeout_is_rejoined_and_nothing_lost() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let broker = start_tansu_on(port, "memory://tansu/", dir.path());
-    let mut specs = streamrec::kafka::topic_specs(&common::config());
-    specs.iter_mut().for_each(|s| s.compacted = false);
-    rt().block_on(streamrec::kafka::admin::ensure_topics(&addr, &specs)).expect("topics");
-    let days = &data.transactions.day;
-    let mid = days[days.len() / 2];
-    let first_half = days.iter().filter(|&&d| d <= mid).count() as u64;
-    let d = dir.path().to_str().expect("utf8");
-    cli(&["replay", "--data", d, "--max", "--until", &streamrec::data::format_day(mid)], &addr, dir.path());
-    let http = format!("127.0.0.1:{}", free_port());
-    let ck = dir.path().join("ckpt");
-    let args = ["serve", "--idle-close-ms", "300", "--http", &http, "--checkpoint-dir", ck.to_str().expect("utf8")];
+    plain_topics(&addr);
     // Replaced after 20 s: /health says degraded from 12 s on.
-    let env = [("STREAMREC__KAFKA__REJOIN_AFTER_MS", "20000")];
-    let mut serve = spawn_logged(dir.path(), &addr, &args, &env, "serve.log");
+    let (mut serve, http, mid) = serve_first_half(dir.path(), &data, &addr, &[("STREAMREC__KAFKA__REJOIN_AFTER_MS", "20000")]);
+    let d = dir.path().to_str().expect("utf8");
     let log = || std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
     let health = || http_get(&http, "/health").and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok());
-    let caught_up = wait_for(120, || health().filter(|h| h["events"].as_u64() == Some(first_half)));
-    assert!(caught_up.is_some_and(|h| h["status"] == "ok" && h["group"]["member"] == true), "first half not applied: {:?}\n{}", health(), log());
 
     // The rest flows at a steady rate through the stall.
     let next = streamrec::data::format_day(mid + 1);
@@ -416,9 +419,7 @@ fn kill_9_and_restart_within_the_session_timeout_applies_purchases_in_order() {
     // sqlite: on tansu 0.6.0's memory storage the restart found `articles` ending at offset 1 after 1,000 were
     // replayed, and the checkpoint check rightly refused to resume past the topic's end.
     let _broker = start_tansu_on(port, "sqlite://tansu.db", dir.path());
-    let mut specs = streamrec::kafka::topic_specs(&common::config());
-    specs.iter_mut().for_each(|s| s.compacted = false);
-    rt().block_on(streamrec::kafka::admin::ensure_topics(&addr, &specs)).expect("topics");
+    plain_topics(&addr);
     replay_all(&addr, dir.path());
     let ckpt = dir.path().join("ckpt");
     let ck = ckpt.to_str().expect("utf8");
