@@ -139,7 +139,9 @@ pub(super) fn parse_row(f: &[&[u8]; 5], last_date: &mut (Vec<u8>, Day)) -> std::
 /// As [`parse_row`], with the customer key already decoded.
 #[inline]
 pub(super) fn parse_row_with_key(f: &[&[u8]; 5], key: CustomerKey, last_date: &mut (Vec<u8>, Day)) -> std::result::Result<(Day, CustomerKey, u32, f32, u8), FieldError> {
-    let day = if f[0] == last_date.0.as_slice() {
+    // The cache holds the last date parsed; it starts empty, and an empty field must not match it (a row with
+    // no date became day 0: found by the csv_tables fuzz target).
+    let day = if !last_date.0.is_empty() && f[0] == last_date.0.as_slice() {
         last_date.1
     } else {
         let d = parse_date(f[0])?;
