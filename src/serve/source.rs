@@ -243,8 +243,9 @@ impl Input {
             self.reported = Some(Instant::now());
             tracing::warn!(held, waiting_on = ?self.merge.waiting_on(), assigned = ?parts, "purchases held in the merge: waiting for these partitions to deliver or report their end");
         }
+        let mut popped = false;
         while let Some(item) = self.merge.pop() {
-            self.last_release = Instant::now();
+            popped = true;
             if commits.already_applied(item.partition, item.offset) {
                 metrics::counter!("streamrec_skipped_already_applied_total").increment(1);
                 continue;
@@ -258,6 +259,9 @@ impl Input {
                 }
                 batch.push(t);
             }
+        }
+        if popped {
+            self.last_release = Instant::now();
         }
         batch
     }
