@@ -13,7 +13,7 @@ use crate::candidates::{Candidate, UserView, COPURCHASE, POPULAR, REPURCHASE, SA
 use crate::state::State;
 
 /// Feature names, in vector order.
-pub const FEATURES: [&str; 51] = [
+pub const FEATURES: [&str; 56] = [
     // The customer.
     "age_band",
     "user_days_since_last",
@@ -30,12 +30,16 @@ pub const FEATURES: [&str; 51] = [
     "trend",
     "item_age_days",
     "item_price",
+    "type_share",
+    "variant_share",
     // The pair.
     "price_ratio",
     "aff_type",
     "aff_colour",
     "aff_index_group",
     "aff_department",
+    "type_rank",
+    "fav_type",
     "rep_count",
     "rep_recency",
     "rep_4w",
@@ -43,6 +47,7 @@ pub const FEATURES: [&str; 51] = [
     "rep_times",
     "rep_days_since",
     "bought_variant",
+    "variant_rank",
     // Candidate sources: score, rank in the source's list, membership.
     "score_repurchase",
     "score_copurchase",
@@ -109,6 +114,23 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
     let ranks = src(&|i| if c.ranks[i] == u16::MAX { NEVER } else { f32::from(c.ranks[i]) });
     let member = src(&|i| flag(c.sources.has(i)));
     let last_purchase = u.user.recent.last().map(|p| p.day);
+    // Which of its type's and its product's articles sell (shares of the week's exact sales, 0 to 1): how a
+    // customer shopping a favourite type, or another colour of something they own, picks among them.
+    let type_share = s.type_sellers.type_share(items, &s.catalog, a);
+    let window = items.window_counts();
+    let week_of = |x: crate::data::ArticleIdx| window.get(x as usize).copied().unwrap_or(0) as f32;
+    let product_week: f32 = s.catalog.variants(a).iter().map(|&v| week_of(v)).sum();
+    let variant_share = if product_week > 0.0 { week_of(a) / product_week } else { 0.0 };
+    let aff_type = u.affinity_share(0, slots[0]);
+    // Place of its type among the customer's types (0 = their most bought), and how recently (1, 1/2, ... by
+    // position among their distinct purchases, newest first) they bought another colour of its product.
+    let type_rank = u.user.affinity_rank(0, slots[0]).map_or(NEVER, |r| r as f32);
+    let variant_rank = u
+        .own
+        .iter()
+        .zip(&u.own_products)
+        .position(|(o, &p)| p == article.product_code && o.article != a)
+        .map_or(0.0, |i| 1.0 / (1.0 + i as f32));
     [
         f32::from(u.user.band),
         days(last_purchase),
@@ -124,11 +146,15 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         items.trend(a, day).min(5.0),
         days(stat.and_then(|st| st.first_seen)),
         price,
+        type_share,
+        variant_share,
         price_ratio,
-        u.affinity_share(0, slots[0]),
+        aff_type,
         u.affinity_share(1, slots[1]),
         u.affinity_share(2, slots[2]),
         u.affinity_share(3, slots[3]),
+        type_rank,
+        aff_type * type_share,
         rep_count,
         rep_recency,
         rep_4w,
@@ -136,6 +162,7 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         rep_times,
         rep_days,
         flag(u.bought_variant(a, article.product_code)),
+        variant_rank,
         scores[0],
         scores[1],
         scores[2],

@@ -181,6 +181,17 @@ impl UserState {
         slots.iter().position(|&s| s == slot).map_or(0.0, |i| weights[i])
     }
 
+    /// Place of value `slot` among attribute `attr`'s kept values by weight (0 = the heaviest; values of equal
+    /// weight share a place); `None` when not kept.
+    pub fn affinity_rank(&self, attr: usize, slot: u16) -> Option<usize> {
+        if attr >= ATTRS {
+            return None;
+        }
+        let (slots, weights) = self.entries(attr);
+        let w = weights[slots.iter().position(|&s| s == slot)?];
+        Some(weights.iter().filter(|&&x| x > w).count())
+    }
+
     /// Values kept for attribute `attr`.
     pub fn affinity_count(&self, attr: usize) -> usize {
         self.affinity_len.get(attr).map_or(0, |&n| n as usize)
@@ -213,6 +224,11 @@ mod tests {
         assert_eq!(u.affinity_count(1), AFFINITY_SLOTS[1]);
         assert_eq!(u.affinity(2, 0), t[2]);
         assert_eq!(u.affinity(3, 5), 0.0);
+        // Types: slot 0 bought 4 times, 1 and 2 three times each (1's a day older each, so lighter); 9 never.
+        assert_eq!(u.affinity_rank(0, 0), Some(0));
+        assert_eq!(u.affinity_rank(0, 2), Some(1));
+        assert_eq!(u.affinity_rank(0, 1), Some(2));
+        assert_eq!(u.affinity_rank(0, 9), None);
         assert_eq!(age_band(Some(24)), 0);
         assert_eq!(age_band(None), UNKNOWN_BAND);
     }
