@@ -26,6 +26,11 @@ BROKER_STOP_S=${SOAK_BROKER_STOP_S:-420}
 OUTAGE_S=${SOAK_OUTAGE_S:-15}
 STORAGE=${SOAK_STORAGE:-sqlite}
 case "$STORAGE" in sqlite) STORAGE_URL=sqlite://tansu.db ;; memory) STORAGE_URL=memory://tansu/ ;; *) echo "SOAK_STORAGE: sqlite or memory" >&2; exit 2 ;; esac
+# tansu 0.6.0's memory storage answers a ListOffsets for the end with the newest record batch's base offset + 1, not
+# its last offset + 1 (tansu-storage/src/dynostore.rs, list_offsets): with batches of many records a topic's end is
+# reported short, a restarted serve rightly refuses its checkpoint ("past the topic's end") and `subscribe --to-end`
+# stops early. One record per batch makes the reported end the true one, for every client of this script.
+export STREAMREC_KAFKA_PROPERTIES="${STREAMREC_KAFKA_PROPERTIES:-batch.num.messages=1}"
 BIN="$CARGO_TARGET_DIR/release/streamrec"
 TANSU="${STREAMREC_TANSU:-$HOME/.cache/streamrec/tools/bin/tansu}"
 HERE=$PWD

@@ -442,3 +442,38 @@ fn kill_9_and_restart_within_the_session_timeout_applies_purchases_in_order() {
     let differing = want.iter().filter(|(c, lists)| got.get(*c).and_then(|g| g.last()) != lists.last()).count();
     assert_eq!(differing, 0, "{differing} of {} customers' latest lists differ after the restart (partial assignment first: {partial})\n{log}", want.len());
 }
+
+#[test]
+fn kafka_properties_reach_every_client_and_a_bad_entry_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 41));
+    let d = dir.path().to_str().expect("utf8");
+    let ckpt = dir.path().join("ckpt");
+    let ck = ckpt.to_str().expect("utf8");
+    let run = |props: &str, args: &[&str], addr: &str| {
+        Command::new(common::bin()).args(args).args(["--brokers", addr]).env("STREAMREC_KAFKA_PROPERTIES", props).current_dir(dir.path()).output().expect("run")
+    };
+    // Bad input is named before anything is sent (no broker needed to find out).
+    for (props, named) in [("linger.ms=5;oops", "`oops`"), ("no.such.property=1", "no.such.property")] {
+        let out = run(props, &["replay", "--data", d, "--max"], "127.0.0.1:9");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(named), "{props}: {err}");
+    }
+    // tansu 0.6.0's memory storage reports a topic's end as its newest record batch's base offset + 1, so with
+    // batches of many records a restarted serve refuses its own checkpoint as "past the topic's end". With one
+    // record per batch set here, in replay's and serve's producers alike, the reported end is the true one and
+    // the restart resumes: the property reached every client that wrote.
+    let port = free_port();
+    let _broker = start_tansu_on(port, "memory://tansu/", dir.path());
+    let addr = format!("127.0.0.1:{port}");
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let one = "batch.num.messages=1";
+    ok(run(one, &["replay", "--data", d, "--max"], &addr));
+    let first = ok(run(one, &serve_args(&["--checkpoint-dir", ck]), &addr));
+    assert!(first.contains(&format!("{} events", data.transactions.len())), "{first}");
+    let again = ok(run(one, &serve_args(&["--checkpoint-dir", ck]), &addr));
+    assert!(again.contains("resumed from checkpoint"), "{again}");
+}

@@ -1,7 +1,7 @@
 //! Topic creation when missing: partitions and compaction as configured; topics that already exist are left
 //! alone (their partition count is reported, not changed).
 
-use super::{client_config, KafkaError, TopicSpec};
+use super::{client_config, KafkaError, Overridden, TopicSpec};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, Producer};
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Partition counts of `topic` (None when the broker does not know it).
 pub fn partitions(brokers: &str, topic: &str, timeout: Duration) -> Result<Option<i32>, KafkaError> {
-    let p: BaseProducer = client_config(brokers).set("allow.auto.create.topics", "false").create()?;
+    let p: BaseProducer = client_config(brokers).set("allow.auto.create.topics", "false").overridden()?.create()?;
     let md = p.client().fetch_metadata(Some(topic), timeout)?;
     Ok(md.topics().iter().find(|t| t.name() == topic && t.error().is_none()).map(|t| t.partitions().len() as i32).filter(|&n| n > 0))
 }
@@ -26,7 +26,7 @@ pub async fn ensure_topics(brokers: &str, specs: &[TopicSpec]) -> Result<(), Kaf
     if missing.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers).create()?;
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers).overridden()?.create()?;
     let new: Vec<NewTopic> = missing
         .iter()
         .map(|s| {
@@ -51,7 +51,7 @@ pub async fn ensure_topics(brokers: &str, specs: &[TopicSpec]) -> Result<(), Kaf
 
 /// The cluster's id as the broker reports it (None when it reports none).
 pub fn cluster_id(brokers: &str, timeout: Duration) -> Result<Option<String>, KafkaError> {
-    let p: BaseProducer = client_config(brokers).create()?;
+    let p: BaseProducer = client_config(brokers).overridden()?.create()?;
     // Metadata first: the id arrives with it.
     p.client().fetch_metadata(None, timeout)?;
     Ok(p.client().fetch_cluster_id(timeout).filter(|id| !id.is_empty()))
@@ -59,7 +59,7 @@ pub fn cluster_id(brokers: &str, timeout: Duration) -> Result<Option<String>, Ka
 
 /// (partition, low, high) watermarks of every partition of `topic`.
 pub fn watermarks(brokers: &str, topic: &str, timeout: Duration) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
-    let p: BaseProducer = client_config(brokers).create()?;
+    let p: BaseProducer = client_config(brokers).overridden()?.create()?;
     let md = p.client().fetch_metadata(Some(topic), timeout)?;
     let mut out = Vec::new();
     for t in md.topics().iter().filter(|t| t.name() == topic) {

@@ -5,7 +5,7 @@
 //!   offsets (reference data every engine instance needs in full, and `subscribe`).
 
 use super::link::{Link, LinkContext};
-use super::{client_config, KafkaError};
+use super::{client_config, KafkaError, Overridden};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -188,7 +188,7 @@ impl GroupReader {
             // fetch as soon as data arrives (librdkafka's 500 ms default put up to half a second on every
             // purchase → list at the live edge, measured with `bench-latency` on the embedded broker).
             .set("fetch.wait.max.ms", o.fetch_wait_ms.to_string())
-            .create_with_context(ctx)?;
+            .overridden()?.create_with_context(ctx)?;
         consumer.subscribe(&[o.topic.as_str()])?;
         Ok(GroupReader { consumer, topic: o.topic.clone(), group, from_beginning: from_start })
     }
@@ -271,7 +271,7 @@ impl TopicReader {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("topic.metadata.refresh.interval.ms", "2000")
-            .create_with_context(LinkContext::new(link))?;
+            .overridden()?.create_with_context(LinkContext::new(link))?;
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let parts: Vec<i32> = md.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
         if parts.is_empty() {
@@ -317,7 +317,7 @@ async fn recv_from<C: ConsumerContext + 'static>(consumer: &StreamConsumer<C>, l
 
 /// The offsets `group` has committed on `topic` (partitions with no commit are left out). Does not join the group.
 pub fn committed_offsets(brokers: &str, group: &str, topic: &str, timeout: Duration) -> Result<Vec<(i32, i64)>, KafkaError> {
-    let consumer: BaseConsumer<LinkContext> = client_config(brokers).set("group.id", group).create_with_context(LinkContext::default())?;
+    let consumer: BaseConsumer<LinkContext> = client_config(brokers).set("group.id", group).overridden()?.create_with_context(LinkContext::default())?;
     let md = consumer.fetch_metadata(Some(topic), timeout)?;
     let mut tpl = TopicPartitionList::new();
     for t in md.topics().iter().filter(|t| t.name() == topic) {

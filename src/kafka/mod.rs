@@ -20,6 +20,8 @@ pub enum KafkaError {
     Topic { topic: String, reason: String },
     #[error("embedded broker: {0}")]
     Embedded(String),
+    #[error("STREAMREC_KAFKA_PROPERTIES: {0}")]
+    Properties(String),
 }
 
 impl KafkaError {
@@ -53,6 +55,38 @@ pub fn topic_specs(cfg: &crate::config::Config) -> Vec<TopicSpec> {
     ]
 }
 
+/// librdkafka properties laid over every client's own settings, `key=value` pairs separated by `;` (e.g.
+/// `security.protocol=SASL_SSL;sasl.mechanism=PLAIN;sasl.username=...` for a secured cluster, or client tuning).
+pub const PROPERTIES_VAR: &str = "STREAMREC_KAFKA_PROPERTIES";
+
+/// The pairs of [`PROPERTIES_VAR`] (none when unset or empty); an entry without `=` or with an empty key is an
+/// error naming it.
+pub fn properties_from(text: &str) -> Result<Vec<(String, String)>, KafkaError> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| match e.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            _ => Err(KafkaError::Properties(format!("`{e}` is not key=value (entries are separated by `;`)"))),
+        })
+        .collect()
+}
+
+/// Lays [`PROPERTIES_VAR`]'s properties over a client's settings; called last, just before the client is made.
+pub(crate) trait Overridden {
+    fn overridden(&mut self) -> Result<&mut Self, KafkaError>;
+}
+
+impl Overridden for ClientConfig {
+    fn overridden(&mut self) -> Result<&mut Self, KafkaError> {
+        let text = std::env::var(PROPERTIES_VAR).unwrap_or_default();
+        for (k, v) in properties_from(&text)? {
+            self.set(k, v);
+        }
+        Ok(self)
+    }
+}
+
 /// Settings every client shares.
 pub(crate) fn client_config(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -62,4 +96,19 @@ pub(crate) fn client_config(brokers: &str) -> ClientConfig {
         c.set("debug", d).set("log_level", "7");
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_are_key_value_pairs_and_a_bad_entry_is_named() {
+        let p = properties_from(" batch.num.messages=1 ; sasl.password=a=b;; ").unwrap();
+        assert_eq!(p, vec![("batch.num.messages".into(), "1".into()), ("sasl.password".into(), "a=b".into())]);
+        assert!(properties_from("").unwrap().is_empty());
+        let e = properties_from("linger.ms=5;oops").unwrap_err().to_string();
+        assert!(e.contains("STREAMREC_KAFKA_PROPERTIES") && e.contains("`oops`"), "{e}");
+        assert!(properties_from("=1").is_err());
+    }
 }

@@ -2,7 +2,7 @@
 //! before they treat what caused the messages as done (the engine commits input offsets only then).
 
 use super::link::{Link, LinkContext};
-use super::{client_config, KafkaError};
+use super::{client_config, KafkaError, Overridden};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use std::time::Duration;
@@ -39,7 +39,7 @@ impl Sink {
             .set("batch.num.messages", "10000")
             .set("message.timeout.ms", "30000")
             .set("enable.idempotence", "false")
-            .create_with_context(LinkContext::default())?;
+            .overridden()?.create_with_context(LinkContext::default())?;
         Ok(Sink { producer })
     }
 
@@ -55,7 +55,7 @@ impl Sink {
             .set("batch.num.messages", "10000")
             .set("message.timeout.ms", "0")
             .set("enable.idempotence", "true")
-            .create_with_context(LinkContext::new(Some(link)))?;
+            .overridden()?.create_with_context(LinkContext::new(Some(link)))?;
         Ok(Sink { producer })
     }
 
