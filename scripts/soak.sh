@@ -27,10 +27,12 @@ OUTAGE_S=${SOAK_OUTAGE_S:-15}
 STORAGE=${SOAK_STORAGE:-sqlite}
 case "$STORAGE" in sqlite) STORAGE_URL=sqlite://tansu.db ;; memory) STORAGE_URL=memory://tansu/ ;; *) echo "SOAK_STORAGE: sqlite or memory" >&2; exit 2 ;; esac
 # tansu 0.6.0's memory storage answers a ListOffsets for the end with the newest record batch's base offset + 1, not
-# its last offset + 1 (tansu-storage/src/dynostore.rs, list_offsets): with batches of many records a topic's end is
-# reported short, a restarted serve rightly refuses its checkpoint ("past the topic's end") and `subscribe --to-end`
-# stops early. One record per batch makes the reported end the true one, for every client of this script.
-export STREAMREC_KAFKA_PROPERTIES="${STREAMREC_KAFKA_PROPERTIES:-batch.num.messages=1}"
+# its last offset + 1 (tansu-storage/src/dynostore.rs, list_offsets): the reference data, written at full speed in
+# batches of thousands, would be reported short, and a restarted serve rightly refuses a checkpoint that is past a
+# topic's end. So the reference data goes one record per batch (tansu then reads it back at ~1.4k records/s:
+# ~65 s for small's 91k rows on a restart without a checkpoint). The purchases at a steady rate go in small
+# batches anyway, and serve's checkpoints trail what replay has written by more than one batch.
+ref_replay() { STREAMREC_KAFKA_PROPERTIES="${STREAMREC_KAFKA_PROPERTIES:+$STREAMREC_KAFKA_PROPERTIES;}batch.num.messages=1" "$BIN" replay "$@"; }
 BIN="$CARGO_TARGET_DIR/release/streamrec"
 TANSU="${STREAMREC_TANSU:-$HOME/.cache/streamrec/tools/bin/tansu}"
 HERE=$PWD
@@ -69,7 +71,7 @@ TOTAL=$(( $(wc -l < "$DATA/transactions_train.csv") - 1 ))
 RATE=$(python3 -c "print(round($TOTAL / ($MINUTES * 60.0), 1))")
 log "soak: $TOTAL purchases at $RATE/s (~$MINUTES min), serve killed every ${SERVE_KILL_S}s, broker killed at ${BROKER_KILL_AT}s (1000000000: never) and stopped every ${BROKER_STOP_S}s, ${OUTAGE_S}s each; work dir $WORK"
 start_broker
-"$BIN" replay --data "$DATA" --brokers "$ADDR" --max --until 2000-01-01 > replay0.log 2>&1   # topics + reference data
+ref_replay --data "$DATA" --brokers "$ADDR" --max --until 2000-01-01 > replay0.log 2>&1   # topics + reference data
 start_serve
 "$BIN" replay --data "$DATA" --brokers "$ADDR" --rate "$RATE" > replay.log 2>&1 & PID[replay]=$!
 
