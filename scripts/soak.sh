@@ -29,9 +29,10 @@ case "$STORAGE" in sqlite) STORAGE_URL=sqlite://tansu.db ;; memory) STORAGE_URL=
 # tansu 0.6.0's memory storage answers a ListOffsets for the end with the newest record batch's base offset + 1, not
 # its last offset + 1 (tansu-storage/src/dynostore.rs, list_offsets): the reference data, written at full speed in
 # batches of thousands, would be reported short, and a restarted serve rightly refuses a checkpoint that is past a
-# topic's end. So the reference data goes one record per batch (tansu then reads it back at ~1.4k records/s:
-# ~65 s for small's 91k rows on a restart without a checkpoint). The purchases at a steady rate go in small
-# batches anyway, and serve's checkpoints trail what replay has written by more than one batch.
+# topic's end. So the reference data goes once (the purchases' replay sends no more), one record per batch (tansu
+# then reads it back at ~1.4k records/s: ~65 s for small's 91k rows on a restart without a checkpoint). The
+# purchases at a steady rate go in small batches anyway, and serve's checkpoints trail what replay has written by
+# more than one batch.
 ref_replay() { STREAMREC_KAFKA_PROPERTIES="${STREAMREC_KAFKA_PROPERTIES:+$STREAMREC_KAFKA_PROPERTIES;}batch.num.messages=1" "$BIN" replay "$@"; }
 BIN="$CARGO_TARGET_DIR/release/streamrec"
 TANSU="${STREAMREC_TANSU:-$HOME/.cache/streamrec/tools/bin/tansu}"
@@ -73,7 +74,7 @@ log "soak: $TOTAL purchases at $RATE/s (~$MINUTES min), serve killed every ${SER
 start_broker
 ref_replay --data "$DATA" --brokers "$ADDR" --max --until 2000-01-01 > replay0.log 2>&1   # topics + reference data
 start_serve
-"$BIN" replay --data "$DATA" --brokers "$ADDR" --rate "$RATE" > replay.log 2>&1 & PID[replay]=$!
+"$BIN" replay --data "$DATA" --brokers "$ADDR" --rate "$RATE" --purchases-only > replay.log 2>&1 & PID[replay]=$!
 
 burst() { # label → one table row: 2,000 GETs of /recommendations, 20 at a time
     python3 "$HERE/scripts/http_burst.py" "$HTTP" "$DATA/customers.csv" 2000 20 "$1" || true   # errors are in its row
@@ -130,7 +131,7 @@ while :; do
         replay_restarts=$((replay_restarts + 1)); log "replay exited with an error; resuming"; tail -3 replay.log >&2
         faults+=("| ${el} s | replay exited with an error (producer gave up); resumed |")
         resume=(); [ -f .streamrec-replay.json ] && resume=(--resume)
-        "$BIN" replay --data "$DATA" --brokers "$ADDR" --rate "$RATE" "${resume[@]}" >> replay.log 2>&1 & PID[replay]=$!
+        "$BIN" replay --data "$DATA" --brokers "$ADDR" --rate "$RATE" --purchases-only "${resume[@]}" >> replay.log 2>&1 & PID[replay]=$!
     fi
     sleep 1
 done

@@ -37,6 +37,8 @@ pub struct ReplaySettings {
     /// Where the stop position is written on Ctrl-C and read by `--resume`.
     pub resume_file: PathBuf,
     pub resume: bool,
+    /// Purchases only: the reference data (articles, customers, rejected file rows) is on the topics already.
+    pub purchases_only: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -91,7 +93,7 @@ pub async fn run(s: &ReplaySettings, data: &Dataset, mut shutdown: watch::Receiv
     let mut pending: Vec<Pending> = Vec::new();
     let resume = if s.resume { read_resume(&s.resume_file)? } else { None };
 
-    if resume.is_none() {
+    if resume.is_none() && !s.purchases_only {
         for a in &data.articles.rows {
             let key = crate::data::format_article_id(a.article_id);
             report.articles += send_or_dead_letter(&sink, topics, &topics.articles, key.as_bytes(), article_to_json(a), &mut report.dead_letters, &mut pending).await?;

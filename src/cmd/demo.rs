@@ -53,7 +53,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         shared_rx.changed().await?;
     };
 
-    let rs = ReplaySettings { cfg: cfg.clone(), speed: Speed::factor(a.days_per_second * 86_400.0)?, rate: None, from: None, until: None, resume_file: PathBuf::from(".streamrec-demo-replay.json"), resume: false };
+    let rs = ReplaySettings { cfg: cfg.clone(), speed: Speed::factor(a.days_per_second * 86_400.0)?, rate: None, from: None, until: None, resume_file: PathBuf::from(".streamrec-demo-replay.json"), resume: false, purchases_only: false };
     let replay_stop = stop_rx.clone();
     let replay_data = std::sync::Arc::new(data);
     let rd = replay_data.clone();

@@ -29,6 +29,10 @@ pub struct Args {
     /// Continue from where an interrupted replay stopped (reference data is not sent again).
     #[arg(long)]
     pub resume: bool,
+    /// Send purchases only: the reference data (articles, customers, rejected file rows) is on the topics
+    /// already (sent by an earlier replay).
+    #[arg(long)]
+    pub purchases_only: bool,
     /// Where the stop position is kept.
     #[arg(long, default_value = ".streamrec-replay.json")]
     pub resume_file: PathBuf,
@@ -44,7 +48,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     if let Some(r) = a.rate {
         anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number of events per second");
     }
-    let settings = ReplaySettings { cfg, speed, rate: a.rate, from: day("--from", &a.from)?, until: day("--until", &a.until)?, resume_file: a.resume_file, resume: a.resume };
+    let settings = ReplaySettings { cfg, speed, rate: a.rate, from: day("--from", &a.from)?, until: day("--until", &a.until)?, resume_file: a.resume_file, resume: a.resume, purchases_only: a.purchases_only };
     let data = super::load(&a.data.data, &a.data.options())?;
     eprint!("{}", data.report);
     let pb = streamrec::progress::count(0, "replaying");
