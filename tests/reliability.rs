@@ -470,8 +470,11 @@ fn kafka_properties_reach_every_client_and_a_bad_entry_is_refused() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // The soak's way: the reference data alone, one record per batch, then the purchases alone.
     let one = "batch.num.messages=1";
-    ok(run(one, &["replay", "--data", d, "--max"], &addr));
+    ok(run(one, &["replay", "--data", d, "--max", "--until", "2000-01-01"], &addr));
+    let sent = ok(run(one, &["replay", "--data", d, "--max", "--purchases-only"], &addr));
+    assert!(sent.contains(&format!("replayed 0 articles, 0 customers, {} transactions", data.transactions.len())), "{sent}");
     let first = ok(run(one, &serve_args(&["--checkpoint-dir", ck]), &addr));
     assert!(first.contains(&format!("{} events", data.transactions.len())), "{first}");
     let again = ok(run(one, &serve_args(&["--checkpoint-dir", ck]), &addr));
