@@ -33,8 +33,8 @@ case "$STORAGE" in sqlite) STORAGE_URL=sqlite://tansu.db ;; memory) STORAGE_URL=
 # then reads it back at ~1.4k records/s: ~65 s for small's 91k rows on a restart without a checkpoint). The
 # purchases at a steady rate go in small batches anyway, and serve's checkpoints trail what replay has written by
 # more than one batch.
-ref_replay() { STREAMREC_KAFKA_PROPERTIES="${STREAMREC_KAFKA_PROPERTIES:+$STREAMREC_KAFKA_PROPERTIES;}batch.num.messages=1" "$BIN" replay "$@"; }
 BIN="$CARGO_TARGET_DIR/release/streamrec"
+ref_replay() { STREAMREC_KAFKA_PROPERTIES="${STREAMREC_KAFKA_PROPERTIES:+$STREAMREC_KAFKA_PROPERTIES;}batch.num.messages=1" "$BIN" replay "$@"; }
 TANSU="${STREAMREC_TANSU:-$HOME/.cache/streamrec/tools/bin/tansu}"
 HERE=$PWD
 [ -x "$BIN" ] || { echo "no release build at $BIN (run scripts/test.sh)" >&2; SOAK_KEEP=1; exit 1; }
