@@ -341,9 +341,10 @@ fn parse_block(
     row_base: u64,
     out: &mut Block,
 ) {
-    const MAX_FIELDS: usize = 32;
-    let mut bounds = [0usize; MAX_FIELDS + 1];
+    // Comma positions of the line's fields; a line wider than the header is refused before any is read.
+    let mut bounds = vec![0usize; map.width];
     let mut last_date = (Vec::with_capacity(16), 0);
+    // The last customer id decoded; an empty field never matches it (it is refused by the parser).
     let mut last_decoded: (&[u8], CustomerKey) = (&[], CustomerKey([0; 32]));
     let mut pending = Pending::default();
     let mut line_start = 0usize;
@@ -354,8 +355,8 @@ fn parse_block(
         let pos = positions.next();
         let at = pos.unwrap_or(block.len());
         if pos.is_some() && block[at] == b',' {
-            if n_fields < MAX_FIELDS {
-                bounds[n_fields] = at;
+            if let Some(b) = bounds.get_mut(n_fields) {
+                *b = at;
             }
             n_fields += 1;
             continue;
@@ -378,7 +379,7 @@ fn parse_block(
                 };
                 let f = [field(map.positions[0]), field(map.positions[1]), field(map.positions[2]), field(map.positions[3]), field(map.positions[4])];
                 // Rows of one basket repeat the customer id: decode it once.
-                let key = if f[1] == last_decoded.0 {
+                let key = if !f[1].is_empty() && f[1] == last_decoded.0 {
                     Ok(last_decoded.1)
                 } else {
                     parse_hex32("customer_id", f[1]).map(|k| {
@@ -491,6 +492,35 @@ mod tests {
             assert_eq!((tx.len(), rejects.len()), (9, 1));
             assert!(tx.day.iter().all(|&d| d == tx.day[0]), "the bad row moved no day");
         }
+    }
+
+    #[test]
+    fn a_header_wider_than_32_columns_is_read_by_name() {
+        // Fields past the 32nd once indexed a fixed array of comma positions and panicked (csv_tables fuzz target).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wide.csv");
+        let extra: Vec<String> = (0..40).map(|i| format!("x{i}")).collect();
+        let mut text = format!("{},t_dat,customer_id,article_id,price,sales_channel_id\n", extra.join(","));
+        let blanks = vec![""; 40].join(",");
+        text += &format!("{blanks},2020-09-01,{},0108775015,0.5,2\n", cust(3));
+        text += &format!("{blanks},2020-09-02,{},0108775016,0.25,1\n", cust(4));
+        text += &format!("{blanks},2020-09-02,{}\n", cust(4));
+        std::fs::write(&p, text).unwrap();
+        let (tx, rejects) = parse(&p, &LoadOptions::lenient(dir.path()), 8 << 20).unwrap();
+        assert_eq!((tx.len(), rejects.len()), (2, 1));
+        assert_eq!((tx.price[1], tx.channel[1]), (0.25, 1));
+        assert_eq!(rejects[0].line, 4);
+        let err = parse(&p, &LoadOptions::strict(), 8 << 20).unwrap_err().to_string();
+        assert!(err.contains(":4:"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_customer_id_on_a_blocks_first_row_is_refused() {
+        // The decoded-id cache starts empty: an empty field must not match it and load as the all-zero key.
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_rows(dir.path(), &["2020-09-01,,0108775015,0.01,1".to_string(), format!("2020-09-01,{},0108775015,0.01,1", cust(1))]);
+        let err = parse(&p, &LoadOptions::strict(), 8 << 20).unwrap_err().to_string();
+        assert!(err.contains(":2:") && err.contains("customer_id"), "{err}");
     }
 
     #[test]
