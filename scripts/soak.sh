@@ -88,7 +88,7 @@ while :; do
     if [ "$now" -ge "$next_sample" ]; then
         h=$(health)
         s=$(rss_kb "${PID[serve]}"); b=$(rss_kb "${PID[broker]:-0}")
-        echo "$el,$(( ${s:-0} / 1024 )),$(( ${b:-0} / 1024 )),$(echo "$h" | field "['events']"),$(echo "$h" | field "['status']")" >> samples.csv
+        echo "$el,$(( ${s:-0} / 1024 )),$(( ${b:-0} / 1024 )),$(echo "$h" | field "['events_in_state']"),$(echo "$h" | field "['status']")" >> samples.csv
         next_sample=$((now + 10))
     fi
     if [ -z "$burst_done" ] && [ "$el" -ge $((MINUTES * 30)) ] && alive "${PID[serve]}" && [ "$(health | field "['status']")" = ok ]; then
@@ -137,7 +137,7 @@ while :; do
 done
 log "replay done after $(( $(date +%s) - t0 )) s; waiting for serve to apply all $TOTAL purchases"
 deadline=$(( $(date +%s) + 300 ))
-until [ "$(health | field "['events']")" = "$TOTAL" ]; do
+until [ "$(health | field "['events_in_state']")" = "$TOTAL" ]; do
     [ "$(date +%s)" -lt "$deadline" ] || { echo "serve did not apply every purchase: $(health)" >&2; tail -20 serve.log >&2; SOAK_KEEP=1; exit 1; }
     sleep 1
 done

@@ -45,6 +45,8 @@ pub struct KafkaConfig {
     /// A member the group has not given an assignment this long (ms) while the broker answers is replaced by a
     /// new one; 0 = never (still reported in `/health`).
     pub rejoin_after_ms: u64,
+    /// Engine instances in the group: 1 holds every partition (a partial assignment is held, never applied).
+    pub instances: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -177,6 +179,7 @@ impl Config {
         if self.kafka.transactions_partitions < 1 {
             return Err(ConfigError::Invalid { key: "kafka.transactions_partitions", value: self.kafka.transactions_partitions.to_string(), message: "must be at least 1".into() });
         }
+        engine::at_least_one("kafka.instances", u64::from(self.kafka.instances)).map_err(|e| ConfigError::Invalid { key: e.key, value: e.value, message: e.message })?;
         let r = self.kafka.rejoin_after_ms;
         if r != 0 && r < MIN_REJOIN_AFTER_MS {
             return Err(ConfigError::Invalid { key: "kafka.rejoin_after_ms", value: r.to_string(), message: format!("0 (never) or at least {MIN_REJOIN_AFTER_MS}: a joining member needs that long under a normal rebalance") });

@@ -75,7 +75,7 @@ pub async fn spawn(addr: std::net::SocketAddr, shared: Arc<Shared>) -> Result<(t
 }
 
 async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    let (clock, customers) = s.pipeline.read().map(|p| (crate::data::format_day(p.state.clock), p.state.users.len())).unwrap_or_default();
+    let (clock, customers, applied) = s.pipeline.read().map(|p| (crate::data::format_day(p.state.clock), p.state.users.len(), p.state.events)).unwrap_or_default();
     // Degraded while the broker is unreachable: the engine keeps its state and waits; lists are as of
     // `event_time` and go stale until purchases flow again.
     let (mut status, kafka) = match s.link.status() {
@@ -89,8 +89,10 @@ async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
     }
     let group = serde_json::json!({
         "partitions": g.partitions,
+        "partitions_of": g.partitions_of,
         "member": g.unassigned_for.is_none(),
         "unassigned_for_s": g.unassigned_for.map(|d| d.as_secs_f64()),
+        "short_for_s": g.short_for.map(|d| d.as_secs_f64()),
         "replaced": g.replaced,
     });
     Json(serde_json::json!({
@@ -100,6 +102,8 @@ async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
         "event_time": clock,
         "customers": customers,
         "events": s.counters.events.load(Ordering::Relaxed),
+        // Purchases in the state, those of the checkpoint it resumed from included.
+        "events_in_state": applied,
         "recommendations": s.counters.recommendations.load(Ordering::Relaxed),
         "dead_letters": s.counters.dead_letters.load(Ordering::Relaxed),
     }))
@@ -186,12 +190,18 @@ mod tests {
             assert_eq!(code, 200, "{text}");
             serde_json::from_str::<serde_json::Value>(text.split_once("\r\n\r\n").map_or("", |(_, b)| b)).unwrap()
         };
-        let unassigned = |secs: u64| crate::serve::GroupView { partitions: vec![], unassigned_for: Some(std::time::Duration::from_secs(secs)), replaced: 1 };
+        let unassigned = |secs: u64| crate::serve::GroupView { unassigned_for: Some(std::time::Duration::from_secs(secs)), replaced: 1, ..Default::default() };
         let h = health(unassigned(2)).await;
         assert!(h["status"] == "ok" && h["group"]["member"] == false, "{h}");
         let h = health(unassigned(crate::serve::source::GROUP_STALL.as_secs())).await;
         assert!(h["status"] == "degraded" && h["kafka"]["status"] == "up" && h["group"]["replaced"] == 1, "{h}");
-        let h = health(crate::serve::GroupView { partitions: vec![0, 1], unassigned_for: None, replaced: 0 }).await;
+        let h = health(crate::serve::GroupView { partitions: vec![0, 1], partitions_of: 2, ..Default::default() }).await;
         assert!(h["status"] == "ok" && h["group"]["member"] == true && h["group"]["partitions"] == serde_json::json!([0, 1]), "{h}");
+        // One instance given part of the partitions: held, and degraded once that outlasts a rebalance.
+        let short = |secs: u64| crate::serve::GroupView { partitions: vec![1], partitions_of: 2, short_for: Some(std::time::Duration::from_secs(secs)), ..Default::default() };
+        let h = health(short(1)).await;
+        assert!(h["status"] == "ok" && h["group"]["member"] == true, "{h}");
+        let h = health(short(crate::serve::source::GROUP_STALL.as_secs())).await;
+        assert!(h["status"] == "degraded" && h["group"]["partitions_of"] == 2 && h["group"]["short_for_s"].as_f64() >= Some(12.0), "{h}");
     }
 }

@@ -82,16 +82,23 @@ pub struct Shared {
 pub struct GroupView {
     /// Partitions of the transactions topic this instance holds.
     pub partitions: Vec<i32>,
+    /// The topic's partitions, as the broker said at the last assignment (0: not asked yet).
+    pub partitions_of: usize,
     /// How long the group has given this member no assignment (None: it has one, possibly empty).
     pub unassigned_for: Option<Duration>,
-    /// Members replaced because the group gave them nothing for `kafka.rejoin_after_ms`.
+    /// A single instance (`kafka.instances` = 1): how long its assignment has been fewer than all partitions
+    /// (its purchases are held meanwhile).
+    pub short_for: Option<Duration>,
+    /// Members replaced because the group gave them nothing, or less than their share, for
+    /// `kafka.rejoin_after_ms`.
     pub replaced: u64,
 }
 
 impl GroupView {
-    /// Unassigned for longer than a rebalance takes: the engine applies nothing and its lists go stale.
+    /// Unassigned, or (one instance) given part of the partitions, for longer than a rebalance takes: the engine
+    /// applies nothing and its lists go stale.
     pub fn stalled(&self) -> bool {
-        self.unassigned_for.is_some_and(|d| d >= source::GROUP_STALL)
+        self.unassigned_for.or(self.short_for).is_some_and(|d| d >= source::GROUP_STALL)
     }
 }
 

@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 /// A member without an assignment this long is stalled: `/health` says degraded (a rebalance takes a few seconds).
 pub const GROUP_STALL: Duration = Duration::from_secs(2 * SESSION_TIMEOUT.as_secs());
 
-/// After an assignment of only part of the topic's partitions, how long purchases wait for the rest before they are
-/// applied. Applying one partition's purchases ahead of the others' would change the order, and so the lists: a
-/// restart within the session timeout gets part of the partitions first (the dead member holds the rest until its
-/// session times out), and tansu gives a joining member part of them for a moment.
+/// With several instances (`kafka.instances` > 1), how long the purchases of an assignment of part of the topic's
+/// partitions wait for the rest before they are applied as this instance's share. (A single instance never applies
+/// part: applying one partition's purchases ahead of the others' changes the order, and so the lists. A restart
+/// within the session timeout gets part of the partitions first, the dead member holding the rest until its session
+/// times out, and tansu gives a joining member part of them for a while during a rebalance.)
 pub const PARTIAL_HOLD: Duration = GROUP_STALL;
 
 /// Purchases held this long with none released are reported (with the partitions the merge waits on).
@@ -51,8 +52,14 @@ pub struct Input {
     /// When the merge last released a purchase, and when it last reported holding some (diagnostics).
     last_release: Instant,
     reported: Option<Instant>,
-    /// Since when the assignment has been a strict part of the topic's partitions (None: all, or none).
-    partial_since: Option<Instant>,
+    /// Since when the assignment has been short of this instance's share (one instance: fewer than all the
+    /// topic's partitions, none included; several: part of them, for [`PARTIAL_HOLD`]). None: not short, or no
+    /// assignment at all (see the membership).
+    short_since: Option<Instant>,
+    /// The topic's partitions, as the broker said at the last assignment (0: not asked yet).
+    partitions_of: usize,
+    /// `kafka.instances`: engine instances expected in the group.
+    instances: u32,
     merge: SeqMerge<Result<TxEvent, String>>,
     generation: u64,
     articles_topic: String,
@@ -95,7 +102,9 @@ impl Input {
             rejoin_after: Some(Duration::from_millis(cfg.kafka.rejoin_after_ms)).filter(|d| !d.is_zero()),
             replaced: 0,
             tried_at: None,
-            partial_since: None,
+            short_since: None,
+            partitions_of: 0,
+            instances: cfg.kafka.instances,
             last_release: Instant::now(),
             reported: None,
             merge: SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms)),
@@ -228,14 +237,17 @@ impl Input {
             self.generation = gen;
             self.merge.assign(&parts);
             self.last_release = Instant::now(); // a new assignment starts the wait afresh
-            self.partial_since = self.part_of_the_topic(&parts).then(Instant::now);
+            let member = self.group.membership().member;
+            self.short_since = (member && self.short_of_share(&parts)).then(Instant::now);
         }
-        if let Some(since) = self.partial_since {
-            if since.elapsed() < PARTIAL_HOLD {
+        if let Some(since) = self.short_since {
+            // One instance: held until the group gives the rest ([`Input::watch_group`] reports it and, after
+            // `kafka.rejoin_after_ms`, replaces the member).
+            if self.instances == 1 || since.elapsed() < PARTIAL_HOLD {
                 return Vec::new();
             }
-            tracing::warn!(partitions = ?parts, held_s = PARTIAL_HOLD.as_secs(), "still only part of the topic's partitions: applying them (another instance holds the rest; item state then sees only this share)");
-            self.partial_since = None;
+            tracing::warn!(partitions = ?parts, held_s = PARTIAL_HOLD.as_secs(), instances = self.instances, "still only part of the topic's partitions: applying them as this instance's share (item state then sees only this share)");
+            self.short_since = None;
         }
         let mut batch = Vec::new();
         let held = self.merge.buffered();
@@ -266,17 +278,23 @@ impl Input {
         batch
     }
 
-    /// `parts` is a strict, non-empty part of the topic's partitions (the count asked of the broker).
-    fn part_of_the_topic(&self, parts: &[i32]) -> bool {
-        if parts.is_empty() {
-            return false;
+    /// The assignment `parts` is short of this instance's share: one instance, fewer than the topic's partitions
+    /// (the count asked of the broker), none included; several, a strict non-empty part (held for a while only).
+    fn short_of_share(&mut self, parts: &[i32]) -> bool {
+        if self.instances > 1 && parts.is_empty() {
+            return false; // more members than partitions: this one has nothing to do
         }
         match self.group.partition_count(Duration::from_secs(2)) {
-            Ok(n) if parts.len() < n => {
-                tracing::info!(partitions = ?parts, of = n, hold_s = PARTIAL_HOLD.as_secs(), "assigned part of the topic: holding its purchases until the rest arrives (a member that died may still hold it until its session times out)");
-                true
+            Ok(n) => {
+                self.partitions_of = n;
+                let short = parts.len() < n;
+                if short && self.instances == 1 {
+                    tracing::info!(partitions = ?parts, of = n, "assigned part of the topic: holding its purchases until the group gives the rest (a member that died may hold it until its session times out; `kafka.instances` = 1)");
+                } else if short {
+                    tracing::info!(partitions = ?parts, of = n, hold_s = PARTIAL_HOLD.as_secs(), "assigned part of the topic: holding its purchases a while for the rest");
+                }
+                short
             }
-            Ok(_) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "could not ask the broker for the topic's partitions: applying the assigned ones without waiting for the rest");
                 false
@@ -284,22 +302,30 @@ impl Input {
         }
     }
 
-    /// Publishes the group membership for `/health`; a member the group has given nothing for
-    /// `kafka.rejoin_after_ms` while the broker answers is replaced by a new client (a broker can keep a group
-    /// waiting on a leader that is gone: tansu 0.6.0 after it stalled for longer than the session timeout).
-    /// Nothing is lost: the new member reads from the committed offsets and what was applied since is skipped.
+    /// Publishes the group membership for `/health`; a member the group has given nothing, or (one instance)
+    /// fewer than all partitions, for `kafka.rejoin_after_ms` while the broker answers is replaced by a new client
+    /// (a broker can keep a group waiting on a leader that is gone: tansu 0.6.0 after it stalled for longer than
+    /// the session timeout; and tansu gave a restarted member an empty assignment and never rebalanced). Nothing
+    /// is lost: the new member reads from the committed offsets and what was applied since is skipped.
     pub fn watch_group(&mut self, shared: &Shared) {
         let m = self.group.membership();
         let unassigned_for = (!m.member).then(|| m.since.elapsed());
-        let due = |r: Duration| unassigned_for.is_some_and(|d| d >= r) && self.tried_at.is_none_or(|t| t.elapsed() >= r);
+        let short_for = self.short_since.filter(|_| m.member && self.instances == 1).map(|s| s.elapsed());
+        let waiting = unassigned_for.or(short_for);
+        let due = |r: Duration| waiting.is_some_and(|d| d >= r) && self.tried_at.is_none_or(|t| t.elapsed() >= r);
         if self.rejoin_after.is_some_and(due) && !self.link.is_down() {
             self.tried_at = Some(Instant::now());
             self.replace_member();
         }
-        let view = super::GroupView { partitions: self.group.assignment().0, unassigned_for, replaced: self.replaced };
+        let partitions = self.group.assignment().0;
+        let view = super::GroupView { partitions, partitions_of: self.partitions_of, unassigned_for, short_for, replaced: self.replaced };
         let mut g = shared.group.lock().unwrap_or_else(|e| e.into_inner());
         if view.stalled() && !g.stalled() {
-            tracing::warn!(unassigned_s = GROUP_STALL.as_secs(), "the group has given this member no partitions: nothing is applied; /health degraded");
+            if short_for.is_some() {
+                tracing::warn!(short_s = GROUP_STALL.as_secs(), partitions = ?view.partitions, of = view.partitions_of, "the group has given this member only part of the topic's partitions: nothing is applied; /health degraded");
+            } else {
+                tracing::warn!(unassigned_s = GROUP_STALL.as_secs(), "the group has given this member no partitions: nothing is applied; /health degraded");
+            }
         }
         metrics::gauge!("streamrec_group_assigned").set(if view.unassigned_for.is_some() { 0.0 } else { 1.0 });
         *g = view;
@@ -315,7 +341,8 @@ impl Input {
                 self.generation = u64::MAX;
                 self.replaced += 1;
                 metrics::counter!("streamrec_group_member_replaced_total").increment(1);
-                tracing::warn!(after_s = self.rejoin_after.map_or(0, |d| d.as_secs()), replaced = self.replaced, "the group gave this member nothing: a new member joins");
+                tracing::warn!(after_s = self.rejoin_after.map_or(0, |d| d.as_secs()), replaced = self.replaced, "the group gave this member nothing, or less than its share: a new member joins");
+                self.short_since = None;
             }
             Err(e) => tracing::error!(error = %e, "could not create a new group member; the old one stays and this is tried again"),
         }
