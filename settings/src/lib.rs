@@ -27,6 +27,7 @@ pub struct Config {
     pub candidates: CandidatesConfig,
     pub ranker: RankerConfig,
     pub two_tower: TwoTowerConfig,
+    pub text: TextConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -58,6 +59,25 @@ pub struct TopicsConfig {
     pub recommendations: String,
     pub model_updates: String,
     pub dead_letters: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextConfig {
+    /// The exported text model: `<models_dir>/all-minilm-l6-v2/`.
+    pub models_dir: String,
+    /// The LanceDB directory of the article text vectors (one table per embedding run).
+    pub vectors_dir: String,
+    /// Embedding runs kept for rollback.
+    pub keep_versions: usize,
+    /// Tables with at least this many vectors get an ANN index.
+    pub index_min_rows: usize,
+    /// Articles per encoder run.
+    pub batch_size: usize,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+    /// `serve` loads the active text vectors (GET /search) and embeds new articles.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -198,6 +218,9 @@ impl Config {
             ("two_tower.dim", t.dim as u64),
             ("two_tower.epochs", t.epochs as u64),
             ("two_tower.batch_size", t.batch_size as u64),
+            ("text.keep_versions", self.text.keep_versions as u64),
+            ("text.batch_size", self.text.batch_size as u64),
+            ("text.threads", self.text.threads as u64),
         ] {
             engine::at_least_one(key, n).map_err(invalid)?;
         }

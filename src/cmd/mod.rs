@@ -15,6 +15,7 @@ pub mod replay;
 pub mod serve;
 pub mod stats;
 pub mod subscribe;
+pub mod text;
 pub mod train;
 
 use streamrec::data::{Dataset, LoadOptions};

@@ -1,6 +1,6 @@
 //! The engine's HTTP endpoint: `GET /recommendations/{customer_id}` (the customer's list as of the engine's
-//! current event time), `/metrics` (Prometheus text format, from the `metrics` crate's recorder) and
-//! `/health`.
+//! current event time), `GET /search?q=...&k=...` (articles nearest to the words by text embedding), `/metrics`
+//! (Prometheus text format, from the `metrics` crate's recorder) and `/health`.
 
 use super::{ServeError, Shared};
 use crate::data::{parse_hex32, CustomerKey};
@@ -29,6 +29,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/recommendations/{customer_id}", get(recommendations))
+        .route("/search", get(search))
         .layer(axum::middleware::from_fn(limit_body))
         .with_state(shared)
 }
@@ -130,6 +131,73 @@ async fn recommendations(State(s): State<Arc<Shared>>, Path(id): Path<String>) -
     Json(msg).into_response()
 }
 
+/// `q` and `k` of a query string (`+` is a space; percent-escapes must decode to UTF-8); another key is an error.
+fn search_params(raw: Option<&str>) -> Result<(String, usize), String> {
+    let (mut q, mut k) = (None, 12usize);
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_encoding::percent_decode_str(&value.replace('+', " "))
+            .decode_utf8()
+            .map_err(|_| format!("{key}: not UTF-8 once decoded"))?
+            .into_owned();
+        match key {
+            "q" => q = Some(value),
+            "k" => k = value.parse().map_err(|_| format!("k: {value:?} is not a whole number"))?,
+            other => return Err(format!("unknown parameter {other:?} (expected q and k)")),
+        }
+    }
+    let q = q.ok_or("q: missing (GET /search?q=black+ankle+boots&k=12)")?;
+    if !(1..=1000).contains(&k) {
+        return Err(format!("k: {k}, between 1 and 1000"));
+    }
+    Ok((q, k))
+}
+
+/// `GET /search?q=black+ankle+boots&k=12`: the articles whose text is nearest to `q` (cosine, best first), with
+/// name, type and colour from the engine's catalogue. 400 with the reason for a bad query; 503 when text search
+/// is off (no text model or vectors: `streamrec embed-text`).
+async fn search(State(s): State<Arc<Shared>>, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> Response {
+    let bad = |msg: String| (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": msg }))).into_response();
+    let (q, k) = match search_params(raw.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return bad(e),
+    };
+    let started = std::time::Instant::now();
+    let hits = {
+        let t = s.text.read().unwrap_or_else(|e| e.into_inner());
+        let Some(t) = t.as_ref() else {
+            let msg = "text search is off: no text model or no active text vectors (run `streamrec embed-text --data DIR`)";
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": msg }))).into_response();
+        };
+        match t.search(&q, k) {
+            Ok(h) => (t.version.clone(), h),
+            Err(crate::text::TextError::Query(m)) => return bad(format!("q: {m}")),
+            Err(e) => {
+                metrics::counter!("streamrec_text_errors_total").increment(1);
+                return (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({ "error": e.to_string() }))).into_response();
+            }
+        }
+    };
+    let took_ms = started.elapsed().as_secs_f64() * 1e3;
+    metrics::histogram!("streamrec_search_seconds").record(took_ms / 1e3);
+    let p = s.pipeline.read().unwrap_or_else(|e| e.into_inner());
+    let results: Vec<serde_json::Value> = hits
+        .1
+        .iter()
+        .map(|h| {
+            let a = p.state.catalog.idx(h.article_id).map(|i| p.state.catalog.get(i));
+            serde_json::json!({
+                "article_id": crate::data::format_article_id(h.article_id),
+                "score": h.score,
+                "prod_name": a.map(|a| a.prod_name.as_str()),
+                "product_type": a.map(|a| a.product_type_name.as_str()),
+                "colour": a.map(|a| a.colour_group_name.as_str()),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "query": q.trim(), "k": k, "text_version": hits.0, "took_ms": took_ms, "results": results })).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     /// `--http localhost:PORT` is accepted (host names resolve), and a bad address says what was expected.
@@ -154,7 +222,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let cfg = crate::config::Config::load(None).unwrap();
         let p = crate::pipeline::Pipeline::new(&cfg.core()).unwrap();
-        let shared = std::sync::Arc::new(super::Shared { pipeline: std::sync::RwLock::new(p), counters: Default::default(), link: Default::default(), group: std::sync::Mutex::new(group) });
+        let shared = std::sync::Arc::new(super::Shared { pipeline: std::sync::RwLock::new(p), counters: Default::default(), link: Default::default(), group: std::sync::Mutex::new(group), text: Default::default() });
         let task = super::spawn("127.0.0.1:0".parse().unwrap(), shared.clone()).await.unwrap();
         let addr = task.1;
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -9,6 +9,7 @@ pub mod merge;
 pub mod sink;
 pub mod source;
 pub mod start;
+pub mod text;
 pub mod two_tower;
 
 use crate::config::Config;
@@ -75,6 +76,8 @@ pub struct Shared {
     pub link: Arc<kafka::link::Link>,
     /// This instance's place in the consumer group (`/health`), as [`source::Input::watch_group`] last saw it.
     pub group: std::sync::Mutex<GroupView>,
+    /// Text search (`GET /search`), when a text model and active text vectors were found at start.
+    pub text: RwLock<Option<crate::text::embed::TextSearch>>,
 }
 
 /// What `/health` shows of the group membership.
@@ -193,7 +196,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     tracing::info!(ranker = pipeline.ranker_version(), "ranker loaded");
     let link = Arc::new(kafka::link::Link::default());
     metrics::gauge!("streamrec_kafka_up").set(1.0);
-    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone(), group: Default::default() });
+    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone(), group: Default::default(), text: Default::default() });
     if let Some(tx) = &shared_out {
         let _ = tx.send(Some(shared.clone()));
     }
@@ -207,6 +210,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let probe = spawn_probe(link.clone(), out.producer().clone(), cfg.topics.transactions.clone());
     input.catch_up(&shared, &mut out).await?;
     tracing::info!(articles = shared.pipeline.read().map(|p| p.state.catalog.len()).unwrap_or(0), "reference data loaded");
+    let mut text = text::TextService::start(&cfg.text, &shared).await;
     let (mut towers, mut swaps) = two_tower::TwoTowerService::new(cfg.two_tower.clone());
     towers.start(&shared).await;
     // Model updates published from now on (the newest model on disk was loaded at start).
@@ -232,6 +236,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             _ = tick.tick() => {}
         }
         turn(&s, &shared, &mut input, &mut out, &mut commits, &mut towers, &mut shutdown).await?;
+        text.offer(&shared, input.take_articles());
+        text.flush(&shared).await;
         let open = shared.pipeline.read().map(|p| p.open_baskets()).unwrap_or(0);
         if s.exit_when_idle && input.drained() && open == 0 && out.in_flight() == 0 && commits.settled() && input.quiet_for() >= s.idle_close && !towers.retraining() {
             break;

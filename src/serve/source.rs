@@ -25,6 +25,9 @@ pub const GROUP_STALL: Duration = Duration::from_secs(2 * SESSION_TIMEOUT.as_sec
 /// times out, and tansu gives a joining member part of them for a while during a rebalance.)
 pub const PARTIAL_HOLD: Duration = GROUP_STALL;
 
+/// The longest wait between member replacements, in multiples of `kafka.rejoin_after_ms` (a power of two).
+const MAX_BACKOFF: u32 = 8;
+
 /// Purchases held this long with none released are reported (with the partitions the merge waits on).
 const STUCK_REPORT: Duration = Duration::from_secs(5);
 
@@ -49,6 +52,9 @@ pub struct Input {
     replaced: u64,
     /// When a replacement was last tried.
     tried_at: Option<Instant>,
+    /// Replacements in a row that did not bring a whole share: each doubles the wait before the next (at most
+    /// [`MAX_BACKOFF`] times `rejoin_after`), so a broker that keeps a group broken is not churned every 30 s.
+    failed_replacements: u32,
     /// When the merge last released a purchase, and when it last reported holding some (diagnostics).
     last_release: Instant,
     reported: Option<Instant>,
@@ -72,6 +78,10 @@ pub struct Input {
     engine: crate::pipeline::EngineConfig,
     /// Recently released `seq`s: a second message with one of them is a duplicate, skipped and counted.
     seen: SeqWindow,
+    /// Articles applied since [`Input::take_articles`] last ran (kept only with `[text] enabled`: text search
+    /// embeds new ones).
+    arrived_articles: Vec<crate::data::Article>,
+    keep_articles: bool,
 }
 
 impl Input {
@@ -102,6 +112,7 @@ impl Input {
             rejoin_after: Some(Duration::from_millis(cfg.kafka.rejoin_after_ms)).filter(|d| !d.is_zero()),
             replaced: 0,
             tried_at: None,
+            failed_replacements: 0,
             short_since: None,
             partitions_of: 0,
             instances: cfg.kafka.instances,
@@ -115,6 +126,8 @@ impl Input {
             newest_day: 0,
             engine: cfg.engine.clone(),
             seen: SeqWindow::default(),
+            arrived_articles: Vec::new(),
+            keep_articles: cfg.text.enabled,
         })
     }
 
@@ -213,6 +226,9 @@ impl Input {
             match self.decode_reference(&r) {
                 Ok(ev) => {
                     let is_articles = matches!(ev, Event::Article(_));
+                    if let (Event::Article(a), true) = (&ev, self.keep_articles) {
+                        self.arrived_articles.push((**a).clone());
+                    }
                     shared.pipeline.write().unwrap_or_else(|e| e.into_inner()).step(ev);
                     metrics::counter!("streamrec_events_total", "topic" => if is_articles { "articles" } else { "customers" }).increment(1);
                 }
@@ -312,8 +328,17 @@ impl Input {
         let unassigned_for = (!m.member).then(|| m.since.elapsed());
         let short_for = self.short_since.filter(|_| m.member && self.instances == 1).map(|s| s.elapsed());
         let waiting = unassigned_for.or(short_for);
-        let due = |r: Duration| waiting.is_some_and(|d| d >= r) && self.tried_at.is_none_or(|t| t.elapsed() >= r);
+        if waiting.is_none() {
+            // A whole share: the next trouble starts the waits afresh.
+            self.failed_replacements = 0;
+            self.tried_at = None;
+        }
+        let backoff = 1u32 << self.failed_replacements.min(MAX_BACKOFF.trailing_zeros());
+        let due = |r: Duration| waiting.is_some_and(|d| d >= r) && self.tried_at.is_none_or(|t| t.elapsed() >= r * backoff);
         if self.rejoin_after.is_some_and(due) && !self.link.is_down() {
+            if self.tried_at.is_some() {
+                self.failed_replacements += 1;
+            }
             self.tried_at = Some(Instant::now());
             self.replace_member();
         }
@@ -346,6 +371,11 @@ impl Input {
             }
             Err(e) => tracing::error!(error = %e, "could not create a new group member; the old one stays and this is tried again"),
         }
+    }
+
+    /// The articles applied since the last call (empty unless `[text] enabled`).
+    pub fn take_articles(&mut self) -> Vec<crate::data::Article> {
+        std::mem::take(&mut self.arrived_articles)
     }
 
     /// Every partition is at its end and nothing waits in the merge.

@@ -1,5 +1,4 @@
-//! The trained towers, run with ONNX Runtime through `ort` (loaded at run time from the `libonnxruntime` the
-//! project's scripts install: `ORT_DYLIB_PATH`, else the one inside the trainer's virtualenv).
+//! The trained towers, run with ONNX Runtime through `ort` ([`crate::onnx`]).
 //!
 //! A model directory (`models/two_tower/<version>/`) holds `user_tower.onnx`, `item_tower.onnx`,
 //! `item_vocab.json` and `manifest.json`; [`Towers::load`] refuses one whose inputs differ from what this
@@ -11,17 +10,12 @@ use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TowerError {
-    #[error(
-        "ONNX Runtime library not found ({0}): run `source scripts/trainer-env.sh` (installs PyPI onnxruntime and \
-         exports ORT_DYLIB_PATH) or point ORT_DYLIB_PATH at libonnxruntime.so"
-    )]
-    NoRuntime(String),
-    #[error("loading ONNX Runtime from {path}: {message}")]
-    Runtime { path: String, message: String },
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
     #[error("reading {path}: {message}")]
     Read { path: PathBuf, message: String },
     #[error("{path}: not a two-tower model: {message}")]
@@ -87,50 +81,8 @@ impl TowerManifest {
     }
 }
 
-/// Where `libonnxruntime` is: `ORT_DYLIB_PATH`, else inside the trainer's virtualenv.
-pub fn runtime_path() -> Result<PathBuf, TowerError> {
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(TowerError::NoRuntime(format!("ORT_DYLIB_PATH={} is not a file", p.display()))) };
-    }
-    let venv = std::env::var_os("STREAMREC_VENV")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/streamrec/venv")))
-        .ok_or_else(|| TowerError::NoRuntime("no ORT_DYLIB_PATH and no HOME".into()))?;
-    let lib = venv.join("lib");
-    let found = std::fs::read_dir(&lib).ok().into_iter().flatten().flatten().find_map(|py| {
-        let capi = py.path().join("site-packages/onnxruntime/capi");
-        let mut libs: Vec<PathBuf> = std::fs::read_dir(capi)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
-            .collect();
-        libs.sort();
-        libs.pop()
-    });
-    found.ok_or_else(|| TowerError::NoRuntime(format!("ORT_DYLIB_PATH is unset and {} holds no onnxruntime", lib.display())))
-}
-
-/// The process's ONNX Runtime environment (loaded once).
-fn environment() -> Result<&'static ort::environment::Environment, TowerError> {
-    static ENV: OnceLock<Result<ort::environment::Environment, TowerError>> = OnceLock::new();
-    let env = ENV.get_or_init(|| {
-        let path = runtime_path()?;
-        let shown = path.display().to_string();
-        let builder = ort::init_from(&path).map_err(|e| TowerError::Runtime { path: shown.clone(), message: e.to_string() })?;
-        builder.with_name("streamrec").build().map_err(|e| TowerError::Runtime { path: shown, message: e.to_string() })
-    });
-    env.as_ref().map_err(|e| TowerError::Runtime { path: String::new(), message: e.to_string() })
-}
-
-fn session(path: &Path, threads: usize) -> Result<Session, TowerError> {
-    let read = |e: ort::Error| TowerError::Read { path: path.to_path_buf(), message: e.to_string() };
-    let env = environment()?;
-    let builder = Session::builder(env).map_err(read)?;
-    let mut builder = builder.with_intra_threads(threads.max(1)).map_err(|e| read(e.into()))?;
-    builder.commit_from_file(path).map_err(read)
-}
+pub use crate::onnx::runtime_path;
+use crate::onnx::session;
 
 /// Image vectors by article id, for models whose item tower projects them.
 type Images = BTreeMap<u32, Vec<f32>>;

@@ -1,0 +1,163 @@
+//! Embedding a catalogue's article texts, writing them to the text vector store as one version, and searching
+//! them: [`embed`] runs the encoder in batches with progress, [`store_catalogue`] writes and activates a version
+//! named after the model and the texts (the same catalogue and model give the same version, so a second run has
+//! nothing to do), and [`TextSearch`] answers queries from an in-memory copy of the active version.
+
+use super::{article_text, TextEncoder, TextError};
+use crate::data::{ArticleIdx, Articles};
+use crate::two_tower::index::VectorIndex;
+use crate::two_tower::store::{StoreError, VectorStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error(transparent)]
+    Text(#[from] TextError),
+    #[error("text vectors: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Unit vectors for `texts`, row-major, `batch` texts per encoder run; `progress` gets the count done after each.
+pub fn embed(enc: &TextEncoder, texts: &[String], batch: usize, progress: &dyn Fn(usize)) -> Result<Vec<f32>, TextError> {
+    let mut out = Vec::with_capacity(texts.len() * enc.dim());
+    for (i, chunk) in texts.chunks(batch.max(1)).enumerate() {
+        out.extend(enc.encode(chunk)?);
+        progress((i * batch.max(1) + chunk.len()).min(texts.len()));
+    }
+    Ok(out)
+}
+
+/// The articles that have text to embed (ids and texts, in catalogue order; placeholder rows have none).
+pub fn catalogue_texts(articles: &Articles) -> (Vec<u32>, Vec<String>) {
+    let mut ids = Vec::with_capacity(articles.len());
+    let mut texts = Vec::with_capacity(articles.len());
+    for i in 0..articles.len() as ArticleIdx {
+        let t = article_text(articles.get(i));
+        if !t.is_empty() {
+            ids.push(articles.id(i));
+            texts.push(t);
+        }
+    }
+    (ids, texts)
+}
+
+/// The version name for `texts` under `enc`: the model's fingerprint and a checksum of every (id, text) pair.
+pub fn version_for(enc: &TextEncoder, ids: &[u32], texts: &[String]) -> String {
+    let mut h = crc32fast::Hasher::new();
+    for (id, t) in ids.iter().zip(texts) {
+        h.update(&id.to_le_bytes());
+        h.update(t.as_bytes());
+        h.update(&[0]);
+    }
+    let fp: String = enc.manifest.fingerprint.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+    format!("text-{fp}-{:08x}", h.finalize())
+}
+
+/// What [`store_catalogue`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub version: String,
+    /// Articles embedded now (0: the version was there already).
+    pub embedded: usize,
+    pub secs: f64,
+}
+
+/// Embeds `articles` (unless the store holds this exact version already) and makes the version active.
+pub async fn store_catalogue(enc: &TextEncoder, store: &VectorStore, articles: &Articles, batch: usize, progress: &dyn Fn(usize, usize)) -> Result<Stored, EmbedError> {
+    let started = std::time::Instant::now();
+    let (ids, texts) = catalogue_texts(articles);
+    let version = version_for(enc, &ids, &texts);
+    let have = store.versions().await?.iter().any(|v| v.version == version);
+    let mut embedded = 0;
+    if !have {
+        let vectors = embed(enc, &texts, batch, &|done| progress(done, texts.len()))?;
+        store.write_version(&version, &ids, &vectors, enc.dim()).await?;
+        embedded = ids.len();
+    }
+    if store.active()?.as_deref() != Some(version.as_str()) {
+        store.activate(&version).await?;
+    }
+    Ok(Stored { version, embedded, secs: started.elapsed().as_secs_f64() })
+}
+
+/// One search hit: the article and its cosine with the query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub article_id: u32,
+    pub score: f32,
+}
+
+/// The encoder and an in-memory copy of a text-vector version: exact nearest articles by cosine.
+pub struct TextSearch {
+    pub encoder: TextEncoder,
+    pub version: String,
+    index: VectorIndex,
+    /// Article id of each index slot.
+    ids: Vec<u32>,
+    slots: rustc_hash::FxHashMap<u32, ArticleIdx>,
+}
+
+impl TextSearch {
+    /// The active version of `store` (an error when there is none, or its dimension is not the encoder's).
+    pub async fn open(encoder: TextEncoder, store: &VectorStore) -> Result<Self, EmbedError> {
+        let version = store.active()?.ok_or_else(|| TextError::Read { path: "text vectors".into(), message: "no active version: run `streamrec embed-text --data DIR`".into() })?;
+        let (ids, vectors, dim) = store.load(&version).await?;
+        if dim != encoder.dim() {
+            return Err(TextError::Manifest { path: encoder.dir.clone(), message: format!("text vectors {version} have dimension {dim}, the encoder {}", encoder.dim()) }.into());
+        }
+        Ok(Self::from_vectors(encoder, version, &ids, &vectors))
+    }
+
+    /// Over given vectors (row-major, the encoder's dimension each) as version `version`.
+    pub fn from_vectors(encoder: TextEncoder, version: String, ids: &[u32], vectors: &[f32]) -> Self {
+        let dim = encoder.dim();
+        let mut s = TextSearch { encoder, version, index: VectorIndex::new(dim), ids: Vec::new(), slots: Default::default() };
+        for (id, v) in ids.iter().zip(vectors.chunks_exact(dim)) {
+            s.set(*id, v);
+        }
+        s
+    }
+
+    /// Adds or replaces one article's vector (a new article arriving while serving).
+    pub fn set(&mut self, article_id: u32, v: &[f32]) {
+        let next = self.ids.len() as ArticleIdx;
+        let slot = *self.slots.entry(article_id).or_insert(next);
+        if slot == next {
+            self.ids.push(article_id);
+        }
+        self.index.set(slot, v);
+    }
+
+    /// Embeds `articles`' texts and adds them (new articles while serving); returns how many had text.
+    pub fn add_articles(&mut self, articles: &[&crate::data::Article]) -> Result<usize, TextError> {
+        let rows: Vec<(u32, String)> = articles.iter().map(|a| (a.article_id, article_text(a))).filter(|(_, t)| !t.is_empty()).collect();
+        let texts: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
+        let vectors = self.encoder.encode(&texts)?;
+        for ((id, _), v) in rows.iter().zip(vectors.chunks_exact(self.encoder.dim())) {
+            self.set(*id, v);
+        }
+        Ok(rows.len())
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn contains(&self, article_id: u32) -> bool {
+        self.slots.contains_key(&article_id)
+    }
+
+    /// An article's text vector, if it has one.
+    pub fn vector(&self, article_id: u32) -> Option<Vec<f32>> {
+        self.slots.get(&article_id).and_then(|&slot| self.index.get(slot))
+    }
+
+    /// The `k` articles nearest to `query`, best first.
+    pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, TextError> {
+        let q = self.encoder.encode_query(query)?;
+        Ok(self.index.top_k(&q, k).into_iter().map(|(slot, score)| Hit { article_id: self.ids[slot as usize], score }).collect())
+    }
+}
