@@ -98,6 +98,15 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || learned_parts(a)).await?
 }
 
+/// Embeds the demo catalogue's texts and prints one search.
+fn text_search(data: &super::DataArgs, settings: &std::path::Path) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(super::text::embed_text(super::text::EmbedArgs { data: data.clone(), config: Some(settings.to_path_buf()) }))?;
+    let query = "black trousers";
+    println!("  search {query:?}:");
+    rt.block_on(super::text::search(super::text::SearchArgs { query: query.into(), k: 5, data: Some(data.data.clone()), config: Some(settings.to_path_buf()) }))
+}
+
 /// Two-tower retrieval, the learned ranker, then the backtest of everything, into `a.out`.
 fn learned_parts(a: Args) -> anyhow::Result<()> {
     let data_args = super::DataArgs { data: a.data, lenient: false, rejects: "rejects".into() };
@@ -108,12 +117,18 @@ fn learned_parts(a: Args) -> anyhow::Result<()> {
     std::fs::write(
         &settings,
         format!(
-            "[ranker]\nmodels_dir = {:?}\n\n[two_tower]\nmodels_dir = {:?}\nvectors_dir = {:?}\n",
+            "[ranker]\nmodels_dir = {:?}\n\n[two_tower]\nmodels_dir = {:?}\nvectors_dir = {:?}\n\n[text]\nvectors_dir = {:?}\n",
             models.join("ranker").display().to_string(),
             models.join("two_tower").display().to_string(),
-            models.join("vectors").display().to_string()
+            models.join("vectors").display().to_string(),
+            models.join("text_vectors").display().to_string()
         ),
     )?;
+    // Text search: the catalogue embedded by MiniLM (the model exported once into models/text/), one query.
+    println!("\ntext search: all-MiniLM-L6-v2 → ONNX (tokenized and run in Rust) → article vectors in LanceDB:");
+    if let Err(e) = text_search(&data_args, &settings) {
+        println!("  skipped: {e:#}");
+    }
     // Two-tower retrieval twice: first on the days before the ranker's label weeks (the ranker's rows must not
     // see a model that saw them), then on the days before the backtest's weeks, the version served after.
     println!("\ntwo-tower retrieval: PyTorch towers → ONNX (run by the engine) → item vectors in LanceDB:");

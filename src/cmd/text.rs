@@ -21,14 +21,9 @@ pub enum TextCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
-    /// Directory holding articles.csv (or .parquet).
-    #[arg(long, default_value = "data/tiny")]
-    pub data: PathBuf,
-    /// Skip bad article rows (written to --rejects) instead of stopping at the first.
-    #[arg(long)]
-    pub lenient: bool,
-    #[arg(long, default_value = "rejects")]
-    pub rejects: PathBuf,
+    /// The dataset whose articles file is embedded (the other files are not read).
+    #[command(flatten)]
+    pub data: super::DataArgs,
     /// Settings file laid over config/default.toml ([text] models_dir, vectors_dir, batch_size, threads).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -79,8 +74,7 @@ fn load_articles(dir: &Path, opts: &LoadOptions) -> anyhow::Result<Articles> {
 
 pub async fn embed_text(a: EmbedArgs) -> anyhow::Result<()> {
     let cfg = Config::load(a.config.as_deref())?;
-    let opts = LoadOptions { lenient: a.lenient, rejects_dir: Some(a.rejects.clone()) };
-    let articles = load_articles(&a.data, &opts)?;
+    let articles = load_articles(&a.data.data, &a.data.options())?;
     let enc = TextEncoder::load(&export_once(&cfg)?, cfg.text.threads)?;
     let t = &cfg.text;
     let store = VectorStore::open(Path::new(&t.vectors_dir), t.keep_versions, t.index_min_rows).await.with_context(|| format!("opening {}", t.vectors_dir))?;

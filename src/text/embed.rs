@@ -16,12 +16,24 @@ pub enum EmbedError {
     Store(#[from] StoreError),
 }
 
-/// Unit vectors for `texts`, row-major, `batch` texts per encoder run; `progress` gets the count done after each.
+/// Unit vectors for `texts`, row-major in `texts`' order, `batch` texts per encoder run; `progress` gets the count
+/// done after each. Texts go to the encoder sorted by token count, so a batch pads to nearly its own length
+/// (as sentence-transformers' `encode` does), not to the longest text that happens to sit beside a short one.
 pub fn embed(enc: &TextEncoder, texts: &[String], batch: usize, progress: &dyn Fn(usize)) -> Result<Vec<f32>, TextError> {
-    let mut out = Vec::with_capacity(texts.len() * enc.dim());
-    for (i, chunk) in texts.chunks(batch.max(1)).enumerate() {
-        out.extend(enc.encode(chunk)?);
-        progress((i * batch.max(1) + chunk.len()).min(texts.len()));
+    let dim = enc.dim();
+    let lens: Vec<usize> = texts.iter().map(|t| enc.token_ids(t).map(|ids| ids.len())).collect::<Result<_, _>>()?;
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| (lens[i], i));
+    let mut out = vec![0.0f32; texts.len() * dim];
+    let mut done = 0;
+    for chunk in order.chunks(batch.max(1)) {
+        let batch_texts: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+        let v = enc.encode(&batch_texts)?;
+        for (row, &i) in v.chunks_exact(dim).zip(chunk) {
+            out[i * dim..(i + 1) * dim].copy_from_slice(row);
+        }
+        done += chunk.len();
+        progress(done);
     }
     Ok(out)
 }
