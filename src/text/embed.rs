@@ -106,6 +106,8 @@ pub struct TextSearch {
     /// Article id of each index slot.
     ids: Vec<u32>,
     slots: rustc_hash::FxHashMap<u32, ArticleIdx>,
+    /// Threads a query's scan is split over (the machine's cores, at most 4).
+    threads: usize,
 }
 
 impl TextSearch {
@@ -122,7 +124,8 @@ impl TextSearch {
     /// Over given vectors (row-major, the encoder's dimension each) as version `version`.
     pub fn from_vectors(encoder: TextEncoder, version: String, ids: &[u32], vectors: &[f32]) -> Self {
         let dim = encoder.dim();
-        let mut s = TextSearch { encoder, version, index: VectorIndex::new(dim), ids: Vec::new(), slots: Default::default() };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+        let mut s = TextSearch { encoder, version, index: VectorIndex::new(dim), ids: Vec::new(), slots: Default::default(), threads };
         for (id, v) in ids.iter().zip(vectors.chunks_exact(dim)) {
             s.set(*id, v);
         }
@@ -170,6 +173,6 @@ impl TextSearch {
     /// The `k` articles nearest to `query`, best first.
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, TextError> {
         let q = self.encoder.encode_query(query)?;
-        Ok(self.index.top_k(&q, k).into_iter().map(|(slot, score)| Hit { article_id: self.ids[slot as usize], score }).collect())
+        Ok(self.index.top_k_parallel(&q, k, self.threads).into_iter().map(|(slot, score)| Hit { article_id: self.ids[slot as usize], score }).collect())
     }
 }
