@@ -10,8 +10,12 @@ use crate::text::TextEncoder;
 use crate::two_tower::store::VectorStore;
 use std::path::Path;
 
-/// Articles embedded per loop turn at most (one encoder run: a few tens of milliseconds on 2 cores).
-const PER_TURN: usize = 64;
+/// Articles embedded per loop turn at most: one encoder run of ~50 ms on 2 cores (about 150 articles/s), so
+/// purchases keep flowing while new articles are embedded on the loop's thread.
+const PER_TURN: usize = 8;
+/// New articles queued at most; more means the text vectors belong to another catalogue: the rest are counted and
+/// reported (`streamrec embed-text` on this catalogue is the fix), not embedded here a few at a time for minutes.
+const MAX_PENDING: usize = 2_000;
 
 pub struct TextService {
     store: Option<VectorStore>,
@@ -55,8 +59,18 @@ impl TextService {
             return;
         }
         let t = shared.text.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = t.as_ref() {
-            self.pending.extend(articles.into_iter().filter(|a| !s.contains(a.article_id)));
+        let Some(s) = t.as_ref() else { return };
+        let mut skipped = 0u64;
+        for a in articles.into_iter().filter(|a| !s.contains(a.article_id)) {
+            if self.pending.len() < MAX_PENDING {
+                self.pending.push(a);
+            } else {
+                skipped += 1;
+            }
+        }
+        if skipped > 0 {
+            metrics::counter!("streamrec_text_articles_skipped_total").increment(skipped);
+            tracing::warn!(skipped, queued = MAX_PENDING, version = %s.version, "more new articles than text search embeds while serving: these are not searchable; run `streamrec embed-text` on this catalogue");
         }
     }
 
