@@ -56,6 +56,20 @@ fn environment() -> Result<&'static ort::environment::Environment, OnnxError> {
     env.as_ref().map_err(Clone::clone)
 }
 
+/// A model output that must be `n` rows of `dim` finite floats (what the towers and the text encoder return),
+/// copied out; the error says which check failed.
+pub fn take_rows(v: &ort::value::DynValue, n: usize, dim: usize) -> Result<Vec<f32>, String> {
+    let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+    let want = [n as i64, dim as i64];
+    if shape[..] != want[..] {
+        return Err(format!("output shape {shape:?}, expected {want:?}"));
+    }
+    if data.iter().any(|x| !x.is_finite()) {
+        return Err("non-finite output".into());
+    }
+    Ok(data.to_vec())
+}
+
 /// A session on the model file at `path` with `threads` intra-op threads (at least 1).
 pub fn session(path: &Path, threads: usize) -> Result<Session, OnnxError> {
     let read = |e: ort::Error| OnnxError::Read { path: path.to_path_buf(), message: e.to_string() };

@@ -86,18 +86,11 @@ impl TextService {
         let added = {
             let mut t = shared.text.write().unwrap_or_else(|e| e.into_inner());
             let Some(s) = t.as_mut() else { return };
-            s.add_articles(&refs).map(|n| (n, s.version.clone(), s.encoder.dim()))
+            s.add_articles(&refs).map(|rows| (rows, s.version.clone()))
         };
         match added {
-            Ok((n, version, dim)) => {
-                metrics::counter!("streamrec_text_articles_embedded_total").increment(n as u64);
-                let rows: Vec<(u32, Vec<f32>)> = {
-                    let t = shared.text.read().unwrap_or_else(|e| e.into_inner());
-                    batch.iter().filter_map(|a| t.as_ref().and_then(|s| s.vector(a.article_id)).map(|v| (a.article_id, v))).collect()
-                };
-                let ids: Vec<u32> = rows.iter().map(|r| r.0).collect();
-                let vectors: Vec<f32> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
-                debug_assert!(vectors.len() == ids.len() * dim);
+            Ok(((ids, vectors), version)) => {
+                metrics::counter!("streamrec_text_articles_embedded_total").increment(ids.len() as u64);
                 if let Err(e) = store.append(&version, &ids, &vectors).await {
                     metrics::counter!("streamrec_text_errors_total").increment(1);
                     tracing::warn!(error = %e, articles = ids.len(), "new articles' text vectors not stored (searchable until a restart)");

@@ -142,15 +142,15 @@ impl TextSearch {
         self.index.set(slot, v);
     }
 
-    /// Embeds `articles`' texts and adds them (new articles while serving); returns how many had text.
-    pub fn add_articles(&mut self, articles: &[&crate::data::Article]) -> Result<usize, TextError> {
-        let rows: Vec<(u32, String)> = articles.iter().map(|a| (a.article_id, article_text(a))).filter(|(_, t)| !t.is_empty()).collect();
-        let texts: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
+    /// Embeds `articles`' texts and adds them (new articles while serving); returns the ids of those that had
+    /// text and their vectors (row-major), for the store.
+    pub fn add_articles(&mut self, articles: &[&crate::data::Article]) -> Result<(Vec<u32>, Vec<f32>), TextError> {
+        let (ids, texts): (Vec<u32>, Vec<String>) = articles.iter().map(|a| (a.article_id, article_text(a))).filter(|(_, t)| !t.is_empty()).unzip();
         let vectors = self.encoder.encode(&texts)?;
-        for ((id, _), v) in rows.iter().zip(vectors.chunks_exact(self.encoder.dim())) {
+        for (id, v) in ids.iter().zip(vectors.chunks_exact(self.encoder.dim())) {
             self.set(*id, v);
         }
-        Ok(rows.len())
+        Ok((ids, vectors))
     }
 
     pub fn len(&self) -> usize {
@@ -163,11 +163,6 @@ impl TextSearch {
 
     pub fn contains(&self, article_id: u32) -> bool {
         self.slots.contains_key(&article_id)
-    }
-
-    /// An article's text vector, if it has one.
-    pub fn vector(&self, article_id: u32) -> Option<Vec<f32>> {
-        self.slots.get(&article_id).and_then(|&slot| self.index.get(slot))
     }
 
     /// The `k` articles nearest to `query`, best first.

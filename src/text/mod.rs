@@ -192,15 +192,7 @@ impl TextEncoder {
         let mut s = self.session.lock().map_err(|_| TextError::Run("session lock poisoned".into()))?;
         let out = s.run(ort::inputs!["input_ids" => i, "attention_mask" => m]).map_err(run)?;
         let v = out.get(&self.manifest.output).ok_or_else(|| TextError::Run(format!("the model has no output {:?}", self.manifest.output)))?;
-        let (shape, data) = v.try_extract_tensor::<f32>().map_err(run)?;
-        let want = [n as i64, self.manifest.dim as i64];
-        if shape[..] != want[..] {
-            return Err(TextError::Run(format!("output shape {shape:?}, expected {want:?}")));
-        }
-        if data.iter().any(|x| !x.is_finite()) {
-            return Err(TextError::Run("non-finite output".into()));
-        }
-        Ok(data.to_vec())
+        crate::onnx::take_rows(v, n, self.manifest.dim).map_err(TextError::Run)
     }
 
     /// The unit vector of a search query, checked first ([`check_query`]).

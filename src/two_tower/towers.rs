@@ -174,14 +174,6 @@ impl Towers {
 
     fn take(&self, v: Option<&ort::value::DynValue>, n: usize, err: impl Fn(String) -> TowerError) -> Result<Vec<f32>, TowerError> {
         let v = v.ok_or_else(|| err("the model has no output named as the contract says (user_vector / item_vector)".into()))?;
-        let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| err(e.to_string()))?;
-        let want = [n as i64, self.manifest.dim as i64];
-        if shape[..] != want[..] {
-            return Err(err(format!("output shape {shape:?}, expected {want:?}")));
-        }
-        if data.iter().any(|x| !x.is_finite()) {
-            return Err(err("non-finite output".into()));
-        }
-        Ok(data.to_vec())
+        crate::onnx::take_rows(v, n, self.manifest.dim).map_err(err)
     }
 }
