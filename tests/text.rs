@@ -180,3 +180,94 @@ fn a_new_article_on_the_topic_is_found_by_search_at_once() {
     let got = get(&long);
     assert!(got.as_ref().is_some_and(|(c, b)| *c == 400 && b["error"].as_str().is_some_and(|e| e.contains("at most 1000"))), "{got:?}");
 }
+
+/// `embed-text` on data with purchases measures the text source's gate (the engine with and without it on the last
+/// week) and records it; the backtest scores the source alone and in the blend, with its column in the recall table.
+#[test]
+fn embed_text_gates_the_text_source_and_the_backtest_shows_its_recall() {
+    let models = text_models();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = common::tiny(&tmp.path().join("data"), 6);
+    let vectors = tmp.path().join("vectors");
+    let mut env = env_for(&models, &vectors);
+    env.push(("STREAMREC__RANKER__KIND".into(), "blend".into()));
+    env.push(("STREAMREC__TWO_TOWER__ENABLED".into(), "false".into()));
+    let d = data.to_str().expect("utf8");
+    let out = run(&["embed-text", "--data", d], &env, tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("text source") && said.contains("MAP@12") && said.contains("without it"), "{said}");
+    let version = said.split_whitespace().skip_while(|w| *w != "version").nth(1).expect("version named").to_string();
+    let gate: streamrec::two_tower::gate::TowerGate =
+        serde_json::from_slice(&std::fs::read(streamrec::text::source::gate_path(&vectors, &version)).expect("gate file")).expect("gate json");
+    assert!(gate.customers > 0 && gate.with_map12 > 0.0 && gate.without_map12 > 0.0, "{gate:?}");
+    let cfg = streamrec::config::Config::load(None).expect("config");
+    let serves = gate.with_map12 >= gate.without_map12 * (1.0 + cfg.text.min_lift);
+    assert!(said.contains(if serves { "text source serves" } else { "text source does not serve" }), "the decision follows the figures: {said}");
+    // A second run has figures already: it says the decision without measuring again.
+    let again = run(&["embed-text", "--data", d], &env, tmp.path());
+    assert!(again.status.success() && !stderr(&again).contains("text source gate:"), "{}", stderr(&again));
+    assert!(stdout(&again).contains("text source"), "{}", stdout(&again));
+
+    let bt = run(&["backtest", "--data", d, "--weeks", "1", "--no-ranker"], &env, tmp.path());
+    assert!(bt.status.success(), "{}", stderr(&bt));
+    let table = stdout(&bt);
+    let header = table.lines().find(|l| l.contains(" any ")).expect("recall table");
+    let col = header.split_whitespace().position(|w| w == "text").expect("a text column") ;
+    let rate = |method: &str| -> f64 {
+        let line = table.lines().find(|l| l.split_whitespace().nth(1) == Some(method)).unwrap_or_else(|| panic!("{method} row: {table}"));
+        line.split_whitespace().nth(col).expect("cell").parse().expect("number")
+    };
+    assert!(rate("text_only") > 0.0 && rate("engine_text") > 0.0, "{table}");
+    assert_eq!(rate("engine"), 0.0, "{table}");
+    assert!(table.lines().any(|l| l.starts_with("engine_text ")), "{table}");
+}
+
+/// Cold start through the pipeline: an article that arrives as an event is embedded by the text source at once and
+/// offered first to a customer whose only purchase has the same text; without an encoder it is counted, left out.
+#[test]
+fn the_text_source_offers_a_new_article_like_a_customers_purchase_as_soon_as_it_arrives() {
+    use std::sync::Arc;
+    use streamrec::candidates::{UserView, TEXT};
+    use streamrec::text::source::{Neighbours, TextSource};
+    let models = text_models();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(&tmp.path().join("data"), 8));
+    let enc = Arc::new(TextEncoder::load(&models.join(MODEL_VERSION), 2).expect("encoder"));
+    let (ids, texts) = streamrec::text::embed::catalogue_texts(&data.articles);
+    let vectors = streamrec::text::embed::embed(&enc, &texts, 64, &|_| {}).expect("embed");
+    let nb = Arc::new(Neighbours::build("text-test".into(), ids, vectors, enc.dim(), 32, &|_, _| {}));
+    let cfg = common::config();
+    let end = data.transactions.last_day().expect("days") + 1;
+    let fold = || {
+        let mut p = streamrec::pipeline::Pipeline::new(&cfg.core()).expect("pipeline");
+        p.fold_history(&streamrec::backtest::History::before(&data, end));
+        p
+    };
+    let mut p = fold();
+    let seeds = cfg.candidates.seeds;
+    let who = (0..p.state.users.len() as u32).find(|&c| UserView::new(&p.state, c, seeds).own.len() == 1).expect("a customer with one distinct purchase");
+    let bought = UserView::new(&p.state, who, seeds).own[0].article;
+    p.plug(Box::new(TextSource::new(nb.clone(), Some(enc.clone()), &p.state, 20)));
+    assert_eq!(p.model_versions().get("text").map(String::as_str), Some("text-test"));
+    let before = p.candidate_set(who).expect("candidates");
+    assert!(before.items.iter().filter(|c| c.sources.has(TEXT)).count() >= 10, "the text source proposes for them");
+
+    let new = streamrec::data::Article { article_id: 999_000_001, product_code: 999_000, ..p.state.catalog.get(bought).clone() };
+    p.apply(&streamrec::events::Event::Article(Box::new(new.clone())));
+    let a = p.state.catalog.idx(new.article_id).expect("in the catalogue");
+    let after = p.candidate_set(who).expect("candidates");
+    let c = after.items.iter().find(|c| c.article == a).expect("the new article is offered");
+    assert!(c.sources.has(TEXT) && c.ranks[TEXT] == 0 && c.scores[TEXT] > 0.999, "{c:?}");
+    let src = p.source::<TextSource>().expect("plugged");
+    assert_eq!(src.counts(), (1, 0));
+    assert!(src.vector_of(new.article_id).is_some(), "search can reuse the vector");
+
+    // Without an encoder (the backtest's way) a new article is counted and left out, never guessed.
+    let mut q = fold();
+    q.plug(Box::new(TextSource::new(nb, None, &q.state, 20)));
+    q.apply(&streamrec::events::Event::Article(Box::new(new.clone())));
+    let a = q.state.catalog.idx(new.article_id).expect("in the catalogue");
+    assert!(q.candidate_set(who).expect("candidates").items.iter().all(|c| c.article != a || !c.sources.has(TEXT)));
+    assert_eq!(q.source::<TextSource>().expect("plugged").counts(), (0, 1));
+}

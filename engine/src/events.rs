@@ -192,7 +192,7 @@ pub fn decode_customer(payload: &[u8]) -> Result<CustomerRow, DecodeError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct Sources(pub u16);
 
-pub const SOURCE_NAMES: [&str; 8] = ["repurchase", "copurchase", "same_product", "trending", "trending_age", "popular", "two_tower", "similar"];
+pub const SOURCE_NAMES: [&str; 9] = ["repurchase", "copurchase", "same_product", "trending", "trending_age", "popular", "two_tower", "similar", "text"];
 
 impl Sources {
     pub fn with(self, id: usize) -> Self {

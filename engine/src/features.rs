@@ -9,11 +9,11 @@
 //! catalogue than in a large one: measured, a model trained on small data with those lost 7% to the blend at
 //! full scale, one with shares beat it by 12%); customer figures are the customer's own; days are days.
 
-use crate::candidates::{Candidate, UserView, COPURCHASE, POPULAR, REPURCHASE, SAME_PRODUCT, SIMILAR, TRENDING, TRENDING_AGE, TWO_TOWER};
+use crate::candidates::{Candidate, UserView, COPURCHASE, POPULAR, REPURCHASE, SAME_PRODUCT, SIMILAR, TEXT, TRENDING, TRENDING_AGE, TWO_TOWER};
 use crate::state::State;
 
 /// Feature names, in vector order.
-pub const FEATURES: [&str; 56] = [
+pub const FEATURES: [&str; 59] = [
     // The customer.
     "age_band",
     "user_days_since_last",
@@ -57,6 +57,7 @@ pub const FEATURES: [&str; 56] = [
     "score_popular",
     "score_two_tower",
     "score_similar",
+    "score_text",
     "rank_repurchase",
     "rank_copurchase",
     "rank_same_product",
@@ -65,6 +66,7 @@ pub const FEATURES: [&str; 56] = [
     "rank_popular",
     "rank_two_tower",
     "rank_similar",
+    "rank_text",
     "in_repurchase",
     "in_copurchase",
     "in_same_product",
@@ -73,13 +75,14 @@ pub const FEATURES: [&str; 56] = [
     "in_popular",
     "in_two_tower",
     "in_similar",
+    "in_text",
     "n_sources",
 ];
 pub const N_FEATURES: usize = FEATURES.len();
 /// The value of "days since" and "rank" features when there is nothing to count from.
 pub const NEVER: f32 = 999.0;
 /// The sources that have score, rank and membership features, in feature order.
-const SOURCES: [usize; 8] = [REPURCHASE, COPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE, POPULAR, TWO_TOWER, SIMILAR];
+const SOURCES: [usize; 9] = [REPURCHASE, COPURCHASE, SAME_PRODUCT, TRENDING, TRENDING_AGE, POPULAR, TWO_TOWER, SIMILAR, TEXT];
 
 pub fn index_of(name: &str) -> Option<usize> {
     FEATURES.iter().position(|f| *f == name)
@@ -171,6 +174,7 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         scores[5],
         scores[6],
         scores[7],
+        scores[8],
         ranks[0],
         ranks[1],
         ranks[2],
@@ -179,6 +183,7 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         ranks[5],
         ranks[6],
         ranks[7],
+        ranks[8],
         member[0],
         member[1],
         member[2],
@@ -187,6 +192,7 @@ pub fn compute(u: &UserView<'_>, c: &Candidate, s: &State) -> [f32; N_FEATURES] 
         member[5],
         member[6],
         member[7],
+        member[8],
         member.iter().sum(),
     ]
 }

@@ -78,6 +78,15 @@ pub struct TextConfig {
     pub threads: usize,
     /// `serve` loads the active text vectors (GET /search) and embeds new articles.
     pub enabled: bool,
+    /// The text candidate source: articles proposed per customer (0 = the source is off).
+    pub source_k: usize,
+    /// The text candidate source: nearest articles kept per article (the pool a customer's query is scored over).
+    pub neighbours: usize,
+    /// The text source joins served candidates only when the engine with it beat the engine without it on a
+    /// held-out week (`false`: whatever its figures).
+    pub gate: bool,
+    /// Relative MAP@12 lift the text source must show to serve (0.0 = any improvement).
+    pub min_lift: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -193,6 +202,9 @@ impl Config {
         if !(self.two_tower.min_lift.is_finite() && self.two_tower.min_lift >= 0.0) {
             return Err(ConfigError::Invalid { key: "two_tower.min_lift", value: self.two_tower.min_lift.to_string(), message: "a relative margin: a finite number, at least 0".into() });
         }
+        if !(self.text.min_lift.is_finite() && self.text.min_lift >= 0.0) {
+            return Err(ConfigError::Invalid { key: "text.min_lift", value: self.text.min_lift.to_string(), message: "a relative margin: a finite number, at least 0".into() });
+        }
         if self.two_tower.shadow_sample == 0 {
             return Err(ConfigError::Invalid { key: "two_tower.shadow_sample", value: "0".into(), message: "one customer in N: at least 1".into() });
         }
@@ -221,6 +233,7 @@ impl Config {
             ("text.keep_versions", self.text.keep_versions as u64),
             ("text.batch_size", self.text.batch_size as u64),
             ("text.threads", self.text.threads as u64),
+            ("text.neighbours", self.text.neighbours as u64),
         ] {
             engine::at_least_one(key, n).map_err(invalid)?;
         }

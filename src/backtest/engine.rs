@@ -14,8 +14,8 @@ use crate::pipeline::Pipeline;
 pub struct EngineRecommender {
     cfg: engine::Settings,
     name: String,
-    /// A learned source plugged in after fitting, if any (a two-tower version).
-    plugin: Option<Plugin>,
+    /// Learned sources plugged in after fitting, in this order (a two-tower version, text vectors).
+    plugins: Vec<Plugin>,
     pipeline: Option<Pipeline>,
     /// Dataset customer index → engine customer index.
     map: Vec<Option<CustomerIdx>>,
@@ -23,7 +23,7 @@ pub struct EngineRecommender {
 
 impl EngineRecommender {
     pub fn new(cfg: Config) -> Self {
-        EngineRecommender { cfg: cfg.core(), name: "engine".into(), plugin: None, pipeline: None, map: Vec::new() }
+        EngineRecommender { cfg: cfg.core(), name: "engine".into(), plugins: Vec::new(), pipeline: None, map: Vec::new() }
     }
 
     /// The same engine under another name (two configurations side by side in one backtest).
@@ -31,9 +31,9 @@ impl EngineRecommender {
         EngineRecommender { name: name.into(), ..Self::new(cfg) }
     }
 
-    /// Plugs `source` in after each fit.
+    /// Plugs `source` in after each fit (after those added before).
     pub fn with_plugin(mut self, source: Option<Plugin>) -> Self {
-        self.plugin = source;
+        self.plugins.extend(source);
         self
     }
 
@@ -60,7 +60,7 @@ impl Recommender for EngineRecommender {
     fn fit(&mut self, h: &History<'_>) -> Result<(), BacktestError> {
         let mut p = Pipeline::new(&self.cfg).map_err(|e| BacktestError::Recommender { name: self.name.clone(), message: e.to_string() })?;
         p.fold_history(h);
-        if let Some(plugin) = &self.plugin {
+        for plugin in &self.plugins {
             let source = (plugin.make)(&p.state).map_err(|e| BacktestError::Recommender { name: self.name.clone(), message: e.to_string() })?;
             p.plug(source);
         }

@@ -4,6 +4,9 @@ use streamrec::backtest::{self, baselines, engine, report, BacktestOptions, Reco
 use streamrec::config::{Config, RankerKind};
 use streamrec::data::{format_day, parse_date_str};
 use std::path::PathBuf;
+use std::sync::Arc;
+use streamrec::text::source::{self, Neighbours};
+use streamrec::two_tower::store::VectorStore;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -32,12 +35,18 @@ pub struct Args {
     /// scored alone as `two_tower_only`, added to the blend as `engine_tt`, and served to `engine_ranked`).
     #[arg(long)]
     pub no_two_tower: bool,
+    /// Leave the text source out even when the text store has an active version (by default it is scored alone
+    /// as `text_only`, 100 candidates, and added to the blend as `engine_text`, whatever its gate says: the
+    /// backtest shows what it would add).
+    #[arg(long)]
+    pub no_text: bool,
 }
 
 /// The baselines and the engine with the blend; with `ranker` (a model directory), also the engine ranked by it;
 /// with a two-tower model, the source alone (`two_tower_only`, 100 candidates: its recall@100) and the blend with
-/// it (`engine_tt`), and the ranked engine serves it too.
-pub fn methods(cfg: &Config, ranker: Option<&std::path::Path>, two_tower: Option<&streamrec::two_tower::Loaded>) -> Vec<Box<dyn Recommender>> {
+/// it (`engine_tt`), and the ranked engine serves it too; with text neighbours, the text source alone (`text_only`),
+/// the blend with it (`engine_text`) and, with a ranker, the ranked engine with it (`engine_ranked_text`).
+pub fn methods(cfg: &Config, ranker: Option<&std::path::Path>, two_tower: Option<&streamrec::two_tower::Loaded>, text: Option<&Arc<Neighbours>>) -> Vec<Box<dyn Recommender>> {
     let b = &cfg.backtest;
     let mut blend = cfg.clone();
     blend.ranker.kind = RankerKind::Blend;
@@ -51,16 +60,49 @@ pub fn methods(cfg: &Config, ranker: Option<&std::path::Path>, two_tower: Option
         let mut ranked = cfg.clone();
         ranked.ranker.kind = RankerKind::Catboost;
         ranked.ranker.model = dir.display().to_string();
+        let ranked_text = text.map(|nb| engine::EngineRecommender::named(ranked.clone(), "engine_ranked_text").with_plugin(two_tower.map(|tt| tt.plugin(cfg.two_tower.k))).with_plugin(Some(source::plugin(nb.clone(), cfg.text.source_k))));
         v.push(Box::new(engine::EngineRecommender::named(ranked, "engine_ranked").with_plugin(two_tower.map(|tt| tt.plugin(cfg.two_tower.k)))));
+        if let Some(r) = ranked_text {
+            v.push(Box::new(r));
+        }
     }
     if let Some(tt) = two_tower {
-        let mut alone = blend.clone();
-        let c = &mut alone.candidates;
-        (c.repurchase, c.copurchase, c.same_product, c.trending, c.trending_age, c.popular, c.similar) = (0, 0, 0, 0, 0, 0, 0);
-        v.push(Box::new(engine::EngineRecommender::named(alone, "two_tower_only").with_plugin(Some(tt.plugin(100)))));
-        v.push(Box::new(engine::EngineRecommender::named(blend, "engine_tt").with_plugin(Some(tt.plugin(cfg.two_tower.k)))));
+        v.push(Box::new(engine::EngineRecommender::named(alone_config(&blend), "two_tower_only").with_plugin(Some(tt.plugin(100)))));
+        v.push(Box::new(engine::EngineRecommender::named(blend.clone(), "engine_tt").with_plugin(Some(tt.plugin(cfg.two_tower.k)))));
+    }
+    if let Some(nb) = text {
+        v.push(Box::new(engine::EngineRecommender::named(alone_config(&blend), "text_only").with_plugin(Some(source::plugin(nb.clone(), 100)))));
+        v.push(Box::new(engine::EngineRecommender::named(blend, "engine_text").with_plugin(Some(source::plugin(nb.clone(), cfg.text.source_k)))));
     }
     v
+}
+
+/// `blend` with every rule-based source off (a learned source scored alone).
+fn alone_config(blend: &Config) -> Config {
+    let mut alone = blend.clone();
+    let c = &mut alone.candidates;
+    (c.repurchase, c.copurchase, c.same_product, c.trending, c.trending_age, c.popular, c.similar) = (0, 0, 0, 0, 0, 0, 0);
+    alone
+}
+
+/// The text store's active version as neighbour lists, unless turned off or there is none; says what its gate says.
+pub fn active_text(cfg: &Config, off: bool) -> anyhow::Result<Option<Arc<Neighbours>>> {
+    let t = &cfg.text;
+    if off || t.source_k == 0 || !std::path::Path::new(&t.vectors_dir).exists() {
+        return Ok(None);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let store = rt.block_on(VectorStore::open(std::path::Path::new(&t.vectors_dir), t.keep_versions, t.index_min_rows))?;
+    let Some(version) = store.active()? else { return Ok(None) };
+    let pb = streamrec::progress::count(0, "text neighbours");
+    let nb = rt.block_on(source::load_neighbours(&store, &version, t.neighbours, &|done, all| {
+        pb.set_length(all as u64);
+        pb.set_position(done as u64);
+    }))?;
+    pb.finish_and_clear();
+    let d = source::admits(t, &version)?;
+    eprintln!("text: version {version} from {} ({} articles); a serving engine {}: {}", t.vectors_dir, nb.len(), if d.serves() { "serves it" } else { "leaves it out" }, d.reason());
+    Ok(Some(Arc::new(nb)))
 }
 
 /// The vector store's active two-tower version, unless turned off.
@@ -95,9 +137,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         eprintln!("  a serving engine (kind = {:?}) {}: {}", cfg.ranker.kind, if d.serves() { "serves it" } else { "keeps the blend" }, d.reason());
     }
     let two_tower = active_two_tower(&cfg, a.no_two_tower)?;
+    let text = active_text(&cfg, a.no_text)?;
     let data = super::load(&a.data.data, &a.data.options())?;
     eprint!("{}", data.report);
-    let mut ms = methods(&cfg, ranker.as_deref(), two_tower.as_ref());
+    let mut ms = methods(&cfg, ranker.as_deref(), two_tower.as_ref(), text.as_ref());
     let opts = BacktestOptions { weeks: a.weeks, end, k: cfg.backtest.k, out: a.out.clone() };
     let pb = indicatif::ProgressBar::new_spinner();
     let cells = backtest::run(&data, &mut ms, &opts, &|m| {

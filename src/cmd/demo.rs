@@ -101,7 +101,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 /// Embeds the demo catalogue's texts and prints one search.
 fn text_search(data: &super::DataArgs, settings: &std::path::Path) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(super::text::embed_text(super::text::EmbedArgs { data: data.clone(), config: Some(settings.to_path_buf()) }))?;
+    rt.block_on(super::text::embed_text(super::text::EmbedArgs { data: data.clone(), config: Some(settings.to_path_buf()), no_gate: false, regate: false }))?;
     let query = "black trousers";
     println!("  search {query:?}:");
     rt.block_on(super::text::search(super::text::SearchArgs { query: query.into(), k: 5, data: Some(data.data.clone()), config: Some(settings.to_path_buf()) }))
@@ -172,6 +172,7 @@ fn learned_parts(a: Args) -> anyhow::Result<()> {
         seed: 42,
         keep_rows: false,
         no_two_tower: false,
+        text: false,
         config: Some(settings.clone()),
     }) {
         Ok(()) => streamrec::ranker::store::newest(&models.join("ranker"))?,
@@ -193,5 +194,6 @@ fn learned_parts(a: Args) -> anyhow::Result<()> {
         no_ranker: ranker.is_none(),
         ranker,
         no_two_tower: false,
+        no_text: false,
     })
 }

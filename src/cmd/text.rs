@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use streamrec::config::Config;
 use streamrec::data::{find_table, Articles, LoadOptions};
 use streamrec::text::embed::{store_catalogue, TextSearch};
+use streamrec::text::source;
 use streamrec::text::{ensure_exported, TextEncoder};
 use streamrec::two_tower::store::VectorStore;
 
@@ -27,6 +28,13 @@ pub struct EmbedArgs {
     /// Settings file laid over config/default.toml ([text] models_dir, vectors_dir, batch_size, threads).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Skip the text source's gate (by default, when the version has no figures yet and the dataset has
+    /// purchases, the engine with and without the text source is compared on its last week).
+    #[arg(long, conflicts_with = "regate")]
+    pub no_gate: bool,
+    /// Measure the gate again even when the version has figures (after changing [text] source_k or neighbours).
+    #[arg(long)]
+    pub regate: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -89,7 +97,39 @@ pub async fn embed_text(a: EmbedArgs) -> anyhow::Result<()> {
             stored.embedded, stored.secs, stored.embedded as f64 / stored.secs.max(1e-9), t.batch_size, t.threads, stored.version, t.vectors_dir
         );
     }
+    if a.no_gate {
+        return Ok(());
+    }
+    let recorded = source::read_gate(Path::new(&t.vectors_dir), &stored.version)?;
+    if recorded.is_none() || a.regate {
+        if find_table(&a.data.data, "transactions_train").is_err() {
+            println!("text source: no purchases in {} to compare the engine with and without it; it does not serve until measured", a.data.data.display());
+            return Ok(());
+        }
+        let g = measure_gate(&cfg, &a.data, &store, &stored.version).await?;
+        source::record_gate(Path::new(&t.vectors_dir), &stored.version, &g)?;
+    }
+    let d = source::admits(t, &stored.version)?;
+    println!("text source {}: {}", if d.serves() { "serves" } else { "does not serve" }, d.reason());
     Ok(())
+}
+
+/// The text source's gate: the engine replayed to the data's last week, then its buyers' lists with and without
+/// the source (text vectors learn from no purchase, so any week is held out).
+async fn measure_gate(cfg: &Config, data: &super::DataArgs, store: &VectorStore, version: &str) -> anyhow::Result<streamrec::two_tower::gate::TowerGate> {
+    let t = &cfg.text;
+    let pb = streamrec::progress::count(0, "text neighbours");
+    let nb = source::load_neighbours(store, version, t.neighbours, &|done, all| {
+        pb.set_length(all as u64);
+        pb.set_position(done as u64);
+    })
+    .await?;
+    pb.finish_and_clear();
+    let dataset = super::load(&data.data, &data.options())?;
+    let week = *streamrec::backtest::plan_weeks(&dataset, 1, None)?.first().context("no week to measure on")?;
+    eprintln!("text source gate: the engine with and without it on the week from {}", streamrec::data::format_day(week));
+    let g = streamrec::two_tower::gate::measure(&dataset, cfg, week, &source::plugin(std::sync::Arc::new(nb), t.source_k))?;
+    Ok(g)
 }
 
 pub async fn search(a: SearchArgs) -> anyhow::Result<()> {
@@ -104,7 +144,7 @@ pub async fn search(a: SearchArgs) -> anyhow::Result<()> {
     let dir = streamrec::text::model_dir(Path::new(&t.models_dir))?;
     let enc = TextEncoder::load(&dir, t.threads)?;
     let store = VectorStore::open(Path::new(&t.vectors_dir), t.keep_versions, t.index_min_rows).await?;
-    let s = TextSearch::open(enc, &store).await?;
+    let s = TextSearch::open(std::sync::Arc::new(enc), &store).await?;
     let hits = s.search(&a.query, a.k)?;
     for h in hits {
         let id = streamrec::data::format_article_id(h.article_id);
@@ -136,6 +176,11 @@ pub struct BenchArgs {
     /// Time search only, over the store's active text vectors (`embed-text` made them), embedding nothing.
     #[arg(long)]
     pub search_only: bool,
+    /// Time the text candidate source over the store's active text vectors instead: its neighbour lists' build,
+    /// and for `--queries` buyers of the data's last week (the engine replayed to it), its pooled query against
+    /// an exact scan of every vector (latency, and how much of the exact top [text] source_k the pool holds).
+    #[arg(long, conflicts_with = "search_only")]
+    pub source: bool,
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -154,12 +199,15 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let batch = a.batch.unwrap_or(cfg.text.batch_size).max(1);
     let threads = a.threads.unwrap_or(cfg.text.threads).max(1);
     let articles = load_articles(&a.data, &LoadOptions::strict())?;
+    if a.source {
+        return bench_source(&cfg, &a);
+    }
     let enc = TextEncoder::load(&export_once(&cfg)?, threads)?;
     if a.search_only {
         let t = &cfg.text;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let store = rt.block_on(VectorStore::open(Path::new(&t.vectors_dir), t.keep_versions, t.index_min_rows))?;
-        let s = rt.block_on(TextSearch::open(enc, &store))?;
+        let s = rt.block_on(TextSearch::open(std::sync::Arc::new(enc), &store))?;
         println!("| what | figure |");
         println!("|---|---|");
         return search_rows(&s, &articles, a.queries);
@@ -186,7 +234,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         Some(v["secs"].as_f64().context("the peer's secs")?)
     };
 
-    let s = TextSearch::from_vectors(enc, "bench".into(), &ids, &vectors);
+    let s = TextSearch::from_vectors(std::sync::Arc::new(enc), "bench".into(), &ids, &vectors);
     println!("| what | figure |");
     println!("|---|---|");
     println!("| articles embedded | {} ({} tokens, {:.1} per article) |", texts.len(), tokens, tokens as f64 / texts.len() as f64);
@@ -223,6 +271,58 @@ fn search_rows(s: &TextSearch, articles: &Articles, queries: usize) -> anyhow::R
 
     println!("| search over {} × {} (tokenize + encode + exact top 12), {} queries | p50 {:.2} ms, p99 {:.2} ms |", s.len(), s.encoder.dim(), total.len(), quantile(&total, 0.5), quantile(&total, 0.99));
     println!("| of which the query's encoding | p50 {:.2} ms, p99 {:.2} ms |", quantile(&encode_only, 0.5), quantile(&encode_only, 0.99));
+    Ok(())
+}
+
+/// `bench-text --source` (see [`BenchArgs::source`]).
+fn bench_source(cfg: &Config, a: &BenchArgs) -> anyhow::Result<()> {
+    use streamrec::candidates::UserView;
+    let t = &cfg.text;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let store = rt.block_on(VectorStore::open(Path::new(&t.vectors_dir), t.keep_versions, t.index_min_rows))?;
+    let version = store.active()?.context("no active text version: run `streamrec embed-text --data DIR`")?;
+    let started = std::time::Instant::now();
+    let nb = rt.block_on(source::load_neighbours(&store, &version, t.neighbours, &|_, _| {}))?;
+    let build_s = started.elapsed().as_secs_f64();
+    let data = super::load(&a.data, &LoadOptions::strict())?;
+    let week = *streamrec::backtest::plan_weeks(&data, 1, None)?.first().context("no week")?;
+    let mut p = streamrec::pipeline::Pipeline::new(&cfg.core())?;
+    p.fold_history(&streamrec::backtest::History::before(&data, week));
+    let src = source::TextSource::new(std::sync::Arc::new(nb), None, &p.state, t.source_k);
+    let truth = streamrec::backtest::WeekTruth::new(&data, week);
+    let k = t.source_k.max(1);
+    let (mut pooled, mut exact) = (Vec::new(), Vec::new());
+    let (mut held, mut wanted, mut pool_sizes) = (0usize, 0usize, 0usize);
+    for &c in &truth.customers {
+        if pooled.len() >= a.queries.max(1) {
+            break;
+        }
+        let Some(e) = p.state.customer(data.ids.key(c)) else { continue };
+        let u = UserView::new(&p.state, e, cfg.candidates.seeds);
+        if u.own.is_empty() {
+            continue;
+        }
+        let t0 = std::time::Instant::now();
+        let got = src.nearest(&u, k);
+        pooled.push(t0.elapsed().as_secs_f64() * 1e6);
+        let t0 = std::time::Instant::now();
+        let want = src.nearest_exact(&u, k);
+        exact.push(t0.elapsed().as_secs_f64() * 1e6);
+        let got: rustc_hash::FxHashSet<u32> = got.iter().map(|x| x.0).collect();
+        held += want.iter().filter(|x| got.contains(&x.0)).count();
+        wanted += want.len();
+        pool_sizes += got.len();
+    }
+    anyhow::ensure!(!pooled.is_empty(), "no buyer of the week from {} has purchases before it", streamrec::data::format_day(week));
+    pooled.sort_by(f64::total_cmp);
+    exact.sort_by(f64::total_cmp);
+    println!("| what | figure |");
+    println!("|---|---|");
+    println!("| neighbour lists: {} articles × {} nearest (load + build) | {:.1} s |", src.mapped(), t.neighbours, build_s);
+    println!("| customers queried (buyers of the week from {}, seeds ≤ {}) | {} |", streamrec::data::format_day(week), cfg.candidates.seeds, pooled.len());
+    println!("| pooled query, top {k} | p50 {:.0} µs, p99 {:.0} µs ({:.1} proposals a customer) |", quantile(&pooled, 0.5), quantile(&pooled, 0.99), pool_sizes as f64 / pooled.len() as f64);
+    println!("| exact scan of every vector, top {k} | p50 {:.0} µs, p99 {:.0} µs |", quantile(&exact, 0.5), quantile(&exact, 0.99));
+    println!("| share of the exact top {k} the pool holds | {:.4} |", held as f64 / wanted.max(1) as f64);
     Ok(())
 }
 

@@ -110,6 +110,10 @@ pub struct RankerArgs {
     /// (by default the rows hold its candidates and features, as serving will).
     #[arg(long)]
     pub no_two_tower: bool,
+    /// Include the text source's candidates and features in the rows (the text store's active version, whatever
+    /// its gate says: a ranker that learned them may make the text source pay where the blend cannot).
+    #[arg(long)]
+    pub text: bool,
     /// Settings file laid over config/default.toml (candidate counts and decay shape the features).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -151,7 +155,12 @@ pub fn ranker(a: RankerArgs) -> anyhow::Result<()> {
             format_day(first_label)
         );
     }
-    let opts = ExportOptions { weeks: a.weeks, until, negatives: a.negatives, valid_customers: a.valid_customers, seed: a.seed, two_tower: two_tower.map(|t| t.plugin(cfg.two_tower.k)) };
+    let text = match a.text {
+        true => Some(super::backtest::active_text(&cfg, false)?.context("--text: no active text version (run `streamrec embed-text --data DIR`) or [text] source_k = 0")?),
+        false => None,
+    }
+    .map(|nb| streamrec::text::source::plugin(nb, cfg.text.source_k));
+    let opts = ExportOptions { weeks: a.weeks, until, negatives: a.negatives, valid_customers: a.valid_customers, seed: a.seed, two_tower: two_tower.map(|t| t.plugin(cfg.two_tower.k)), text };
     let fp = training::fingerprint(&data, until);
     let version = format!("cb-{}-{}", format_day(until).replace('-', ""), &fp[..8]);
     let work = a.out.join(format!(".work-{version}"));
@@ -333,7 +342,7 @@ pub fn two_tower(a: TwoTowerArgs) -> anyhow::Result<()> {
     let pb = indicatif::ProgressBar::new_spinner();
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
     pb.set_message(format!("gate: the engine with and without {} on the week from {}", loaded.towers.version(), format_day(week)));
-    let gate = two_tower::gate::measure(&data, &cfg, week, &loaded)?;
+    let gate = two_tower::gate::measure(&data, &cfg, week, &loaded.plugin(cfg.two_tower.k))?;
     pb.finish_and_clear();
     two_tower::gate::record(&model_dir, &gate)?;
     let decision = two_tower::gate::decide(Some(&gate), cfg.two_tower.min_lift, cfg.two_tower.gate);

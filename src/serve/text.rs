@@ -1,11 +1,14 @@
 //! Text search while serving: the active text vectors in memory for `GET /search`, and articles that arrive on
 //! the `articles` topic embedded and added as they come (findable at once, and appended to the store's active
 //! version so a restart keeps them). Off, with one line saying why, when there is no text model or no active
-//! version (`streamrec embed-text` makes both).
+//! version (`streamrec embed-text` makes both). When the version's gate admits it, the text candidate source is
+//! plugged into the pipeline too ([`crate::text::source`]); it embeds new articles itself, as they arrive, and
+//! search then takes their vectors from it rather than running the encoder twice.
 
 use super::Shared;
 use crate::data::Article;
 use crate::text::embed::TextSearch;
+use crate::text::source::{self, TextSource};
 use crate::text::TextEncoder;
 use crate::two_tower::store::VectorStore;
 use std::path::Path;
@@ -33,12 +36,13 @@ impl TextService {
             let dir = crate::text::model_dir(Path::new(&cfg.models_dir)).map_err(|e| e.to_string())?;
             let enc = TextEncoder::load(&dir, cfg.threads).map_err(|e| e.to_string())?;
             let store = VectorStore::open(Path::new(&cfg.vectors_dir), cfg.keep_versions, cfg.index_min_rows).await.map_err(|e| e.to_string())?;
-            let search = TextSearch::open(enc, &store).await.map_err(|e| e.to_string())?;
+            let search = TextSearch::open(std::sync::Arc::new(enc), &store).await.map_err(|e| e.to_string())?;
             Ok::<_, String>((store, search))
         };
         match loaded.await {
             Ok((store, search)) => {
                 tracing::info!(version = %search.version, articles = search.len(), "text search on (GET /search)");
+                plug_source(cfg, &store, &search, shared).await;
                 *shared.text.write().unwrap_or_else(|e| e.into_inner()) = Some(search);
                 TextService { store: Some(store), pending: Vec::new() }
             }
@@ -81,12 +85,30 @@ impl TextService {
         if self.pending.is_empty() {
             return;
         }
+        // Articles the text source embedded already (it sees them first, in the pipeline) cost no encoder run.
+        let known: Vec<(u32, Vec<f32>)> = {
+            let p = shared.pipeline.read().unwrap_or_else(|e| e.into_inner());
+            match p.source::<TextSource>() {
+                Some(src) => self.pending.iter().filter_map(|a| src.vector_of(a.article_id).map(|v| (a.article_id, v.to_vec()))).collect(),
+                None => Vec::new(),
+            }
+        };
+        self.pending.retain(|a| !known.iter().any(|k| k.0 == a.article_id));
         let batch: Vec<Article> = self.pending.drain(..self.pending.len().min(PER_TURN)).collect();
         let refs: Vec<&Article> = batch.iter().collect();
         let added = {
             let mut t = shared.text.write().unwrap_or_else(|e| e.into_inner());
             let Some(s) = t.as_mut() else { return };
-            s.add_articles(&refs).map(|rows| (rows, s.version.clone()))
+            for (id, v) in &known {
+                s.set(*id, v);
+            }
+            s.add_articles(&refs).map(|(mut ids, mut vectors)| {
+                for (id, v) in known {
+                    ids.push(id);
+                    vectors.extend(v);
+                }
+                ((ids, vectors), s.version.clone())
+            })
         };
         match added {
             Ok(((ids, vectors), version)) => {
@@ -100,6 +122,41 @@ impl TextService {
                 metrics::counter!("streamrec_text_errors_total").increment(1);
                 tracing::warn!(error = %e, articles = batch.len(), "embedding new articles failed: not searchable until the next embed-text");
             }
+        }
+    }
+}
+
+/// Plugs the text candidate source into the pipeline when `[text] source_k` > 0 and the version's gate admits it
+/// (its neighbour lists are built here, off the async threads: about a minute for 105k articles on 2 cores).
+async fn plug_source(cfg: &crate::config::TextConfig, store: &VectorStore, search: &TextSearch, shared: &Shared) {
+    let decision = match source::admits(cfg, &search.version) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "text source off: its gate figures are unreadable");
+            return;
+        }
+    };
+    if !decision.serves() {
+        tracing::info!(version = %search.version, reason = %decision.reason(), "text source off");
+        return;
+    }
+    let (version, m) = (search.version.clone(), cfg.neighbours);
+    let loaded = async {
+        let (ids, vectors, dim) = store.load(&version).await.map_err(|e| e.to_string())?;
+        let started = std::time::Instant::now();
+        let nb = tokio::task::spawn_blocking(move || source::Neighbours::build(version, ids, vectors, dim, m, &|_, _| {})).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((nb, started.elapsed().as_secs_f64()))
+    };
+    match loaded.await {
+        Ok((nb, secs)) => {
+            let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
+            let src = TextSource::new(std::sync::Arc::new(nb), Some(search.encoder.clone()), &p.state, cfg.source_k);
+            tracing::info!(version = %search.version, articles = src.mapped(), neighbours = m, build_secs = secs, reason = %decision.reason(), "text source on");
+            p.plug(Box::new(src));
+        }
+        Err(e) => {
+            metrics::counter!("streamrec_text_errors_total").increment(1);
+            tracing::warn!(error = %e, "text source off: its vectors could not be loaded");
         }
     }
 }

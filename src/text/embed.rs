@@ -5,7 +5,7 @@
 
 use super::{article_text, TextEncoder, TextError};
 use crate::data::{ArticleIdx, Articles};
-use crate::two_tower::index::VectorIndex;
+use super::quant::QuantIndex;
 use crate::two_tower::store::{StoreError, VectorStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,11 +98,13 @@ pub struct Hit {
     pub score: f32,
 }
 
-/// The encoder and an in-memory copy of a text-vector version: exact nearest articles by cosine.
+/// The encoder and an in-memory copy of a text-vector version: nearest articles by cosine (an 8-bit scan for a
+/// shortlist, scored exactly: [`QuantIndex`]).
 pub struct TextSearch {
-    pub encoder: TextEncoder,
+    /// Shared with the text candidate source when one serves (one ONNX session for both).
+    pub encoder: std::sync::Arc<TextEncoder>,
     pub version: String,
-    index: VectorIndex,
+    index: QuantIndex,
     /// Article id of each index slot.
     ids: Vec<u32>,
     slots: rustc_hash::FxHashMap<u32, ArticleIdx>,
@@ -112,7 +114,7 @@ pub struct TextSearch {
 
 impl TextSearch {
     /// The active version of `store` (an error when there is none, or its dimension is not the encoder's).
-    pub async fn open(encoder: TextEncoder, store: &VectorStore) -> Result<Self, EmbedError> {
+    pub async fn open(encoder: std::sync::Arc<TextEncoder>, store: &VectorStore) -> Result<Self, EmbedError> {
         let version = store.active()?.ok_or_else(|| TextError::Read { path: "text vectors".into(), message: "no active version: run `streamrec embed-text --data DIR`".into() })?;
         let (ids, vectors, dim) = store.load(&version).await?;
         if dim != encoder.dim() {
@@ -122,10 +124,10 @@ impl TextSearch {
     }
 
     /// Over given vectors (row-major, the encoder's dimension each) as version `version`.
-    pub fn from_vectors(encoder: TextEncoder, version: String, ids: &[u32], vectors: &[f32]) -> Self {
+    pub fn from_vectors(encoder: std::sync::Arc<TextEncoder>, version: String, ids: &[u32], vectors: &[f32]) -> Self {
         let dim = encoder.dim();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-        let mut s = TextSearch { encoder, version, index: VectorIndex::new(dim), ids: Vec::new(), slots: Default::default(), threads };
+        let mut s = TextSearch { encoder, version, index: QuantIndex::new(dim), ids: Vec::new(), slots: Default::default(), threads };
         for (id, v) in ids.iter().zip(vectors.chunks_exact(dim)) {
             s.set(*id, v);
         }
@@ -168,6 +170,6 @@ impl TextSearch {
     /// The `k` articles nearest to `query`, best first.
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, TextError> {
         let q = self.encoder.encode_query(query)?;
-        Ok(self.index.top_k_parallel(&q, k, self.threads).into_iter().map(|(slot, score)| Hit { article_id: self.ids[slot as usize], score }).collect())
+        Ok(self.index.top_k(&q, k, self.threads).into_iter().map(|(slot, score)| Hit { article_id: self.ids[slot as usize], score }).collect())
     }
 }

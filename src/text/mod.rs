@@ -7,6 +7,8 @@
 //! with sentence-transformers' token ids and embeddings) and `manifest.json`, written last.
 
 pub mod embed;
+pub mod quant;
+pub mod source;
 
 use crate::data::Article;
 use crate::onnx::OnnxError;

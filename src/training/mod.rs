@@ -52,6 +52,8 @@ pub struct ExportOptions {
     pub seed: u64,
     /// The two-tower model whose candidates (and their features) the rows include, as serving will.
     pub two_tower: Option<crate::candidates::Plugin>,
+    /// The text vectors whose candidates the rows include (`train ranker --text`).
+    pub text: Option<crate::candidates::Plugin>,
 }
 
 /// What an export wrote and saw.
@@ -137,7 +139,7 @@ pub fn export(data: &Dataset, cfg: &Config, opts: &ExportOptions, dir: &Path, pr
         // Rows need candidates and features only; the blend keeps a stale model on disk out of the way.
         let mut rows_cfg = cfg.clone();
         rows_cfg.ranker.kind = crate::config::RankerKind::Blend;
-        let mut engine = EngineRecommender::new(rows_cfg).with_plugin(opts.two_tower.clone());
+        let mut engine = EngineRecommender::new(rows_cfg).with_plugin(opts.two_tower.clone()).with_plugin(opts.text.clone());
         engine.fit(&History::before(data, start))?;
         let truth = WeekTruth::new(data, start);
         let mut who: Vec<usize> = (0..truth.customers.len()).collect();
@@ -197,6 +199,7 @@ pub fn meta(version: &str, report: &ExportReport, cfg: &Config, opts: &ExportOpt
         "valid_customers": report.valid_groups,
         "seed": opts.seed,
         "two_tower": opts.two_tower.as_ref().map(|t| t.version.clone()),
+        "text": opts.text.as_ref().map(|t| t.version.clone()),
         "candidate_recall": report.recall.iter().map(|r| r.rate(r.any)).collect::<Vec<_>>(),
         "candidates_config": format!("{:?}", cfg.candidates),
     })

@@ -70,21 +70,23 @@ pub enum GateError {
     Ranker(#[from] crate::ranker::RankerError),
     #[error(transparent)]
     Tower(#[from] super::towers::TowerError),
+    #[error(transparent)]
+    Source(#[from] crate::candidates::SourceError),
 }
 
 /// The `replay` measure: the engine (configured as `cfg`, the blend ranking) replayed over `data` before
-/// `week`, then every buyer of the week `[week, week + 7)` gets a list without a two-tower source and one with
-/// `version`; MAP@12 of both. `week` must be a week the version did not train on.
-pub fn measure(data: &crate::data::Dataset, cfg: &crate::config::Config, week: crate::data::Day, version: &super::Loaded) -> Result<TowerGate, GateError> {
+/// `week`, then every buyer of the week `[week, week + 7)` gets a list without `source` and one with it; MAP@12
+/// of both. `week` must be a week the source did not learn from (the two-tower gate; the text source's, whose
+/// vectors learn from no purchase at all).
+pub fn measure(data: &crate::data::Dataset, cfg: &crate::config::Config, week: crate::data::Day, source: &crate::candidates::Plugin) -> Result<TowerGate, GateError> {
     use crate::backtest::{History, WeekTruth};
     use crate::data::{format_day, CustomerIdx};
     use rayon::prelude::*;
-    const NAME: &str = crate::events::SOURCE_NAMES[crate::candidates::TWO_TOWER];
     let mut blend = cfg.clone();
     blend.ranker.kind = crate::config::RankerKind::Blend;
     let mut p = crate::pipeline::Pipeline::new(&blend.core())?;
     p.fold_history(&History::before(data, week));
-    let tower = version.retrieval(&p.state, cfg.two_tower.k)?;
+    let made = (source.make)(&p.state)?;
     let truth = WeekTruth::new(data, week);
     if truth.customers.is_empty() {
         return Err(GateError::NoBuyers(format_day(week)));
@@ -96,7 +98,7 @@ pub fn measure(data: &crate::data::Dataset, cfg: &crate::config::Config, week: c
         .par_iter()
         .map(|&c| {
             let e = engine_idx(c);
-            (articles(p.recommend_with(e, 12, NAME, Some(&tower))), articles(p.recommend_with(e, 12, NAME, None)))
+            (articles(p.recommend_with(e, 12, source.name, Some(made.as_ref()))), articles(p.recommend_with(e, 12, source.name, None)))
         })
         .collect();
     let score = |arm: fn(&(Vec<u32>, Vec<u32>)) -> &[u32]| {

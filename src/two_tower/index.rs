@@ -9,8 +9,6 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 const LANES: usize = 8;
-/// Articles below which [`VectorIndex::top_k_parallel`] scans on one thread (starting threads costs more).
-const PARALLEL_MIN: usize = 16_384;
 
 #[derive(Debug, Clone)]
 pub struct VectorIndex {
@@ -91,31 +89,6 @@ impl VectorIndex {
             return Vec::new();
         }
         self.scan_blocks(q, k, 0..self.blocks.len() / (self.dim * LANES))
-    }
-
-    /// [`VectorIndex::top_k`] with the scan split over `threads` threads (the same result: each part keeps its
-    /// own best `k`, and the merge orders them as one scan would). For a large index queried alone (text search);
-    /// an index this small or one thread scans on the caller's thread.
-    pub fn top_k_parallel(&self, q: &[f32], k: usize, threads: usize) -> Vec<(ArticleIdx, f32)> {
-        if self.blocks.len() / self.dim < PARALLEL_MIN {
-            return self.top_k(q, k);
-        }
-        self.top_k_split(q, k, threads)
-    }
-
-    fn top_k_split(&self, q: &[f32], k: usize, threads: usize) -> Vec<(ArticleIdx, f32)> {
-        let blocks = self.blocks.len() / (self.dim * LANES);
-        if q.len() != self.dim || k == 0 || threads <= 1 {
-            return self.top_k(q, k);
-        }
-        let per = blocks.div_ceil(threads);
-        let mut all: Vec<(ArticleIdx, f32)> = std::thread::scope(|s| {
-            let parts: Vec<_> = (0..threads).map(|t| s.spawn(move || self.scan_blocks(q, k, (t * per).min(blocks)..((t + 1) * per).min(blocks)))).collect();
-            parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
-        });
-        all.sort_unstable_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-        all.truncate(k);
-        all
     }
 
     fn scan_blocks(&self, q: &[f32], k: usize, blocks: std::ops::Range<usize>) -> Vec<(ArticleIdx, f32)> {
@@ -202,7 +175,6 @@ mod tests {
             let q: Vec<f32> = (0..dim).map(|_| next()).collect();
             let got = idx.top_k(&q, 50);
             let want = brute(&vs, &q, 50);
-            assert_eq!(idx.top_k_split(&q, 50, 3), got, "split scans merge to the one scan's result");
             assert_eq!(got.len(), 50);
             for (g, w) in got.iter().zip(&want) {
                 assert_eq!(g.0, w.0);

@@ -35,12 +35,13 @@ pub fn read_lines(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p).expect("read").lines().map(str::to_string).collect()
 }
 
-/// The default configuration with the blend ranker and no two-tower source, whatever trained models the working
+/// The default configuration with the blend ranker and no two-tower or text source, whatever trained models the working
 /// directory holds (the defaults would pick up `models/ranker/` and `models/vectors/` there).
 pub fn config() -> streamrec::config::Config {
     let mut c = streamrec::config::Config::load(None).expect("config");
     c.ranker.kind = streamrec::config::RankerKind::Blend;
     c.two_tower.enabled = false;
+    c.text.source_k = 0;
     c
 }
 

@@ -58,8 +58,11 @@ pub const POPULAR: usize = 5;
 pub const TWO_TOWER: usize = 6;
 /// Attribute similarity to the customer's taste (`similar` module).
 pub const SIMILAR: usize = 7;
+/// Articles whose text is nearest to the customer's recent purchases (the crate above's `text::source`; present
+/// when text vectors are loaded and their gate admits them).
+pub const TEXT: usize = 8;
 /// Source scores kept per candidate (one per source id).
-pub const N_SOURCES: usize = 8;
+pub const N_SOURCES: usize = 9;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -196,7 +199,7 @@ pub struct SourceError {
 }
 
 /// One candidate source. The rule-based ones below never fail and have no version; a learned one (the
-/// two-tower retrieval, from the crate above) may fail per customer, names its model version (published with
+/// two-tower retrieval or the text source, from the crate above) may fail per customer, names its model version (published with
 /// every list), and hears of new articles (cold start). `Any` lets its owner reach the concrete type.
 pub trait CandidateSource: Any + Send + Sync {
     fn name(&self) -> &'static str;
