@@ -126,14 +126,16 @@ fn search_finds_articles_of_the_queried_type_and_colour_and_bad_queries_are_refu
 }
 
 /// `GET /search` on a serving engine: results from the catalogue's text vectors; a new article published on the
-/// `articles` topic is found at once (embedded as it arrives); bad queries get 400 with the reason.
+/// `articles` topic is found at once (embedded as it arrives, by the text source, which serves here with its gate
+/// off, and reused by search); bad queries get 400 with the reason.
 #[test]
 fn a_new_article_on_the_topic_is_found_by_search_at_once() {
     let models = text_models();
     let tmp = tempfile::tempdir().expect("tmp");
     let data = common::tiny(&tmp.path().join("data"), 9);
     let vectors = tmp.path().join("vectors");
-    let env = env_for(&models, &vectors);
+    let mut env = env_for(&models, &vectors);
+    env.push(("STREAMREC__TEXT__GATE".into(), "false".into()));
     let d = data.to_str().expect("utf8");
     let out = run(&["embed-text", "--data", d], &env, tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
@@ -171,6 +173,7 @@ fn a_new_article_on_the_topic_is_found_by_search_at_once() {
         get("/search?q=gold+glitter+cowboy+boots&k=3").filter(|(_, b)| b["results"][0]["article_id"] == "0999000001")
     });
     assert!(found.is_some(), "the new article was not found: {:?}\n{}", get("/search?q=gold+glitter+cowboy+boots&k=3"), log());
+    assert!(log().contains("text source on"), "the text source serves with its gate off:\n{}", log());
 
     for (path, want) in [("/search?q=", "empty"), ("/search", "missing"), ("/search?q=boots&k=0", "between 1 and 1000"), ("/search?q=%FF%FE", "not UTF-8"), ("/search?q=boots&colour=red", "unknown parameter")] {
         let got = get(path);

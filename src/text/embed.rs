@@ -170,6 +170,20 @@ impl TextSearch {
     /// The `k` articles nearest to `query`, best first.
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, TextError> {
         let q = self.encoder.encode_query(query)?;
-        Ok(self.index.top_k(&q, k, self.threads).into_iter().map(|(slot, score)| Hit { article_id: self.ids[slot as usize], score }).collect())
+        Ok(self.nearest(&q, k))
+    }
+
+    /// The `k` articles nearest to the unit vector `q`, best first.
+    pub fn nearest(&self, q: &[f32], k: usize) -> Vec<Hit> {
+        self.hits(self.index.top_k(q, k, self.threads))
+    }
+
+    /// [`TextSearch::nearest`] by a scan of every f32 vector (to measure the 8-bit shortlist against).
+    pub fn nearest_exact(&self, q: &[f32], k: usize) -> Vec<Hit> {
+        self.hits(self.index.top_k_exact(q, k))
+    }
+
+    fn hits(&self, slots: Vec<(ArticleIdx, f32)>) -> Vec<Hit> {
+        slots.into_iter().map(|(slot, score)| Hit { article_id: self.ids[slot as usize], score }).collect()
     }
 }

@@ -8,6 +8,8 @@
 use crate::data::ArticleIdx;
 
 const LANES: usize = 8;
+/// Independent sums per block in the scan.
+const ACCS: usize = 4;
 /// Shortlist length as a multiple of `k` (at least [`SHORTLIST_MIN`]).
 pub const SHORTLIST: usize = 4;
 const SHORTLIST_MIN: usize = 64;
@@ -92,6 +94,20 @@ impl QuantIndex {
         scored
     }
 
+    /// The exact top `k` by a scan of the f32 vectors (what [`QuantIndex::top_k`] stands in for; to measure it).
+    pub fn top_k_exact(&self, q: &[f32], k: usize) -> Vec<(ArticleIdx, f32)> {
+        if q.len() != self.dim {
+            return Vec::new();
+        }
+        let mut all: Vec<(ArticleIdx, f32)> = (0..self.present.len())
+            .filter(|&a| self.present[a])
+            .map(|a| (a as ArticleIdx, q.iter().zip(&self.exact[a * self.dim..(a + 1) * self.dim]).map(|(x, y)| x * y).sum::<f32>()))
+            .collect();
+        all.sort_unstable_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        all.truncate(k);
+        all
+    }
+
     /// The best `n` slots of `blocks` by approximate score (unordered).
     fn scan_blocks(&self, q: &[f32], n: usize, blocks: std::ops::Range<usize>) -> Vec<ArticleIdx> {
         #[cfg(target_arch = "x86_64")]
@@ -107,24 +123,23 @@ impl QuantIndex {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn scan_avx2(&self, q: &[f32], n: usize, blocks: std::ops::Range<usize>) -> Vec<ArticleIdx> {
-        self.scan(q, n, blocks)
+        // SAFETY (of the kernel): this function runs only where AVX2 and FMA are present.
+        self.scan_with(q, n, blocks, |block, q| unsafe { block_scores_avx2(block, q) })
+    }
+
+    fn scan(&self, q: &[f32], n: usize, blocks: std::ops::Range<usize>) -> Vec<ArticleIdx> {
+        self.scan_with(q, n, blocks, block_scores)
     }
 
     #[inline(always)]
-    fn scan(&self, q: &[f32], n: usize, blocks: std::ops::Range<usize>) -> Vec<ArticleIdx> {
+    fn scan_with(&self, q: &[f32], n: usize, blocks: std::ops::Range<usize>, scores: impl Fn(&[i8], &[f32]) -> [f32; LANES]) -> Vec<ArticleIdx> {
         let stride = self.dim * LANES;
         let mut kept: Vec<(f32, ArticleIdx)> = Vec::with_capacity(2 * n + LANES);
         let mut floor = f32::NEG_INFINITY;
         let first = blocks.start;
         for (b, block) in self.codes[blocks.start * stride..blocks.end * stride].chunks_exact(stride).enumerate() {
             let b = first + b;
-            let mut acc = [0.0f32; LANES];
-            for (d, lanes) in block.chunks_exact(LANES).enumerate() {
-                let qd = q[d];
-                for l in 0..LANES {
-                    acc[l] += qd * f32::from(lanes[l]);
-                }
-            }
+            let acc = scores(block, q);
             for (l, &s) in acc.iter().enumerate() {
                 let a = b * LANES + l;
                 let s = s * self.scales[a];
@@ -144,6 +159,55 @@ impl QuantIndex {
         }
         kept.into_iter().map(|x| x.1).collect()
     }
+}
+
+/// One block's 8 approximate scores (before the per-vector scales): `q` against the block's codes, in four running
+/// sums (dimensions 4i, 4i+1, ...) added at the end. The portable form of [`block_scores_avx2`] (the same sums; that
+/// one rounds each multiply-add once, so the two differ in the last bits: only the shortlist sees these scores).
+fn block_scores(block: &[i8], q: &[f32]) -> [f32; LANES] {
+    let mut acc = [[0.0f32; LANES]; ACCS];
+    for (d, (lanes, &qd)) in block.chunks_exact(LANES).zip(q).enumerate() {
+        let j = if d < q.len() / ACCS * ACCS { d % ACCS } else { 0 };
+        for l in 0..LANES {
+            acc[j][l] += qd * f32::from(lanes[l]);
+        }
+    }
+    std::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]))
+}
+
+/// [`block_scores`] with AVX2: four accumulator registers, so four multiply-adds are in flight at once (with one,
+/// each waits for the last, and the scan is bound by that latency rather than by memory).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA, and `block.len()` must be `q.len() * LANES` (checked).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_scores_avx2(block: &[i8], q: &[f32]) -> [f32; LANES] {
+    use std::arch::x86_64::*;
+    assert_eq!(block.len(), q.len() * LANES, "block and query lengths");
+    let lanes = |d: usize| -> __m256 {
+        // SAFETY: d < q.len(), so the 8 bytes at d * LANES lie inside `block` (asserted above).
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(block.as_ptr().add(d * LANES) as *const __m128i))) }
+    };
+    let (mut a0, mut a1, mut a2, mut a3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+    let full = q.len() / ACCS * ACCS;
+    let mut d = 0;
+    while d < full {
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(q[d]), lanes(d), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(q[d + 1]), lanes(d + 1), a1);
+        a2 = _mm256_fmadd_ps(_mm256_set1_ps(q[d + 2]), lanes(d + 2), a2);
+        a3 = _mm256_fmadd_ps(_mm256_set1_ps(q[d + 3]), lanes(d + 3), a3);
+        d += ACCS;
+    }
+    while d < q.len() {
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(q[d]), lanes(d), a0);
+        d += 1;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+    let mut out = [0.0f32; LANES];
+    // SAFETY: `out` holds 8 f32s; the store is unaligned.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    out
 }
 
 #[cfg(test)]
@@ -187,6 +251,26 @@ mod tests {
                     assert!((g.1 - w.1).abs() < 1e-5);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn both_kernels_give_the_same_scores() {
+        let dim = 387; // not a multiple of the four sums
+        let q: Vec<f32> = (0..dim).map(|d| ((d * 37 % 101) as f32 - 50.0) / 100.0).collect();
+        let block: Vec<i8> = (0..dim * LANES).map(|i| ((i * 53 % 255) as i32 - 127) as i8).collect();
+        let portable = block_scores(&block, &q);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: checked just above.
+            let fast = unsafe { block_scores_avx2(&block, &q) };
+            for (a, b) in portable.iter().zip(&fast) {
+                assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{portable:?} vs {fast:?}");
+            }
+        }
+        let want: Vec<f32> = (0..LANES).map(|l| (0..dim).map(|d| q[d] * f32::from(block[d * LANES + l])).sum()).collect();
+        for (a, b) in portable.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-3 * b.abs().max(1.0), "{portable:?} vs {want:?}");
         }
     }
 

@@ -3,9 +3,9 @@
 //!
 //! Scanning the whole catalogue per basket would read every vector each time (162 MB for 105k × 384). Instead
 //! each article keeps its `m` nearest articles by text ([`Neighbours`], built once per text version with a
-//! blocked matrix product, both cores), and a customer's mean is scored exactly against the union of their
-//! seeds' lists: an article near the mean of a few vectors is near one of them. `bench-text --source` measures
-//! how much of an exact scan's top `k` that pool holds.
+//! blocked matrix product, both cores), and a customer's mean is scored exactly against the articles in their
+//! seeds' lists and in the lists of the best of those ([`TextSource::nearest`]). `bench-text --source` measures
+//! how much of an exact scan's top `k` that search finds.
 //!
 //! The source serves only when its gate admits it ([`read_gate`], written by `embed-text`: the engine with and
 //! without it on the data's last week, like the two-tower gate).
@@ -29,6 +29,8 @@ const COLUMN_BLOCK: usize = 4096;
 /// (`streamrec embed-text` on this catalogue is the fix): the rest are counted and left out.
 const MAX_EMBEDDED: u64 = 2_000;
 const NO_ROW: u32 = u32::MAX;
+/// Articles whose lists a query visits after its seeds' (see [`TextSource::nearest`]).
+const EXPAND: usize = 8;
 
 /// Every article's `m` nearest articles by text (cosine of unit vectors), best first (ties: lower row first).
 #[derive(Debug, Clone)]
@@ -265,40 +267,57 @@ impl TextSource {
         self.nb.row(id).map(|r| self.nb.vector(r))
     }
 
-    /// The decayed mean of the customer's seeds' vectors (unit length) and the union of their lists; `None` when
-    /// no seed has a vector.
+    /// The decayed mean of the customer's seeds' vectors (unit length) and their rows; `None` when no seed has a
+    /// vector.
     fn query(&self, u: &UserView<'_>) -> Option<(Vec<f32>, Vec<u32>)> {
         let mut q = vec![0.0f32; self.nb.dim()];
-        let mut pool = Vec::new();
+        let mut seeds = Vec::new();
         for (a, w) in u.seeds() {
             let Some(&r) = self.row_of.get(a as usize).filter(|&&r| r != NO_ROW) else { continue };
             for (x, y) in q.iter_mut().zip(self.nb.vector(r)) {
                 *x += w * y;
             }
-            pool.extend(self.nb.list(r).iter().map(|e| e.0));
+            seeds.push(r);
         }
         let norm = dot(&q, &q).sqrt();
-        if pool.is_empty() || !(norm > 0.0) {
+        if seeds.is_empty() || !(norm > 0.0) {
             return None;
         }
         q.iter_mut().for_each(|x| *x /= norm);
-        pool.sort_unstable();
-        pool.dedup();
-        Some((q, pool))
+        Some((q, seeds))
     }
 
-    /// The customer's `k` proposals: pool articles of this catalogue they have not bought, by cosine with the mean.
+    /// The customer's `k` proposals: articles of this catalogue they have not bought, by cosine with the mean of
+    /// their seeds, searched over the seeds' lists and then the lists of the [`EXPAND`] best articles found there
+    /// (one step of a graph search: what is nearest to a mean of several seeds often sits near articles near all
+    /// of them, in no single seed's own list).
     pub fn nearest(&self, u: &UserView<'_>, k: usize) -> Vec<(ArticleIdx, f32)> {
-        let Some((q, pool)) = self.query(u) else { return Vec::new() };
+        let Some((q, seeds)) = self.query(u) else { return Vec::new() };
+        let mut seen: FxHashSet<u32> = seeds.iter().copied().collect();
+        let mut scored: Vec<(u32, f32)> = Vec::new();
+        let visit = |from: &[u32], seen: &mut FxHashSet<u32>, scored: &mut Vec<(u32, f32)>| {
+            for &r in from {
+                for &(n, _) in self.nb.list(r) {
+                    if seen.insert(n) {
+                        scored.push((n, dot(&q, self.nb.vector(n))));
+                    }
+                }
+            }
+        };
+        visit(&seeds, &mut seen, &mut scored);
+        let mut best_rows: Vec<(u32, f32)> = scored.clone();
+        best_rows.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let next: Vec<u32> = best_rows.iter().take(EXPAND).map(|e| e.0).collect();
+        visit(&next, &mut seen, &mut scored);
         let own: FxHashSet<ArticleIdx> = u.own.iter().map(|o| o.article).collect();
-        let scored = pool
+        let proposals = scored
             .into_iter()
-            .filter_map(|r| {
+            .filter_map(|(r, s)| {
                 let a = *self.article_of.get(r as usize)?;
-                (a != ArticleIdx::MAX && !own.contains(&a)).then(|| (a, dot(&q, self.nb.vector(r))))
+                (a != ArticleIdx::MAX && !own.contains(&a)).then_some((a, s))
             })
             .collect();
-        best(scored, k)
+        best(proposals, k)
     }
 
     /// The customer's exact top `k` by a scan of every vector (what the pool approximates; for measuring it).
