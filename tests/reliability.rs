@@ -53,6 +53,13 @@ fn assert_same_lists(addr: &str, data: &Dataset, fault: &str) {
     let (got, want) = (dedup(published_lists(addr)), dedup(file_lists(data)));
     let n = |m: &BTreeMap<String, Vec<Vec<String>>>| m.values().map(Vec::len).sum::<usize>();
     let differing: Vec<&String> = want.keys().filter(|c| got.get(*c) != want.get(*c)).collect();
+    // The first few that differ: how many lists each, and where the first difference sits.
+    for c in differing.iter().take(12) {
+        let (g, w) = (got.get(*c).cloned().unwrap_or_default(), want.get(*c).cloned().unwrap_or_default());
+        let first = g.iter().zip(&w).position(|(a, b)| a != b);
+        let pos = first.map(|i| (0..12).find(|&j| g[i].get(j) != w[i].get(j)));
+        eprintln!("DIFF {c}: got {} want {} first differing list {:?} at item {:?}", g.len(), w.len(), first, pos);
+    }
     assert!(differing.is_empty() && got.len() == want.len(), "lists lost or changed across {fault}: {} customers differ of {}, {} lists published vs {} expected; first: {:?} got {:?} want {:?}", differing.len(), want.len(), n(&got), n(&want), differing.first(), differing.first().and_then(|c| got.get(*c)).map(Vec::len), differing.first().and_then(|c| want.get(*c)).map(Vec::len));
 }
 

@@ -30,7 +30,10 @@ impl Pending {
 }
 
 impl Sink {
-    /// `linger_ms`: how long the client may wait to fill a batch (0 for lowest latency).
+    /// `linger_ms`: how long the client may wait to fill a batch (0 for lowest latency). Idempotent, so a retry
+    /// after a broker stall neither reorders a partition nor writes a message twice: the engine's merge takes each
+    /// partition's `seq`s in order (a non-idempotent producer with many requests in flight may land a retried
+    /// batch after a later one). Undelivered messages fail after 30 s (`replay --resume` continues).
     pub fn new(brokers: &str, linger_ms: u32) -> Result<Self, KafkaError> {
         let producer = client_config(brokers)
             .set("linger.ms", linger_ms.to_string())
@@ -38,7 +41,7 @@ impl Sink {
             .set("queue.buffering.max.kbytes", "1048576")
             .set("batch.num.messages", "10000")
             .set("message.timeout.ms", "30000")
-            .set("enable.idempotence", "false")
+            .set("enable.idempotence", "true")
             .overridden()?.create_with_context(LinkContext::default())?;
         Ok(Sink { producer })
     }
