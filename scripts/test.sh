@@ -25,7 +25,16 @@ install_tansu() {
 # trainer; sourcing also exports ORT_DYLIB_PATH, the onnxruntime library the two-tower tests load.
 trainer_venv() { source scripts/trainer-env.sh; }
 
+# Debian's chromium, headless: the operator page's test loads the page in a real browser.
+browser() {
+    command -v chromium >/dev/null 2>&1 && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium
+}
+
 streamrec_step "system packages" streamrec_apt_install
+streamrec_step "browser (chromium)" browser
 # Every crate the workspace needs, dev-dependencies included, from the committed Cargo.lock (a stale lock fails
 # here, naming the package, instead of half-way through a build).
 streamrec_step "fetch crates" cargo fetch --locked

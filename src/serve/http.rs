@@ -1,6 +1,7 @@
 //! The engine's HTTP endpoint: `GET /recommendations/{customer_id}` (the customer's list as of the engine's
 //! current event time), `GET /search?q=...&k=...` (articles nearest to the words by text embedding), `/metrics`
-//! (Prometheus text format, from the `metrics` crate's recorder) and `/health`.
+//! (Prometheus text format, from the `metrics` crate's recorder), `/health`, and the operator's page (`/` and
+//! the `/api/` it reads: [`super::page`]).
 
 use super::{ServeError, Shared};
 use crate::data::{parse_hex32, CustomerKey};
@@ -30,6 +31,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/recommendations/{customer_id}", get(recommendations))
         .route("/search", get(search))
+        .route("/", get(super::page::index))
+        .route("/api/customer/{customer_id}", get(super::page::customer_view))
+        .route("/api/customer/{customer_id}/events", get(super::page::customer_events))
+        .route("/api/customers/recent", get(super::page::recent_customers))
         .layer(axum::middleware::from_fn(limit_body))
         .with_state(shared)
 }

@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod http;
 pub mod merge;
+pub mod page;
 pub mod sink;
 pub mod source;
 pub mod start;

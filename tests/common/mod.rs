@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 //! Helpers shared by the integration tests: synthetic data made on the spot.
 
+pub mod browser;
 pub mod procs;
 
 use std::path::{Path, PathBuf};
