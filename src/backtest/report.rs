@@ -65,7 +65,8 @@ pub fn recall_table(cells: &[Cell]) -> String {
     let with: Vec<&Cell> = cells.iter().filter(|c| c.recall.is_some()).collect();
     let Some(first) = with.first() else { return String::new() };
     let shown: Vec<usize> = (0..SOURCE_NAMES.len()).filter(|&i| with.iter().any(|c| c.recall.as_ref().is_some_and(|r| r.per_source[i] > 0))).collect();
-    let mut s = format!("{:<12} {:<16} {:>9}", "week", "method", "any");
+    let width = with.iter().map(|c| c.method.len()).max().unwrap_or(0).max(16);
+    let mut s = format!("{:<12} {:<width$} {:>9}", "week", "method", "any");
     for &i in &shown {
         let _ = write!(s, " {:>12}", SOURCE_NAMES[i]);
     }
@@ -78,7 +79,7 @@ pub fn recall_table(cells: &[Cell]) -> String {
             continue;
         }
         seen.push((c.week_start, r));
-        let _ = write!(s, "{:<12} {:<16} {:>9.4}", format_day(c.week_start), c.method, r.rate(r.any));
+        let _ = write!(s, "{:<12} {:<width$} {:>9.4}", format_day(c.week_start), c.method, r.rate(r.any));
         for &i in &shown {
             let _ = write!(s, " {:>12.4}", r.rate(r.per_source[i]));
         }
