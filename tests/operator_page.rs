@@ -115,6 +115,9 @@ fn the_page_shows_a_customers_purchases_and_list_and_streams_the_next_purchase()
     browser.eval("document.getElementById('tab-engine').click()");
     let engine = wait_for(10, || browser.eval("document.getElementById('engine').innerText").as_str().filter(|t| t.contains("lists published")).map(str::to_string));
     assert!(engine.is_some_and(|t| t.contains(&total.to_string())), "the engine view shows the purchases applied");
+    let has_rate = |t: &str| t.lines().find(|l| l.starts_with("lists/s")).and_then(|l| l.split('\t').nth(1)).is_some_and(|v| v.ends_with("/s"));
+    let rates = wait_for(10, || browser.eval("document.getElementById('engine').innerText").as_str().filter(|t| has_rate(t)).map(str::to_string));
+    assert!(rates.is_some(), "rates from a second reading: {}", browser.eval("document.getElementById('engine').innerText"));
     browser.screenshot(&out.join("engine.png"));
     browser.eval("document.getElementById('tab-customer').click()");
 
