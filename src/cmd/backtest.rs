@@ -94,12 +94,7 @@ pub fn active_text(cfg: &Config, off: bool) -> anyhow::Result<Option<Arc<Neighbo
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let store = rt.block_on(VectorStore::open(std::path::Path::new(&t.vectors_dir), t.keep_versions, t.index_min_rows))?;
     let Some(version) = store.active()? else { return Ok(None) };
-    let pb = streamrec::progress::count(0, "text neighbours");
-    let nb = rt.block_on(source::load_neighbours(&store, &version, t.neighbours, &|done, all| {
-        pb.set_length(all as u64);
-        pb.set_position(done as u64);
-    }))?;
-    pb.finish_and_clear();
+    let nb = rt.block_on(super::text::neighbours(&store, &version, t.neighbours))?;
     let d = source::admits(t, &version)?;
     eprintln!("text: version {version} from {} ({} articles); a serving engine {}: {}", t.vectors_dir, nb.len(), if d.serves() { "serves it" } else { "leaves it out" }, d.reason());
     Ok(Some(Arc::new(nb)))

@@ -114,17 +114,23 @@ pub async fn embed_text(a: EmbedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The text source's gate: the engine replayed to the data's last week, then its buyers' lists with and without
-/// the source (text vectors learn from no purchase, so any week is held out).
-async fn measure_gate(cfg: &Config, data: &super::DataArgs, store: &VectorStore, version: &str) -> anyhow::Result<streamrec::two_tower::gate::TowerGate> {
-    let t = &cfg.text;
+/// Text version `version`'s neighbour lists (`m` per article), built with a progress bar.
+pub async fn neighbours(store: &VectorStore, version: &str, m: usize) -> anyhow::Result<source::Neighbours> {
     let pb = streamrec::progress::count(0, "text neighbours");
-    let nb = source::load_neighbours(store, version, t.neighbours, &|done, all| {
+    let nb = source::load_neighbours(store, version, m, &|done, all| {
         pb.set_length(all as u64);
         pb.set_position(done as u64);
     })
     .await?;
     pb.finish_and_clear();
+    Ok(nb)
+}
+
+/// The text source's gate: the engine replayed to the data's last week, then its buyers' lists with and without
+/// the source (text vectors learn from no purchase, so any week is held out).
+async fn measure_gate(cfg: &Config, data: &super::DataArgs, store: &VectorStore, version: &str) -> anyhow::Result<streamrec::two_tower::gate::TowerGate> {
+    let t = &cfg.text;
+    let nb = neighbours(store, version, t.neighbours).await?;
     let dataset = super::load(&data.data, &data.options())?;
     let week = *streamrec::backtest::plan_weeks(&dataset, 1, None)?.first().context("no week to measure on")?;
     eprintln!("text source gate: the engine with and without it on the week from {}", streamrec::data::format_day(week));
@@ -293,7 +299,7 @@ fn bench_source(cfg: &Config, a: &BenchArgs) -> anyhow::Result<()> {
     let store = rt.block_on(VectorStore::open(Path::new(&t.vectors_dir), t.keep_versions, t.index_min_rows))?;
     let version = store.active()?.context("no active text version: run `streamrec embed-text --data DIR`")?;
     let started = std::time::Instant::now();
-    let nb = rt.block_on(source::load_neighbours(&store, &version, t.neighbours, &|_, _| {}))?;
+    let nb = rt.block_on(neighbours(&store, &version, t.neighbours))?;
     let build_s = started.elapsed().as_secs_f64();
     let data = super::load(&a.data, &LoadOptions::strict())?;
     let week = *streamrec::backtest::plan_weeks(&data, 1, None)?.first().context("no week")?;

@@ -90,7 +90,7 @@ pub async fn customer_view(State(s): State<Arc<Shared>>, Path(id): Path<String>)
 /// Customers whose newest purchase is the latest, newest first.
 pub async fn recent_customers(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let p = s.pipeline.read().unwrap_or_else(|e| e.into_inner());
-    let mut last: Vec<(u16, CustomerIdx)> = p.state.users.iter().enumerate().filter_map(|(c, u)| u.recent.iter().last().map(|r| (r.day, c as CustomerIdx))).collect();
+    let mut last: Vec<(u16, CustomerIdx)> = p.state.users.iter().enumerate().filter_map(|(c, u)| u.recent.last().map(|r| (r.day, c as CustomerIdx))).collect();
     let n = RECENT_CUSTOMERS.min(last.len());
     if n > 0 {
         last.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));

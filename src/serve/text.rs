@@ -42,7 +42,7 @@ impl TextService {
         match loaded.await {
             Ok((store, search)) => {
                 tracing::info!(version = %search.version, articles = search.len(), "text search on (GET /search)");
-                plug_source(cfg, &store, &search, shared).await;
+                plug_source(cfg, &search, shared).await;
                 *shared.text.write().unwrap_or_else(|e| e.into_inner()) = Some(search);
                 TextService { store: Some(store), pending: Vec::new() }
             }
@@ -127,8 +127,9 @@ impl TextService {
 }
 
 /// Plugs the text candidate source into the pipeline when `[text] source_k` > 0 and the version's gate admits it
-/// (its neighbour lists are built here, off the async threads: about a minute for 105k articles on 2 cores).
-async fn plug_source(cfg: &crate::config::TextConfig, store: &VectorStore, search: &TextSearch, shared: &Shared) {
+/// (its neighbour lists are built here from the vectors search just loaded, off the async threads: about a minute
+/// for 105k articles on 2 cores).
+async fn plug_source(cfg: &crate::config::TextConfig, search: &TextSearch, shared: &Shared) {
     let decision = match source::admits(cfg, &search.version) {
         Ok(d) => d,
         Err(e) => {
@@ -140,15 +141,12 @@ async fn plug_source(cfg: &crate::config::TextConfig, store: &VectorStore, searc
         tracing::info!(version = %search.version, reason = %decision.reason(), "text source off");
         return;
     }
-    let (version, m) = (search.version.clone(), cfg.neighbours);
-    let loaded = async {
-        let (ids, vectors, dim) = store.load(&version).await.map_err(|e| e.to_string())?;
-        let started = std::time::Instant::now();
-        let nb = tokio::task::spawn_blocking(move || source::Neighbours::build(version, ids, vectors, dim, m, &|_, _| {})).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((nb, started.elapsed().as_secs_f64()))
-    };
-    match loaded.await {
-        Ok((nb, secs)) => {
+    let (version, m, dim) = (search.version.clone(), cfg.neighbours, search.encoder.dim());
+    let (ids, vectors) = search.rows();
+    let started = std::time::Instant::now();
+    match tokio::task::spawn_blocking(move || source::Neighbours::build(version, ids, vectors, dim, m, &|_, _| {})).await {
+        Ok(nb) => {
+            let secs = started.elapsed().as_secs_f64();
             let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
             let src = TextSource::new(std::sync::Arc::new(nb), Some(search.encoder.clone()), &p.state, cfg.source_k);
             tracing::info!(version = %search.version, articles = src.mapped(), neighbours = m, build_secs = secs, reason = %decision.reason(), "text source on");
@@ -156,7 +154,7 @@ async fn plug_source(cfg: &crate::config::TextConfig, store: &VectorStore, searc
         }
         Err(e) => {
             metrics::counter!("streamrec_text_errors_total").increment(1);
-            tracing::warn!(error = %e, "text source off: its vectors could not be loaded");
+            tracing::warn!(error = %e, "text source off: building its neighbour lists failed");
         }
     }
 }

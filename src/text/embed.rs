@@ -155,6 +155,20 @@ impl TextSearch {
         Ok((ids, vectors))
     }
 
+    /// Every article's id and vector (row-major), in the order they were added: the loaded version's order,
+    /// then articles added while serving.
+    pub fn rows(&self) -> (Vec<u32>, Vec<f32>) {
+        let mut vectors = Vec::with_capacity(self.ids.len() * self.encoder.dim());
+        let mut ids = Vec::with_capacity(self.ids.len());
+        for (slot, &id) in self.ids.iter().enumerate() {
+            if let Some(v) = self.index.vector(slot as ArticleIdx) {
+                ids.push(id);
+                vectors.extend_from_slice(v);
+            }
+        }
+        (ids, vectors)
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }

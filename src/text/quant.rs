@@ -63,6 +63,12 @@ impl QuantIndex {
         true
     }
 
+    /// Slot `a`'s f32 vector, if it has one.
+    pub fn vector(&self, a: ArticleIdx) -> Option<&[f32]> {
+        let a = a as usize;
+        self.present.get(a).copied().unwrap_or(false).then(|| &self.exact[a * self.dim..(a + 1) * self.dim])
+    }
+
     /// The `k` slots with the highest dot product with `q` (exact scores), best first (ties: lower slot first),
     /// the scan split over `threads` threads when the index is large.
     pub fn top_k(&self, q: &[f32], k: usize, threads: usize) -> Vec<(ArticleIdx, f32)> {

@@ -305,10 +305,19 @@ impl TextSource {
             }
         };
         visit(&seeds, &mut seen, &mut scored);
-        let mut best_rows: Vec<(u32, f32)> = scored.clone();
-        best_rows.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let next: Vec<u32> = best_rows.iter().take(EXPAND).map(|e| e.0).collect();
+        let next: Vec<u32> = best(scored.clone(), EXPAND).into_iter().map(|e| e.0).collect();
         visit(&next, &mut seen, &mut scored);
+        self.best_unowned(u, scored, k)
+    }
+
+    /// The customer's exact top `k` by a scan of every vector (what the pool approximates; for measuring it).
+    pub fn nearest_exact(&self, u: &UserView<'_>, k: usize) -> Vec<(ArticleIdx, f32)> {
+        let Some((q, _)) = self.query(u) else { return Vec::new() };
+        self.best_unowned(u, (0..self.nb.len() as u32).map(|r| (r, dot(&q, self.nb.vector(r)))), k)
+    }
+
+    /// The best `k` of `scored` (row, cosine) that are articles of this catalogue the customer has not bought.
+    fn best_unowned(&self, u: &UserView<'_>, scored: impl IntoIterator<Item = (u32, f32)>, k: usize) -> Vec<(ArticleIdx, f32)> {
         let own: FxHashSet<ArticleIdx> = u.own.iter().map(|o| o.article).collect();
         let proposals = scored
             .into_iter()
@@ -318,19 +327,6 @@ impl TextSource {
             })
             .collect();
         best(proposals, k)
-    }
-
-    /// The customer's exact top `k` by a scan of every vector (what the pool approximates; for measuring it).
-    pub fn nearest_exact(&self, u: &UserView<'_>, k: usize) -> Vec<(ArticleIdx, f32)> {
-        let Some((q, _)) = self.query(u) else { return Vec::new() };
-        let own: FxHashSet<ArticleIdx> = u.own.iter().map(|o| o.article).collect();
-        let scored = (0..self.nb.len() as u32)
-            .filter_map(|r| {
-                let a = *self.article_of.get(r as usize)?;
-                (a != ArticleIdx::MAX && !own.contains(&a)).then(|| (a, dot(&q, self.nb.vector(r))))
-            })
-            .collect();
-        best(scored, k)
     }
 }
 
