@@ -39,3 +39,18 @@ streamrec_step_summary() {
     local s
     for s in "${STREAMREC_STEPS[@]}"; do echo "step-time | ${s%|*} | ${s##*|} |"; done
 }
+
+# streamrec_build NAME UNITS SECONDS CARGO_ARGS...: `cargo CARGO_ARGS` with a progress line every 20 s (units
+# done, time so far, roughly how long is left: scripts/cargo-progress.py). UNITS and SECONDS are a cold build's
+# size and time on the standard machine, used until this target directory has its own figures. Returns cargo's
+# status.
+streamrec_build() {
+    local name="$1" units="$2" secs="$3"; shift 3
+    local here
+    here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+    cargo "$@" --message-format=json-render-diagnostics \
+        | python3 "$here/cargo-progress.py" "$name" "$CARGO_TARGET_DIR" "$units" "$secs" && return 0
+    local st=("${PIPESTATUS[@]}")
+    [ "${st[0]}" -ne 0 ] && return "${st[0]}"
+    return "${st[1]}"
+}

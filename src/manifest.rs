@@ -1,5 +1,6 @@
 //! Adding a field to a model version's `manifest.json` after training (the gate's figures): read, set, write
-//! to a temporary file and rename, so a reader never sees half a manifest.
+//! to a temporary file and rename, so a reader never sees half a manifest; the same atomic write for any JSON
+//! file (the backtest's summary).
 
 use std::path::{Path, PathBuf};
 
@@ -19,10 +20,23 @@ pub fn set_field(dir: &Path, key: &str, value: serde_json::Value) -> Result<(), 
     let mut m: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| io(&path, &e))?;
     let obj = m.as_object_mut().ok_or_else(|| ManifestError::NotObject { path: path.clone() })?;
     obj.insert(key.to_string(), value);
-    let tmp = dir.join("manifest.json.tmp");
-    let text = serde_json::to_vec_pretty(&m).map_err(|e| io(&tmp, &e))?;
+    write_json_atomic(&path, &m)
+}
+
+/// Writes `value` as pretty JSON to `path` through `<path>.<pid>.tmp` and a rename (creating the parent
+/// directory), so a reader sees the old file or the new one, never half of one, and two processes writing the
+/// same file do not share a temporary.
+pub fn write_json_atomic(path: &Path, value: &serde_json::Value) -> Result<(), ManifestError> {
+    let io = |path: &Path, e: &dyn std::fmt::Display| ManifestError::Io { path: path.to_path_buf(), message: e.to_string() };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, &e))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let text = serde_json::to_vec_pretty(value).map_err(|e| io(&tmp, &e))?;
     std::fs::write(&tmp, text).map_err(|e| io(&tmp, &e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| io(&path, &e))
+    std::fs::rename(&tmp, path).map_err(|e| io(path, &e))
 }
 
 #[cfg(test)]
@@ -37,7 +51,7 @@ mod tests {
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).expect("read")).expect("json");
         assert_eq!(m["version"], "v1");
         assert_eq!(m["gate"]["with"], 0.5);
-        assert!(!dir.path().join("manifest.json.tmp").exists());
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "no temporary left");
         std::fs::write(dir.path().join("manifest.json"), "[1]").expect("write");
         assert!(matches!(set_field(dir.path(), "gate", serde_json::json!(1)), Err(ManifestError::NotObject { .. })));
         assert!(set_field(&dir.path().join("missing"), "gate", serde_json::json!(1)).is_err());

@@ -126,3 +126,28 @@ fn no_source_file_is_over_600_lines() {
         .collect();
     assert!(long.is_empty(), "{long:?}");
 }
+
+/// Every LanceDB / DataFusion crate in Cargo.lock has its own release opt-level in Cargo.toml (they are built
+/// with little or no optimisation to keep a cold build short; one added by a dependency upgrade would silently
+/// be built at opt-level 3 again), and the hot ones stay optimised.
+#[test]
+fn the_store_crates_have_their_build_profile() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lock: toml::Table = std::fs::read_to_string(root.join("Cargo.lock")).expect("Cargo.lock").parse().expect("lock toml");
+    let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml").parse().expect("toml");
+    let listed = manifest["profile"]["release"]["package"].as_table().expect("[profile.release.package.*]");
+    let mut missing = Vec::new();
+    for pkg in lock["package"].as_array().expect("packages") {
+        let name = pkg["name"].as_str().expect("name");
+        let store = name.starts_with("lance") || name.starts_with("datafusion") || name == "sqlparser";
+        // Proc macros build with the build-override profile whatever is set here.
+        let proc_macro = name.ends_with("-derive") || name.ends_with("_derive") || name == "datafusion-macros";
+        if store && !proc_macro && !listed.contains_key(name) {
+            missing.push(name.to_string());
+        }
+    }
+    assert!(missing.is_empty(), "no [profile.release.package.NAME] opt-level for {missing:?} in Cargo.toml");
+    let level = |n: &str| listed[n]["opt-level"].as_integer().expect("opt-level");
+    assert_eq!(level("lance-linalg"), 3, "the vector kernels stay optimised");
+    assert!(level("lance-index") >= 1, "the index training stays optimised");
+}

@@ -94,11 +94,13 @@ fn command_writes_report_plot_and_rescorable_predictions() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny(dir.path(), 33);
     let out = dir.path().join("report");
+    let summary = dir.path().join("summaries").join("last.json");
     let o = std::process::Command::new(bin())
         .args(["backtest", "--weeks", "2", "--data"])
         .arg(&data)
         .arg("--out")
         .arg(&out)
+        .env("STREAMREC__BACKTEST__SUMMARY", &summary)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -106,6 +108,19 @@ fn command_writes_report_plot_and_rescorable_predictions() {
     for m in ["popular", "repurchase", "repurchase_copurchase"] {
         assert!(stdout.contains(m), "{stdout}");
     }
+    // The summary the operator's page shows: the same means as the table, recall per source of the engine.
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).expect("summary written")).expect("json");
+    assert_eq!(s["weeks"].as_array().map(Vec::len), Some(2), "{s}");
+    let engine_map = s["map12"]["engine"].as_f64().expect("engine's MAP@12");
+    let row = stdout.lines().find(|l| l.split_whitespace().next() == Some("engine")).expect("engine row");
+    let mean: f64 = row.split_whitespace().last().and_then(|x| x.parse().ok()).expect("mean column");
+    assert!((engine_map - mean).abs() < 1e-5, "{engine_map} vs the table's {mean}");
+    let recall = &s["recall"][0];
+    assert_eq!(recall["method"], "engine", "{s}");
+    let any = recall["any"].as_f64().expect("any");
+    let per_source = recall["per_source"].as_object().expect("per source");
+    assert!(per_source.len() >= 3 && per_source.values().all(|v| v.as_f64().is_some_and(|x| x > 0.0 && x <= any + 1e-12)), "{s}");
+    assert!(any > 0.0 && any <= 1.0 && recall["candidates_per_customer"].as_f64().is_some_and(|c| c > 12.0), "{s}");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("| method |") && md.contains("repurchase_copurchase"), "{md}");
     let png = std::fs::read(out.join("map12.png")).unwrap();

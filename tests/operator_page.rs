@@ -1,7 +1,10 @@
 //! The operator's page on a serving engine: `/` is one self-contained HTML file (no outside URL), the customer
 //! view's JSON names recent purchases and 12 ranked articles, bad ids get a clear 400 / 404, the live stream
 //! (server-sent events) sends the view again when the customer buys, and in a real browser (headless chromium)
-//! the page shows all of it and updates itself; screenshots go to the test's output directory.
+//! the page shows all of it and updates itself; screenshots go to the test's output directory. The engine view
+//! shows lag per partition, the models' champion / challenger decisions and the last backtest's recall per
+//! source; article images show when an image directory is configured; every metric the Grafana board
+//! (deploy/grafana/dashboards/streamrec.json) queries is on the engine's /metrics with the labels it uses.
 
 mod common;
 
@@ -39,8 +42,13 @@ fn the_page_shows_a_customers_purchases_and_list_and_streams_the_next_purchase()
     let data = common::load(&dir);
     let (_broker, addr) = start_mock_broker();
     cli(&["replay", "--data", dir.to_str().expect("utf8"), "--max"], &addr, tmp.path());
+    // A backtest first: its summary (models/backtest/last.json under the working directory) is what the engine
+    // view shows.
+    let bt = std::process::Command::new(common::bin()).args(["backtest", "--weeks", "1", "--data"]).arg(&dir).current_dir(tmp.path()).output().expect("backtest");
+    assert!(bt.status.success(), "{}", String::from_utf8_lossy(&bt.stderr));
+    let images = tmp.path().join("images");
     let http = format!("127.0.0.1:{}", free_port());
-    let _serve = spawn_logged(tmp.path(), &addr, &["serve", "--http", &http], &[], "serve.log");
+    let _serve = spawn_logged(tmp.path(), &addr, &["serve", "--http", &http], &[("STREAMREC__PAGE__IMAGES_DIR", images.to_str().expect("utf8"))], "serve.log");
     let log = || std::fs::read_to_string(tmp.path().join("serve.log")).unwrap_or_default();
     let total = data.transactions.len() as u64;
     let health = wait_for(90, || http_get(&http, "/health").and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok()).filter(|h| h["events"].as_u64() == Some(total)));
@@ -112,9 +120,39 @@ fn the_page_shows_a_customers_purchases_and_list_and_streams_the_next_purchase()
     }
     browser.eval(&format!("document.getElementById('customer-id').value = '{id}'; document.getElementById('find').requestSubmit()"));
     assert!(wait_for(20, || (browser.eval("document.querySelectorAll('#recs li.rec').length") == 12).then_some(())).is_some());
+
+    // Images: none yet (swatches only); then a JPEG per article in the Kaggle layout (made by the browser itself),
+    // and the page shows them.
+    assert_eq!(browser.eval("document.querySelectorAll('#recs img').length"), 0);
+    for (path, code, want) in [("/images/12ab", 400, "article id"), ("/images/0000000001", 404, "no image for article 0000000001")] {
+        let got = http_get(&http, path).expect("answer");
+        assert!(got.0 == code && got.1.contains(want), "{path}: {got:?}");
+    }
+    let jpeg = browser.jpeg();
+    assert_eq!(&jpeg[..2], b"\xff\xd8", "a JPEG");
+    for i in 0..data.articles.len() as u32 {
+        let id = streamrec::data::format_article_id(data.articles.get(i).article_id);
+        let file = images.join(&id[..3]).join(format!("{id}.jpg"));
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("image dir");
+        std::fs::write(&file, &jpeg).expect("image");
+    }
+    browser.eval(&format!("document.getElementById('customer-id').value = '{id}'; document.getElementById('find').requestSubmit()"));
+    let pictured = wait_for(20, || (browser.eval("[...document.querySelectorAll('#recs img.thumb')].filter(i => i.complete && i.naturalWidth > 0).length") == 12).then_some(()));
+    assert!(pictured.is_some(), "the page never showed 12 images: {}", browser.eval("document.getElementById('recs').innerHTML"));
+    browser.screenshot(&out.join("customer-images.png"));
+
     browser.eval("document.getElementById('tab-engine').click()");
     let engine = wait_for(10, || browser.eval("document.getElementById('engine').innerText").as_str().filter(|t| t.contains("lists published")).map(str::to_string));
-    assert!(engine.is_some_and(|t| t.contains(&total.to_string())), "the engine view shows the purchases applied");
+    assert!(engine.as_ref().is_some_and(|t| t.contains(&total.to_string())), "the engine view shows the purchases applied");
+    let lag = wait_for(10, || browser.eval("document.getElementById('engine').innerText").as_str().filter(|t| t.lines().any(|l| l.starts_with("lag") && l.contains("p0 "))).map(str::to_string));
+    assert!(lag.is_some(), "lag per partition: {}", browser.eval("document.getElementById('engine').innerText"));
+    let models = browser.eval("document.getElementById('models').innerText").as_str().unwrap_or_default().to_string();
+    assert!(models.lines().any(|l| l.starts_with("ranker") && l.contains("blend-v1")), "the ranker's decision: {models}");
+    assert!(models.lines().any(|l| l.starts_with("two_tower") && l.contains("off")), "the two-tower decision: {models}");
+    let map = wait_for(10, || browser.eval("document.getElementById('backtest-map').innerText").as_str().filter(|t| t.contains("engine")).map(str::to_string));
+    assert!(map.is_some(), "the last backtest's MAP@12: {}", browser.eval("document.getElementById('engine-view').innerText"));
+    let recall = browser.eval("document.getElementById('backtest-recall').innerText").as_str().unwrap_or_default().to_string();
+    assert!(recall.contains("repurchase") && recall.lines().any(|l| l.starts_with("engine")), "recall per source: {recall}");
     let has_rate = |t: &str| t.lines().find(|l| l.starts_with("lists/s")).and_then(|l| l.split('\t').nth(1)).is_some_and(|v| v.ends_with("/s"));
     let rates = wait_for(10, || browser.eval("document.getElementById('engine').innerText").as_str().filter(|t| has_rate(t)).map(str::to_string));
     assert!(rates.is_some(), "rates from a second reading: {}", browser.eval("document.getElementById('engine').innerText"));
@@ -127,7 +165,9 @@ fn the_page_shows_a_customers_purchases_and_list_and_streams_the_next_purchase()
     write!(s, "GET /api/customer/{id}/events HTTP/1.1\r\nHost: {http}\r\nAccept: text/event-stream\r\n\r\n").expect("write");
     let mut reader = BufReader::new(s);
     let first = next_event(&mut reader, 20).expect("the first event");
-    assert_eq!(first["items"], v["items"], "the stream starts with the current view");
+    let now = get_view().expect("the view");
+    assert!(now["items"][0]["image"].is_string(), "articles have their images now: {now}");
+    assert_eq!(first["items"], now["items"], "the stream starts with the current view");
     let article = &data.articles.get(0);
     let next_day = streamrec::data::format_day(data.transactions.last_day().expect("days") + 1);
     let purchase = serde_json::json!({
@@ -156,4 +196,35 @@ fn the_page_shows_a_customers_purchases_and_list_and_streams_the_next_purchase()
     assert!(browser.eval("document.querySelector('#purchases li').textContent").as_str().is_some_and(|t| t.contains(&next_day)));
     browser.screenshot(&out.join("customer-updated.png"));
     eprintln!("screenshots in {}", out.display());
+
+    // The Grafana board queries only what the engine exports, with the labels it uses.
+    let (code, metrics) = http_get(&http, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    let board: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/dashboards/streamrec.json")).expect("board")).expect("board json");
+    let exprs: Vec<String> = board["panels"].as_array().expect("panels").iter().flat_map(|p| p["targets"].as_array().expect("targets").iter().map(|t| t["expr"].as_str().expect("expr").to_string())).collect();
+    assert!(exprs.len() >= 9, "{exprs:?}");
+    let mut checked = std::collections::BTreeSet::new();
+    for e in &exprs {
+        for (metric, labels) in common::promql::series(e) {
+            let lines: Vec<&str> = metrics.lines().filter(|l| !l.starts_with('#') && (l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))).collect();
+            assert!(!lines.is_empty(), "{metric} (in `{e}`) is not on /metrics:\n{metrics}");
+            for l in labels.iter().filter(|l| !["instance", "job"].contains(&l.as_str())) {
+                assert!(lines.iter().any(|x| x.contains(&format!("{l}=\""))), "{metric} has no label {l} (in `{e}`): {lines:?}");
+            }
+            checked.insert(metric);
+        }
+    }
+    for m in ["streamrec_events_total", "streamrec_consumer_lag", "streamrec_purchase_to_list_seconds_bucket", "streamrec_recommendations_total", "streamrec_dead_letters_total", "streamrec_model_swaps_total", "streamrec_resident_memory_bytes"] {
+        assert!(checked.contains(m), "the board shows {m}: {checked:?}");
+    }
+}
+
+#[test]
+fn promql_reader_finds_series_and_labels() {
+    let got = common::promql::series(r#"histogram_quantile(0.99, sum by (le, instance) (rate(streamrec_x_seconds_bucket{kind="a"}[1m]))) / streamrec_y"#);
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["streamrec_x_seconds_bucket", "streamrec_y"]);
+    assert_eq!(got[0].1.iter().map(String::as_str).collect::<Vec<_>>(), ["instance", "kind", "le"]);
+    assert_eq!(got[1].1.iter().map(String::as_str).collect::<Vec<_>>(), ["instance", "le"]);
+    assert!(common::promql::series("sum(rate(other_total[1m]))").is_empty());
 }

@@ -250,7 +250,8 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
     // About 16 s of input, so both updates land mid-stream even on a loaded machine.
     let rate = (data.transactions.len() / 16).max(500).to_string();
     let mut replay = spawn(&["replay", "--data", dir.path().to_str().expect("utf8"), "--rate", &rate], "replay.log");
-    let mut serve = spawn(&serve_args(&[]), "serve.log");
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut serve = spawn(&serve_args(&["--http", &http]), "serve.log");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let n = rt().block_on(read_to_end(&addr, "recommendations")).expect("recs").len();
@@ -260,9 +261,17 @@ fn ranker_hot_swap_mid_stream_loses_and_reorders_nothing() {
         assert!(Instant::now() < deadline, "no lists appeared");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let ranker_decision = || http_get(&http, "/health").and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok()).map(|h| h["models"]["ranker"].clone());
+    let first = ranker_decision().expect("health");
+    assert!(first["serving"] == "blend-v1" && first["reason"].as_str().is_some_and(|r| !r.is_empty()), "the decision at start: {first}");
     cli(&["models", "publish", "--path", bad.to_str().expect("utf8")], &addr, dir.path());
-    cli(&["models", "publish", "--path", loser.to_str().expect("utf8")], &addr, dir.path());
     cli(&["models", "publish", "--path", good.to_str().expect("utf8")], &addr, dir.path());
+    cli(&["models", "publish", "--path", loser.to_str().expect("utf8")], &addr, dir.path());
+    // /health (and the operator's page) name what serves and the gate's last word: the loser refused, the good
+    // model still serving.
+    let refused = wait_for(20, || ranker_decision().filter(|d| d["reason"].as_str().is_some_and(|r| r.contains("swap-loser"))));
+    let refused = refused.unwrap_or_else(|| panic!("no decision on swap-loser: {:?}", ranker_decision()));
+    assert!(refused["serving"] == "swap-good" && refused["passed"] == false && refused["reason"].as_str().is_some_and(|r| r.contains("did not beat the blend")), "{refused}");
     assert!(replay.0.wait().expect("replay").success(), "replay failed");
     assert!(serve.0.wait().expect("serve").success(), "serve failed: {}", std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default());
 
@@ -396,7 +405,7 @@ fn a_list_that_cannot_be_encoded_goes_to_dead_letters_not_out_empty() {
     let list = |key: u8, score| Recommendation { customer: CustomerKey([key; 32]), as_of: 18_500, seq: 1, trigger: Trigger::Basket, items: vec![item(1, 1.0), item(0, score)] };
     let recs = [list(1, 0.5), list(2, f32::NAN), list(3, 0.25)];
     let encoded = encode(&p, &recs);
-    let shared = Shared { pipeline: std::sync::RwLock::new(p), counters: Counters::default(), link: Default::default(), group: Default::default(), text: Default::default() };
+    let shared = Shared { pipeline: std::sync::RwLock::new(p), counters: Counters::default(), link: Default::default(), group: Default::default(), text: Default::default(), decisions: Default::default(), page: Default::default() };
     let rt = rt();
     let (lists, dead) = rt.block_on(async {
         let mut out = Output::new(broker.bootstrap(), cfg.topics.clone(), Default::default()).expect("output");

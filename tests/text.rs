@@ -85,6 +85,28 @@ fn search_finds_articles_of_the_queried_type_and_colour_and_bad_queries_are_refu
     assert!(stdout(&first).contains("embedded 1000 articles"), "{}", stdout(&first));
     let again = run(&["embed-text", "--data", d], &env, tmp.path());
     assert!(again.status.success() && stdout(&again).contains("up to date"), "a second run embeds nothing: {}", stdout(&again));
+    let version_of = |o: &std::process::Output| stdout(o).split_whitespace().skip_while(|w| *w != "version" && *w != "vectors").nth(1).expect("a version named").to_string();
+    let v1 = version_of(&first);
+
+    // A catalogue with one more article is a new version; `models rollback --text` makes the first active again.
+    let grown = tmp.path().join("grown");
+    std::fs::create_dir_all(&grown).expect("dir");
+    for f in ["customers.csv", "transactions_train.csv"] {
+        std::fs::copy(data.join(f), grown.join(f)).expect("copy");
+    }
+    let csv = std::fs::read_to_string(data.join("articles.csv")).expect("articles");
+    let last = csv.lines().last().expect("a row");
+    let (_, rest) = last.split_once(',').expect("columns");
+    std::fs::write(grown.join("articles.csv"), format!("{csv}0999999999,{rest}\n")).expect("write");
+    let third = run(&["embed-text", "--data", grown.to_str().expect("utf8"), "--no-gate"], &env, tmp.path());
+    assert!(third.status.success() && stdout(&third).contains("embedded 1001 articles"), "{}{}", stdout(&third), stderr(&third));
+    let v2 = version_of(&third);
+    assert_ne!(v1, v2);
+    let back = run(&["models", "rollback", "--text"], &env, tmp.path());
+    assert!(back.status.success(), "{}", stderr(&back));
+    assert!(stdout(&back).contains(&format!("text vectors {v1} are active again")), "{}", stdout(&back));
+    let active = rt().block_on(streamrec::two_tower::store::VectorStore::open(&tmp.path().join("vectors"), 3, 20_000)).expect("store").active().expect("active");
+    assert_eq!(active.as_deref(), Some(v1.as_str()), "the first version is the active one");
 
     // Queries from the catalogue: the (colour, product type) pairs with the most articles.
     let (articles, _) = streamrec::data::Articles::load(&data.join("articles.csv"), &streamrec::data::LoadOptions::strict()).expect("articles");

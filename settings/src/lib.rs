@@ -28,6 +28,14 @@ pub struct Config {
     pub ranker: RankerConfig,
     pub two_tower: TwoTowerConfig,
     pub text: TextConfig,
+    pub page: PageConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PageConfig {
+    /// Article images in the Kaggle layout (`<dir>/012/0123456789.jpg`); empty = none (the page shows swatches).
+    pub images_dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -141,6 +149,9 @@ pub struct BacktestConfig {
     pub repurchase_window_days: u16,
     /// How far back baskets are counted for co-purchase.
     pub copurchase_window_days: u16,
+    /// Where each backtest writes its summary (MAP@12 per method, candidate recall per source); the operator's
+    /// page shows the last one. Empty = not written.
+    pub summary: String,
 }
 
 #[derive(Debug, thiserror::Error)]

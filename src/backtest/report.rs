@@ -32,6 +32,46 @@ pub fn mean_map(cells: &[Cell], method: &str) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
+/// The backtest's summary for the operator's page (`[backtest] summary`): mean MAP@12 per method and candidate
+/// recall per source over all the weeks (one entry per distinct candidate set: methods that differ only in
+/// ranker share theirs), with the data it ran on.
+pub fn summary(cells: &[Cell], data: &str) -> serde_json::Value {
+    use crate::events::SOURCE_NAMES;
+    let map12: serde_json::Map<String, serde_json::Value> = methods(cells).into_iter().map(|m| (m.to_string(), mean_map(cells, m).into())).collect();
+    let mut recall: Vec<(String, super::recall::Recall)> = Vec::new();
+    for m in methods(cells) {
+        let mut total = super::recall::Recall::default();
+        let mut any = false;
+        for r in cells.iter().filter(|c| c.method == m).filter_map(|c| c.recall.as_ref()) {
+            total.add(r);
+            any = true;
+        }
+        if any && !recall.iter().any(|(_, r)| *r == total) {
+            recall.push((m.to_string(), total));
+        }
+    }
+    let recall: Vec<serde_json::Value> = recall
+        .iter()
+        .map(|(m, r)| {
+            let per_source: serde_json::Map<String, serde_json::Value> = SOURCE_NAMES.iter().zip(&r.per_source).filter(|(_, &n)| n > 0).map(|(name, &n)| (name.to_string(), r.rate(n).into())).collect();
+            serde_json::json!({
+                "method": m,
+                "any": r.rate(r.any),
+                "per_source": per_source,
+                "purchases": r.truth,
+                "candidates_per_customer": r.candidates as f64 / r.customers.max(1) as f64,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "data": data,
+        "weeks": weeks(cells).into_iter().map(format_day).collect::<Vec<_>>(),
+        "finished_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "map12": map12,
+        "recall": recall,
+    })
+}
+
 /// Plain-text table, one row per method, one `MAP@12 / recall@12` column per week, then the mean.
 pub fn table(cells: &[Cell]) -> String {
     let ws = weeks(cells);

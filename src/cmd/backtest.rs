@@ -148,6 +148,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if !recall.is_empty() {
         println!("candidate recall (share of the week's purchases the candidates hold):\n{recall}");
     }
+    if !cfg.backtest.summary.is_empty() {
+        let path = std::path::Path::new(&cfg.backtest.summary);
+        let json = report::summary(&cells, &a.data.data.display().to_string());
+        streamrec::manifest::write_json_atomic(path, &json).with_context(|| format!("writing the backtest summary {}", path.display()))?;
+        eprintln!("summary for the operator's page: {}", path.display());
+    }
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let plot = match report::plot(&cells, &out.join("map12.png")) {

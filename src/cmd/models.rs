@@ -27,13 +27,17 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Make the two-tower version activated before the current one active again, and (with --publish) tell
-    /// running engines to swap to it.
+    /// running engines to swap to it. With --text: the text vectors' previous run instead (`embed-text`
+    /// versions; engines read the active one when they start).
     Rollback {
         #[command(flatten)]
         kafka: KafkaArgs,
-        /// Also publish a `model-updates` event so running engines swap now.
-        #[arg(long)]
+        /// Also publish a `model-updates` event so running engines swap now (two-tower only).
+        #[arg(long, conflicts_with = "text")]
         publish: bool,
+        /// Roll back the text vectors ([text] vectors_dir) instead of the two-tower's.
+        #[arg(long)]
+        text: bool,
     },
     /// Publish a `model-updates` event naming a model directory; every running engine loads it and swaps
     /// between two events (a model that does not fit is refused and the current one kept).
@@ -119,7 +123,15 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Rollback { kafka, publish } => {
+        Command::Rollback { kafka, text: true, .. } => {
+            let cfg = kafka.config()?;
+            let t = &cfg.text;
+            let store = streamrec::two_tower::store::VectorStore::open(std::path::Path::new(&t.vectors_dir), t.keep_versions, t.index_min_rows).await?;
+            let version = store.rollback().await?;
+            println!("text vectors {version} are active again in {} (engines load them when they start)", t.vectors_dir);
+            Ok(())
+        }
+        Command::Rollback { kafka, publish, .. } => {
             let cfg = kafka.config()?;
             let store = streamrec::two_tower::open_store(&cfg.two_tower).await?;
             let version = store.rollback().await?;

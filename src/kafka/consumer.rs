@@ -76,11 +76,61 @@ pub struct GroupContext {
     /// Start assigned partitions at their beginning until this member first commits.
     from_beginning: Arc<std::sync::atomic::AtomicBool>,
     link: LinkContext,
+    /// Messages behind each partition's end, from the client's statistics (every [`STATS_INTERVAL_MS`]).
+    lag: Arc<Mutex<std::collections::BTreeMap<i32, i64>>>,
+}
+
+/// How often the client reports its statistics (the lag per partition comes from them).
+pub const STATS_INTERVAL_MS: u32 = 1000;
+
+/// The part of librdkafka's statistics JSON the lag is read from (the rest is ignored).
+#[derive(serde::Deserialize)]
+struct Stats {
+    #[serde(default)]
+    topics: std::collections::HashMap<String, TopicStats>,
+}
+
+#[derive(serde::Deserialize)]
+struct TopicStats {
+    #[serde(default)]
+    partitions: std::collections::HashMap<String, PartitionStats>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartitionStats {
+    partition: i32,
+    /// The partition's end (high watermark) as last fetched; -1 when unknown.
+    hi_offset: i64,
+    /// The offset after the last message handed to the application; negative when none yet.
+    app_offset: i64,
+    /// The end less the committed offset (librdkafka's figure); -1 when unknown.
+    consumer_lag: i64,
+}
+
+/// Lag per partition from a statistics report: the end less what the application was handed (less the
+/// committed offset before it was handed anything); partitions whose end is not known yet are left out, as is
+/// librdkafka's internal partition -1.
+fn lag_of(stats: &Stats) -> std::collections::BTreeMap<i32, i64> {
+    let mut lag = std::collections::BTreeMap::new();
+    for p in stats.topics.values().flat_map(|t| t.partitions.values()).filter(|p| p.partition >= 0 && p.hi_offset >= 0) {
+        let behind = if p.app_offset >= 0 { p.hi_offset - p.app_offset } else { p.consumer_lag };
+        if behind >= 0 {
+            lag.insert(p.partition, behind);
+        }
+    }
+    lag
 }
 
 impl ClientContext for GroupContext {
     fn error(&self, error: RdError, reason: &str) {
         self.link.error(error, reason)
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        match serde_json::from_slice::<Stats>(statistics) {
+            Ok(s) => *self.lag.lock().unwrap_or_else(|e| e.into_inner()) = lag_of(&s),
+            Err(e) => tracing::warn!(error = %e, "unreadable client statistics: the lag per partition is not updated"),
+        }
     }
 }
 
@@ -147,6 +197,7 @@ pub struct GroupReader {
     topic: String,
     group: Arc<Mutex<Assignment>>,
     from_beginning: Arc<std::sync::atomic::AtomicBool>,
+    lag: Arc<Mutex<std::collections::BTreeMap<i32, i64>>>,
 }
 
 /// How a [`GroupReader`] joins.
@@ -170,7 +221,7 @@ impl GroupReader {
     pub fn join(o: &GroupOptions, link: Option<Arc<Link>>) -> Result<Self, KafkaError> {
         let ctx = GroupContext { link: LinkContext::new(link), ..Default::default() };
         ctx.from_beginning.store(o.from_beginning, std::sync::atomic::Ordering::Relaxed);
-        let (group, from_start) = (ctx.group.clone(), ctx.from_beginning.clone());
+        let (group, from_start, lag) = (ctx.group.clone(), ctx.from_beginning.clone(), ctx.lag.clone());
         let mut cc = client_config(&o.brokers);
         if let Some(id) = o.instance_id.as_deref().filter(|id| !id.is_empty()) {
             cc.set("group.instance.id", id);
@@ -188,9 +239,10 @@ impl GroupReader {
             // fetch as soon as data arrives (librdkafka's 500 ms default put up to half a second on every
             // purchase → list at the live edge, measured with `bench-latency` on the embedded broker).
             .set("fetch.wait.max.ms", o.fetch_wait_ms.to_string())
+            .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string())
             .overridden()?.create_with_context(ctx)?;
         consumer.subscribe(&[o.topic.as_str()])?;
-        Ok(GroupReader { consumer, topic: o.topic.clone(), group, from_beginning: from_start })
+        Ok(GroupReader { consumer, topic: o.topic.clone(), group, from_beginning: from_start, lag })
     }
 
     /// Whether the group has given this member an assignment since it last lost one, and since when.
@@ -211,6 +263,13 @@ impl GroupReader {
 
     pub async fn recv(&self) -> Result<Polled, KafkaError> {
         recv_from(&self.consumer, &self.consumer.context().link).await
+    }
+
+    /// Messages behind the end of each assigned partition, as of the client's last statistics report.
+    pub fn lag(&self) -> Vec<(i32, i64)> {
+        let (assigned, _) = self.assignment();
+        let lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        assigned.iter().filter_map(|p| lag.get(p).map(|&n| (*p, n))).collect()
     }
 
     /// Partitions currently assigned, and a counter that changes on every rebalance (both of the same one).
@@ -347,4 +406,23 @@ pub async fn read_to_end(brokers: &str, topic: &str) -> Result<Vec<Record>, Kafk
     }
     out.sort_by_key(|r| (r.partition, r.offset));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_the_end_less_what_the_application_was_handed() {
+        // The shape librdkafka reports (trimmed): the internal partition -1, a partition read to offset 40 of 100,
+        // one handed nothing yet with a commit at 7 of 10, one whose end is not known yet.
+        let json = br#"{"name":"c","topics":{"transactions":{"topic":"transactions","partitions":{
+            "-1":{"partition":-1,"hi_offset":-1001,"app_offset":-1001,"consumer_lag":-1,"fetch_state":"none"},
+            "0":{"partition":0,"hi_offset":100,"app_offset":40,"consumer_lag":70,"committed_offset":30},
+            "1":{"partition":1,"hi_offset":10,"app_offset":-1001,"consumer_lag":3,"committed_offset":7},
+            "2":{"partition":2,"hi_offset":-1001,"app_offset":-1001,"consumer_lag":-1}}}}}"#;
+        let stats: Stats = serde_json::from_slice(json).expect("statistics parse");
+        let lag = lag_of(&stats);
+        assert_eq!(lag.into_iter().collect::<Vec<_>>(), vec![(0, 60), (1, 3)]);
+    }
 }

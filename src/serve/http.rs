@@ -16,10 +16,63 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
+/// Bucket bounds (seconds) of the `*_seconds` histograms: 1 ms … 60 s, so Prometheus can take quantiles over
+/// instances (`histogram_quantile`) and a purchase → list delay at the live edge and one during a catch-up both
+/// land in a bucket.
+pub const SECONDS_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0];
+
 /// The process-wide recorder (installed once; later engines in the same process share it).
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().ok()).as_ref()
+    HANDLE
+        .get_or_init(|| {
+            let built = PrometheusBuilder::new().set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS).and_then(|b| b.install_recorder());
+            match built {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::error!(error = %e, "no Prometheus recorder: /metrics answers 503");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Installs the recorder and registers the series an operator's board reads, at zero, with their help text:
+/// a counter nothing has touched yet is exported as 0, not missing (a board panel shows "no data" for a missing
+/// series, which reads as broken). The engine calls this at start; `/metrics` then carries every one.
+pub fn register_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    if prometheus().is_none() {
+        return;
+    }
+    describe_counter!("streamrec_events_total", "Events applied, by input topic");
+    describe_counter!("streamrec_recommendations_total", "Lists published");
+    describe_counter!("streamrec_dead_letters_total", "Messages sent to the dead-letter topic");
+    describe_counter!("streamrec_model_swaps_total", "Models swapped in while serving, by kind");
+    describe_counter!("streamrec_model_swap_refusals_total", "Model updates the gate refused, by kind");
+    describe_counter!("streamrec_model_swap_failures_total", "Model updates that did not load, by kind");
+    describe_counter!("streamrec_kafka_outages_total", "Times the broker became unreachable");
+    describe_gauge!("streamrec_kafka_up", "1 while the broker answers");
+    describe_gauge!("streamrec_group_assigned", "1 while the group gives this instance an assignment");
+    describe_gauge!("streamrec_consumer_lag", "Messages behind the end of each assigned transactions partition");
+    describe_gauge!("streamrec_resident_memory_bytes", Unit::Bytes, "Resident set size of the engine process");
+    describe_histogram!("streamrec_purchase_to_list_seconds", Unit::Seconds, "From a purchase's produce time to its list handed to the producer");
+    describe_histogram!("streamrec_search_seconds", Unit::Seconds, "GET /search: tokenize, encode, nearest k");
+    for topic in ["transactions", "articles", "customers"] {
+        metrics::counter!("streamrec_events_total", "topic" => topic).increment(0);
+    }
+    metrics::counter!("streamrec_recommendations_total").increment(0);
+    metrics::counter!("streamrec_dead_letters_total").increment(0);
+    metrics::counter!("streamrec_kafka_outages_total").increment(0);
+    for kind in ["ranker", "two_tower"] {
+        metrics::counter!("streamrec_model_swaps_total", "kind" => kind).increment(0);
+        metrics::counter!("streamrec_model_swap_refusals_total", "kind" => kind).increment(0);
+        metrics::counter!("streamrec_model_swap_failures_total", "kind" => kind).increment(0);
+    }
+    if let Some(rss) = crate::memory::rss_bytes() {
+        metrics::gauge!("streamrec_resident_memory_bytes").set(rss as f64);
+    }
 }
 
 /// The largest request body taken (every endpoint is a GET: a body is never needed).
@@ -35,6 +88,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/customer/{customer_id}", get(super::page::customer_view))
         .route("/api/customer/{customer_id}/events", get(super::page::customer_events))
         .route("/api/customers/recent", get(super::page::recent_customers))
+        .route("/api/backtest", get(super::page::backtest))
+        .route("/images/{article_id}", get(super::page::image))
         .layer(axum::middleware::from_fn(limit_body))
         .with_state(shared)
 }
@@ -100,7 +155,9 @@ async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
         "unassigned_for_s": g.unassigned_for.map(|d| d.as_secs_f64()),
         "short_for_s": g.short_for.map(|d| d.as_secs_f64()),
         "replaced": g.replaced,
+        "lag": g.lag.iter().map(|(p, n)| (p.to_string(), serde_json::Value::from(*n))).collect::<serde_json::Map<String, serde_json::Value>>(),
     });
+    let models: serde_json::Map<String, serde_json::Value> = s.decisions.all().into_iter().map(|(k, d)| (k.to_string(), serde_json::json!(d))).collect();
     Json(serde_json::json!({
         "status": status,
         "kafka": kafka,
@@ -112,10 +169,15 @@ async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
         "events_in_state": applied,
         "recommendations": s.counters.recommendations.load(Ordering::Relaxed),
         "dead_letters": s.counters.dead_letters.load(Ordering::Relaxed),
+        "models": models,
+        "memory_bytes": crate::memory::rss_bytes(),
     }))
 }
 
 async fn metrics_text() -> Response {
+    if let Some(rss) = crate::memory::rss_bytes() {
+        metrics::gauge!("streamrec_resident_memory_bytes").set(rss as f64);
+    }
     match prometheus() {
         Some(h) => ([("content-type", "text/plain; version=0.0.4")], h.render()).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder not installed").into_response(),
@@ -227,7 +289,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let cfg = crate::config::Config::load(None).unwrap();
         let p = crate::pipeline::Pipeline::new(&cfg.core()).unwrap();
-        let shared = std::sync::Arc::new(super::Shared { pipeline: std::sync::RwLock::new(p), counters: Default::default(), link: Default::default(), group: std::sync::Mutex::new(group), text: Default::default() });
+        let shared = std::sync::Arc::new(super::Shared { pipeline: std::sync::RwLock::new(p), counters: Default::default(), link: Default::default(), group: std::sync::Mutex::new(group), text: Default::default(), decisions: Default::default(), page: Default::default() });
         let task = super::spawn("127.0.0.1:0".parse().unwrap(), shared.clone()).await.unwrap();
         let addr = task.1;
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -268,8 +330,9 @@ mod tests {
         assert!(h["status"] == "ok" && h["group"]["member"] == false, "{h}");
         let h = health(unassigned(crate::serve::source::GROUP_STALL.as_secs())).await;
         assert!(h["status"] == "degraded" && h["kafka"]["status"] == "up" && h["group"]["replaced"] == 1, "{h}");
-        let h = health(crate::serve::GroupView { partitions: vec![0, 1], partitions_of: 2, ..Default::default() }).await;
+        let h = health(crate::serve::GroupView { partitions: vec![0, 1], partitions_of: 2, lag: vec![(0, 7), (1, 0)], ..Default::default() }).await;
         assert!(h["status"] == "ok" && h["group"]["member"] == true && h["group"]["partitions"] == serde_json::json!([0, 1]), "{h}");
+        assert_eq!(h["group"]["lag"], serde_json::json!({"0": 7, "1": 0}), "lag per partition: {h}");
         // One instance given part of the partitions: held, and degraded once that outlasts a rebalance.
         let short = |secs: u64| crate::serve::GroupView { partitions: vec![1], partitions_of: 2, short_for: Some(std::time::Duration::from_secs(secs)), ..Default::default() };
         let h = health(short(1)).await;

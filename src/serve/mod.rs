@@ -79,6 +79,10 @@ pub struct Shared {
     pub group: std::sync::Mutex<GroupView>,
     /// Text search (`GET /search`), when a text model and active text vectors were found at start.
     pub text: RwLock<Option<crate::text::embed::TextSearch>>,
+    /// Champion / challenger: what each gate decided last.
+    pub decisions: Decisions,
+    /// What the operator's page reads besides the state (images, the backtest's summary).
+    pub page: page::PageSettings,
 }
 
 /// What `/health` shows of the group membership.
@@ -96,6 +100,34 @@ pub struct GroupView {
     /// Members replaced because the group gave them nothing, or less than their share, for
     /// `kafka.rejoin_after_ms`.
     pub replaced: u64,
+    /// Messages behind the end of each assigned partition (the client's last statistics report).
+    pub lag: Vec<(i32, i64)>,
+}
+
+/// Which model of one kind serves and why: the gate's last word (`/health`, the operator's page).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Decision {
+    /// The version serving ("blend" for the ranker's transparent blend; "off" when the part is off).
+    pub serving: String,
+    /// Whether the last challenger judged passed (and serves).
+    pub passed: bool,
+    /// The gate's reason, with its figures.
+    pub reason: String,
+}
+
+/// The latest [`Decision`] per kind ("ranker", "two_tower", "text"); clones share one record (background
+/// loads write to it).
+#[derive(Default, Clone)]
+pub struct Decisions(Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, Decision>>>);
+
+impl Decisions {
+    pub fn record(&self, kind: &'static str, d: Decision) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(kind, d);
+    }
+
+    pub fn all(&self) -> std::collections::BTreeMap<&'static str, Decision> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl GroupView {
@@ -117,8 +149,8 @@ pub struct ServeReport {
 }
 
 /// Builds the pipeline, from the checkpoint when there is one (checked against the input first).
-fn restore(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, Option<Resume>), ServeError> {
-    let (mut p, resume) = restore_state(s, cluster)?;
+fn restore(s: &ServeSettings, cluster: Option<&str>, decisions: &Decisions) -> Result<(Pipeline, Option<Resume>), ServeError> {
+    let (mut p, resume) = restore_state(s, cluster, decisions)?;
     if s.cfg.two_tower.retrain_every_days > 0 {
         // Periodic retraining learns from what this engine sees from now on (the log is not checkpointed).
         p.observe(Box::new(crate::two_tower::samples::SampleLog::new(s.cfg.two_tower.sample_days)));
@@ -126,11 +158,11 @@ fn restore(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, Option
     Ok((p, resume))
 }
 
-fn restore_state(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, Option<Resume>), ServeError> {
+fn restore_state(s: &ServeSettings, cluster: Option<&str>, decisions: &Decisions) -> Result<(Pipeline, Option<Resume>), ServeError> {
     let fresh = || -> Result<(Pipeline, Option<Resume>), ServeError> {
         start::fresh_start(&s.cfg, s.start.rebuild_state)?;
         let core = s.cfg.core();
-        Ok((Pipeline::with_parts(crate::state::State::new(&core), ranker(s)?, &core)?, None))
+        Ok((Pipeline::with_parts(crate::state::State::new(&core), ranker(s, decisions)?, &core)?, None))
     };
     let Some(dir) = &s.checkpoint_dir else { return fresh() };
     let Some(c) = checkpoint::read(dir)? else { return fresh() };
@@ -146,7 +178,7 @@ fn restore_state(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, 
         return fresh();
     }
     let Checkpoint { state, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
-    let mut p = Pipeline::with_parts(state, ranker(s)?, &s.cfg.core())?;
+    let mut p = Pipeline::with_parts(state, ranker(s, decisions)?, &s.cfg.core())?;
     p.restore_open(open_baskets, open_day);
     tracing::info!(events = p.state.events, customers = p.state.users.len(), "resumed from checkpoint");
     Ok((p, Some(Resume { tx_offsets, ref_offsets, recommendations_sent })))
@@ -155,7 +187,7 @@ fn restore_state(s: &ServeSettings, cluster: Option<&str>) -> Result<(Pipeline, 
 /// The ranker to start with: the one a `model-updates` message swapped in before the restart (recorded beside
 /// the checkpoint) when it still loads and the settings still admit it; else the configured selection. An
 /// explicit `[ranker] model` wins over the record.
-fn ranker(s: &ServeSettings) -> Result<Box<dyn crate::ranker::Ranker>, ServeError> {
+fn ranker(s: &ServeSettings, decisions: &Decisions) -> Result<Box<dyn crate::ranker::Ranker>, ServeError> {
     let cfg = &s.cfg.ranker;
     let recorded = match &s.checkpoint_dir {
         Some(dir) if cfg.model.is_empty() => checkpoint::read_active_ranker(dir)?,
@@ -167,6 +199,7 @@ fn ranker(s: &ServeSettings) -> Result<Box<dyn crate::ranker::Ranker>, ServeErro
                 let decision = crate::ranker::admits(cfg, &r.manifest);
                 if decision.serves() {
                     tracing::info!(version = %active.version, path = %active.path, why = decision.reason(), "ranker restored: the one swapped in by model-updates before the restart");
+                    decisions.record("ranker", Decision { serving: active.version.clone(), passed: true, reason: format!("restored (swapped in by model-updates before the restart): {}", decision.reason()) });
                     return Ok(Box::new(r));
                 }
                 tracing::warn!(version = %active.version, why = decision.reason(), "the ranker swapped in before the restart is not admitted now; using the configured selection");
@@ -174,7 +207,9 @@ fn ranker(s: &ServeSettings) -> Result<Box<dyn crate::ranker::Ranker>, ServeErro
             Err(e) => tracing::error!(version = %active.version, path = %active.path, error = %e, "the ranker swapped in before the restart does not load; using the configured selection"),
         }
     }
-    Ok(crate::ranker::from_config(cfg)?)
+    let chosen = crate::ranker::from_config_selected(cfg)?;
+    decisions.record("ranker", Decision { serving: chosen.ranker.version().to_string(), passed: !chosen.refused, reason: chosen.why });
+    Ok(chosen.ranker)
 }
 
 /// The input positions a checkpoint restores.
@@ -191,13 +226,15 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let cfg = &s.cfg;
     kafka::admin::ensure_topics(&cfg.kafka.brokers, &kafka::topic_specs(cfg)).await?;
     let cluster = start::cluster_id(cfg)?;
-    let (pipeline, ckpt) = restore(&s, cluster.as_deref())?;
+    let decisions = Decisions::default();
+    let (pipeline, ckpt) = restore(&s, cluster.as_deref(), &decisions)?;
     let resumed = ckpt.is_some();
     let Resume { tx_offsets, ref_offsets, recommendations_sent } = ckpt.unwrap_or_default();
     tracing::info!(ranker = pipeline.ranker_version(), "ranker loaded");
     let link = Arc::new(kafka::link::Link::default());
+    http::register_metrics();
     metrics::gauge!("streamrec_kafka_up").set(1.0);
-    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone(), group: Default::default(), text: Default::default() });
+    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone(), group: Default::default(), text: Default::default(), decisions, page: page::PageSettings::from_config(cfg) });
     if let Some(tx) = &shared_out {
         let _ = tx.send(Some(shared.clone()));
     }
@@ -284,6 +321,7 @@ async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut O
         sink::encode(&p, &recs)
     };
     let sent = out.lists(shared, encoded).await?;
+    input.lists_sent(&recs);
     towers.flush_fresh(shared);
     towers.maybe_retrain(shared);
     towers.finish_shadow(shared, out.producer(), out.topics());
@@ -324,7 +362,7 @@ async fn model_update(shared: &Shared, out: &mut Output, ranker_cfg: &crate::con
     };
     if update.kind == "two_tower" {
         tracing::info!(version = %update.version, "loading two-tower update in the background");
-        towers.on_update(update);
+        towers.on_update(shared, update);
         return Ok(());
     }
     if update.kind != "ranker" {
@@ -339,8 +377,11 @@ async fn model_update(shared: &Shared, out: &mut Output, ranker_cfg: &crate::con
             if !decision.serves() {
                 tracing::warn!(version = %update.version, why = decision.reason(), "model update not served; keeping the current ranker");
                 metrics::counter!("streamrec_model_swap_refusals_total", "kind" => "ranker").increment(1);
+                let serving = shared.pipeline.read().unwrap_or_else(|e| e.into_inner()).ranker_version().to_string();
+                shared.decisions.record("ranker", Decision { serving, passed: false, reason: format!("update {} not served, {}", update.version, decision.reason()) });
                 return Ok(());
             }
+            shared.decisions.record("ranker", Decision { serving: update.version.clone(), passed: true, reason: format!("update {}: {}", update.version, decision.reason()) });
             tracing::info!(version = %update.version, why = decision.reason(), "model update passes");
             let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
             let old = p.set_ranker(Box::new(ranker));

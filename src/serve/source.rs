@@ -82,7 +82,15 @@ pub struct Input {
     /// embeds new ones).
     arrived_articles: Vec<crate::data::Article>,
     keep_articles: bool,
+    /// Partitions whose lag was last reported (`streamrec_consumer_lag`).
+    lag_reported: std::collections::BTreeSet<i32>,
+    /// Produce time (Kafka timestamp, ms) of recently taken purchases by `seq`, for the purchase → list delay
+    /// (at most [`ARRIVALS_KEPT`]; the oldest go first).
+    arrived: BTreeMap<u64, i64>,
 }
+
+/// Purchases whose produce time is kept for the purchase → list delay: well over the open baskets of a day.
+const ARRIVALS_KEPT: usize = 1 << 18;
 
 impl Input {
     /// Opens the readers: reference data from `ref_next` (a checkpoint's positions, else the start), the
@@ -128,6 +136,8 @@ impl Input {
             seen: SeqWindow::default(),
             arrived_articles: Vec::new(),
             keep_articles: cfg.text.enabled,
+            lag_reported: Default::default(),
+            arrived: BTreeMap::new(),
         })
     }
 
@@ -210,6 +220,12 @@ impl Input {
                     out.dead_letter(shared, &r, reason.clone()).await?;
                 }
                 let seq = value.as_ref().ok().map(|t| t.seq);
+                if let (Some(seq), Some(ts)) = (seq, r.timestamp_ms) {
+                    self.arrived.insert(seq, ts);
+                    if self.arrived.len() > ARRIVALS_KEPT {
+                        self.arrived.pop_first();
+                    }
+                }
                 self.merge.push(Item { partition: r.partition, offset: r.offset, seq, value });
             }
             Polled::Eof(p) => self.merge.end_of_partition(p),
@@ -343,7 +359,16 @@ impl Input {
             self.replace_member();
         }
         let partitions = self.group.assignment().0;
-        let view = super::GroupView { partitions, partitions_of: self.partitions_of, unassigned_for, short_for, replaced: self.replaced };
+        let lag = self.group.lag();
+        for &(p, n) in &lag {
+            metrics::gauge!("streamrec_consumer_lag", "partition" => p.to_string()).set(n as f64);
+        }
+        // A partition given away is no longer this instance's to report: its series goes blank, not stale.
+        for gone in self.lag_reported.iter().filter(|p| !lag.iter().any(|(q, _)| q == *p)) {
+            metrics::gauge!("streamrec_consumer_lag", "partition" => gone.to_string()).set(f64::NAN);
+        }
+        self.lag_reported = lag.iter().map(|&(p, _)| p).collect();
+        let view = super::GroupView { partitions, partitions_of: self.partitions_of, unassigned_for, short_for, replaced: self.replaced, lag };
         let mut g = shared.group.lock().unwrap_or_else(|e| e.into_inner());
         if view.stalled() && !g.stalled() {
             if short_for.is_some() {
@@ -370,6 +395,18 @@ impl Input {
                 self.short_since = None;
             }
             Err(e) => tracing::error!(error = %e, "could not create a new group member; the old one stays and this is tried again"),
+        }
+    }
+
+    /// Records, for each list a purchase triggered, the delay from the purchase's produce time (its Kafka
+    /// timestamp: the producer's clock) to now in `streamrec_purchase_to_list_seconds`.
+    pub fn lists_sent(&mut self, recs: &[crate::events::Recommendation]) {
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        for r in recs.iter().filter(|r| r.trigger != crate::events::Trigger::Query) {
+            if let Some(ts) = self.arrived.remove(&r.seq) {
+                // A producer clock ahead of this one gives a negative delay: counted as none, not dropped.
+                metrics::histogram!("streamrec_purchase_to_list_seconds").record((now_ms - ts).max(0) as f64 / 1e3);
+            }
         }
     }
 

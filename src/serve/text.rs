@@ -5,7 +5,7 @@
 //! plugged into the pipeline too ([`crate::text::source`]); it embeds new articles itself, as they arrive, and
 //! search then takes their vectors from it rather than running the encoder twice.
 
-use super::Shared;
+use super::{Decision, Shared};
 use crate::data::Article;
 use crate::text::embed::TextSearch;
 use crate::text::source::{self, TextSource};
@@ -30,6 +30,7 @@ impl TextService {
     pub async fn start(cfg: &crate::config::TextConfig, shared: &Shared) -> Self {
         let off = TextService { store: None, pending: Vec::new() };
         if !cfg.enabled {
+            shared.decisions.record("text", Decision { serving: "off".into(), passed: false, reason: "[text] enabled = false".into() });
             return off;
         }
         let loaded = async {
@@ -48,6 +49,7 @@ impl TextService {
             }
             Err(e) => {
                 tracing::info!(reason = %e, "text search off");
+                shared.decisions.record("text", Decision { serving: "off".into(), passed: false, reason: format!("text search off: {e}") });
                 off
             }
         }
@@ -134,11 +136,13 @@ async fn plug_source(cfg: &crate::config::TextConfig, search: &TextSearch, share
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, "text source off: its gate figures are unreadable");
+            shared.decisions.record("text", Decision { serving: "off".into(), passed: false, reason: format!("version {}: gate figures unreadable: {e}", search.version) });
             return;
         }
     };
     if !decision.serves() {
         tracing::info!(version = %search.version, reason = %decision.reason(), "text source off");
+        shared.decisions.record("text", Decision { serving: "off".into(), passed: false, reason: format!("version {} not served: {}", search.version, decision.reason()) });
         return;
     }
     let (version, m, dim) = (search.version.clone(), cfg.neighbours, search.encoder.dim());
@@ -151,10 +155,12 @@ async fn plug_source(cfg: &crate::config::TextConfig, search: &TextSearch, share
             let src = TextSource::new(std::sync::Arc::new(nb), Some(search.encoder.clone()), &p.state, cfg.source_k);
             tracing::info!(version = %search.version, articles = src.mapped(), neighbours = m, build_secs = secs, reason = %decision.reason(), "text source on");
             p.plug(Box::new(src));
+            shared.decisions.record("text", Decision { serving: search.version.clone(), passed: true, reason: decision.reason().to_string() });
         }
         Err(e) => {
             metrics::counter!("streamrec_text_errors_total").increment(1);
             tracing::warn!(error = %e, "text source off: building its neighbour lists failed");
+            shared.decisions.record("text", Decision { serving: "off".into(), passed: false, reason: format!("building its neighbour lists failed: {e}") });
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::config::{TopicsConfig, TwoTowerConfig};
 use crate::data::{format_day, CustomerIdx, Day};
 use crate::events::TxEvent;
 use crate::pipeline::Pipeline;
+use super::Decision;
 use crate::two_tower::gate::{self, TowerGate};
 use crate::two_tower::Retrieval;
 
@@ -64,6 +65,15 @@ struct Shadow {
     bought: FxHashMap<CustomerIdx, Vec<u32>>,
 }
 
+/// The two-tower version the pipeline serves ("off" when none).
+fn two_tower_version(p: &crate::pipeline::Pipeline) -> String {
+    p.model_versions().get(crate::events::SOURCE_NAMES[crate::candidates::TWO_TOWER]).cloned().unwrap_or_else(|| "off".into())
+}
+
+fn serving_two_tower(shared: &Shared) -> String {
+    two_tower_version(&shared.pipeline.read().unwrap_or_else(|e| e.into_inner()))
+}
+
 impl TwoTowerService {
     pub fn new(cfg: TwoTowerConfig) -> (Self, mpsc::UnboundedReceiver<Swap>) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -89,17 +99,22 @@ impl TwoTowerService {
     pub async fn start(&self, shared: &Shared) {
         match two_tower::load_active(&self.cfg).await {
             Ok(Some(l)) => self.apply(shared, Ok(l)),
-            Ok(None) => tracing::info!("no two-tower model active; serving without the two-tower source"),
+            Ok(None) => {
+                tracing::info!("no two-tower model active; serving without the two-tower source");
+                shared.decisions.record("two_tower", Decision { serving: "off".into(), passed: false, reason: format!("no active two-tower version in {}", self.cfg.vectors_dir) });
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the active two-tower version does not load; serving without the two-tower source");
                 metrics::counter!("streamrec_model_swap_failures_total", "kind" => "two_tower").increment(1);
+                shared.decisions.record("two_tower", Decision { serving: "off".into(), passed: false, reason: format!("the active version does not load: {e}") });
             }
         }
     }
 
     /// Starts loading the version a `model-updates` event names; the result arrives on the swap channel.
-    pub fn on_update(&self, update: ModelUpdate) {
-        let (cfg, cell, tx) = (self.cfg.clone(), self.store.clone(), self.swaps.clone());
+    pub fn on_update(&self, shared: &Shared, update: ModelUpdate) {
+        let (cfg, cell, tx, decisions) = (self.cfg.clone(), self.store.clone(), self.swaps.clone(), shared.decisions.clone());
+        let serving = serving_two_tower(shared);
         tokio::spawn(async move {
             let dir = PathBuf::from(&update.path);
             // The gate first: a version the engine without it beat is never loaded, let alone swapped in.
@@ -108,6 +123,7 @@ impl TwoTowerService {
                 if !decision.serves() {
                     tracing::warn!(version = %update.version, reason = %decision.reason(), "two-tower update not served (gate); keeping the current model");
                     metrics::counter!("streamrec_model_swap_refusals_total", "kind" => "two_tower").increment(1);
+                    decisions.record("two_tower", Decision { serving, passed: false, reason: format!("update {} not served: {}", update.version, decision.reason()) });
                     return;
                 }
             }
@@ -123,8 +139,12 @@ impl TwoTowerService {
     /// Swaps a loaded version in (called by the loop between two events).
     pub fn apply(&self, shared: &Shared, swap: Swap) {
         let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
+        let mut why = String::new();
         let result = match swap {
-            Ok(l) => l.retrieval(&p.state, self.cfg.k).map_err(|e| (l.towers.version().to_string(), e.to_string())),
+            Ok(l) => {
+                why = crate::two_tower::gate::admits(&self.cfg, &l.towers.manifest).reason().to_string();
+                l.retrieval(&p.state, self.cfg.k).map_err(|e| (l.towers.version().to_string(), e.to_string()))
+            }
             Err(e) => Err(e),
         };
         match result {
@@ -134,10 +154,13 @@ impl TwoTowerService {
                 let old = p.plug(Box::new(r));
                 tracing::info!(from = old.as_ref().and_then(|o| o.version()).unwrap_or("none"), to = %to, vectors, "two-tower swapped");
                 metrics::counter!("streamrec_model_swaps_total", "kind" => "two_tower").increment(1);
+                shared.decisions.record("two_tower", Decision { serving: to, passed: true, reason: why });
             }
             Err((version, error)) => {
                 tracing::error!(%version, %error, "two-tower update rejected; keeping the current model");
                 metrics::counter!("streamrec_model_swap_failures_total", "kind" => "two_tower").increment(1);
+                let serving = two_tower_version(&p);
+                shared.decisions.record("two_tower", Decision { serving, passed: false, reason: format!("version {version} does not load: {error}") });
             }
         }
     }
@@ -303,6 +326,8 @@ impl TwoTowerService {
         if !decision.serves() {
             tracing::warn!(%version, reason = %decision.reason(), "two-tower retrained version not served (gate); keeping the current model");
             metrics::counter!("streamrec_two_tower_refusals_total").increment(1);
+            let serving = serving_two_tower(shared);
+            shared.decisions.record("two_tower", Decision { serving, passed: false, reason: format!("retrained {version} not served after its shadow week: {}", decision.reason()) });
             return;
         }
         tracing::info!(%version, reason = %decision.reason(), "two-tower retrained version passed its shadow week");

@@ -101,6 +101,14 @@ impl Browser {
         let png = base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().expect("data")).expect("base64");
         std::fs::write(path, png).expect("write screenshot");
     }
+
+    /// A small JPEG (the page's top left corner, 60 × 80), made by the browser's own encoder.
+    pub fn jpeg(&mut self) -> Vec<u8> {
+        use base64::Engine;
+        let clip = serde_json::json!({"x": 0, "y": 0, "width": 60, "height": 80, "scale": 1});
+        let r = self.call("Page.captureScreenshot", serde_json::json!({"format": "jpeg", "quality": 80, "clip": clip}), true);
+        base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().expect("data")).expect("base64")
+    }
 }
 
 impl Drop for Browser {

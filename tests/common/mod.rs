@@ -2,6 +2,7 @@
 //! Helpers shared by the integration tests: synthetic data made on the spot.
 
 pub mod browser;
+pub mod promql;
 pub mod procs;
 
 use std::path::{Path, PathBuf};

@@ -215,11 +215,16 @@ fn skipped_note(root: &str, model: &CatBoostRanker) -> String {
 
 /// [`select`], logging which ranker serves and why.
 pub fn from_config(cfg: &RankerConfig) -> Result<Box<dyn Ranker>, RankerError> {
+    Ok(from_config_selected(cfg)?.ranker)
+}
+
+/// [`from_config`], keeping why it chose what it chose.
+pub fn from_config_selected(cfg: &RankerConfig) -> Result<Selected, RankerError> {
     let s = select(cfg)?;
     if s.refused {
         tracing::warn!(ranker = s.ranker.version(), why = %s.why, "the blend serves");
     } else {
         tracing::info!(ranker = s.ranker.version(), why = %s.why, "ranker selected");
     }
-    Ok(s.ranker)
+    Ok(s)
 }
