@@ -11,7 +11,7 @@ venv_log="$CARGO_TARGET_DIR/demo-trainer-env.log"
 bash scripts/trainer-env.sh >"$venv_log" 2>&1 &
 venv_pid=$!
 # The release binary (a first build is the long part of a first run: progress every 20 s), then the demo.
-streamrec_build demo 640 1500 build --release --bin streamrec
+streamrec_build demo 646 1070 build --release --bin streamrec
 if ! { wait "$venv_pid" && source scripts/trainer-env.sh; }; then
     cat "$venv_log" >&2
     echo "demo: no trainer venv; the two-tower and learned ranker parts will be skipped" >&2

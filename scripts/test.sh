@@ -44,7 +44,7 @@ streamrec_step "trainer smoke test (ranker)" "$STREAMREC_PYTHON" trainer/smoke_t
 streamrec_step "trainer smoke test (two-tower)" "$STREAMREC_PYTHON" trainer/smoke_test_two_tower.py
 streamrec_step "compose file" bash scripts/check-compose.sh
 streamrec_step "one feature set" bash scripts/check-features.sh
-streamrec_step "build (release, tests and binaries)" streamrec_build tests 900 2000 test --release --workspace --no-run "$@"
+streamrec_step "build (release, tests and binaries)" streamrec_build tests 696 1270 test --release --workspace --no-run "$@"
 streamrec_step "tests" cargo test --release --workspace "$@"
 # Every fuzz target for a few seconds from its seeds (fuzz/README.md): a parser that panics fails the run.
 streamrec_step "fuzz (${FUZZ_SECONDS:-10} s per target)" bash scripts/fuzz.sh
