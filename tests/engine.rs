@@ -73,6 +73,7 @@ fn same_input_same_lists_and_checkpoint_restore_is_exact() {
         customer_keys: (0..c.state.ids.len() as u32).map(|i| *c.state.ids.key(i)).collect(),
         open_baskets: open,
         open_day: day,
+        seq: c.last_seq(),
         tx_offsets: vec![],
         ref_offsets: vec![],
         recommendations_sent: 0,
@@ -82,7 +83,7 @@ fn same_input_same_lists_and_checkpoint_restore_is_exact() {
     drop(c);
     let back = checkpoint::read(dir.path()).unwrap().unwrap();
     let mut d = Pipeline::with_parts(back.state, Box::new(streamrec::ranker::BlendRanker::new(&cfg.ranker).unwrap()), &cfg.core()).unwrap();
-    d.restore_open(back.open_baskets, back.open_day);
+    d.restore_open(back.open_baskets, back.open_day, back.seq);
     got.extend(run(&mut d, &evs[cut..]));
     got.extend(d.finish());
     assert_eq!(got.len(), whole.len());
@@ -235,4 +236,85 @@ fn unknown_article_in_a_purchase_is_never_recommended() {
     p.step(Event::Article(Box::new(row)));
     let r = run(&mut p, &[buy((1 << 40) + 2)]);
     assert!(r[0].items.iter().any(|i| i.article == idx), "{r:?}");
+}
+
+/// Scale-out at the engine's level: engines that each fold every purchase but make only the lists of the shards
+/// they own make, between them, exactly the lists one engine alone makes; and an engine that takes a shard over
+/// by going back to an older checkpoint (the shard's lists delivered up to some seq) makes exactly the rest of that
+/// shard's lists, none twice.
+#[test]
+fn engines_owning_shards_make_together_the_lists_of_one() {
+    use std::collections::BTreeMap;
+    use streamrec::baskets::Ownership;
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::load(&common::tiny(dir.path(), 13));
+    let cfg = common::config();
+    let evs: Vec<Event> = dataset_events(&data).collect();
+    let (reference, txs): (Vec<Event>, Vec<Event>) = evs.into_iter().partition(|e| !matches!(e, Event::Transaction(_)));
+    let txs: Vec<TxEvent> = txs.into_iter().filter_map(|e| if let Event::Transaction(t) = e { Some(t) } else { None }).collect();
+    // A customer's purchases all come from one shard (the input is partitioned by customer).
+    let shard_of = |c: &streamrec::data::CustomerKey| (c.0[0] % 3) as i32;
+    let shards: Vec<i32> = txs.iter().map(|t| shard_of(&t.customer)).collect();
+
+    // One engine alone: every list, with the seq it was made at.
+    let mut one = Pipeline::new(&cfg.core()).unwrap();
+    run(&mut one, &reference);
+    let mut want: Vec<(u64, Recommendation)> = Vec::new();
+    for t in &txs {
+        want.extend(one.step(Event::Transaction(*t)).into_iter().map(|r| (t.seq, r)));
+    }
+    let last = txs.last().unwrap().seq;
+    want.extend(one.finish().into_iter().map(|r| (last, r)));
+    assert!(want.len() > 1000, "{} lists", want.len());
+    let of_shard = |k: i32, after: Option<u64>| -> Vec<Recommendation> {
+        want.iter().filter(|(at, r)| shard_of(&r.customer) == k && after.is_none_or(|a| *at > a)).map(|(_, r)| r.clone()).collect()
+    };
+
+    let mut total = 0;
+    for k in 0..3 {
+        let mut p = Pipeline::new(&cfg.core()).unwrap();
+        run(&mut p, &reference);
+        p.set_ownership(Ownership::Shards(BTreeMap::from([(k, None)])));
+        let mut got = Vec::new();
+        for (chunk, sh) in txs.chunks(37).zip(shards.chunks(37)) {
+            p.step_sharded(chunk, sh, &mut got);
+        }
+        got.extend(p.finish());
+        assert!(!got.is_empty());
+        assert_eq!(got, of_shard(k, None), "shard {k}: its lists, in the same order, as one engine makes them");
+        assert_eq!(p.lists_not_made() as usize, want.len() - got.len());
+        assert_eq!(p.state.users, one.state.users, "every engine folds every purchase");
+        total += got.len();
+    }
+    assert_eq!(total, want.len());
+
+    // Shard 1's lists were delivered up to `delivered`; the new owner goes back to a checkpoint before that.
+    let (cut, delivered) = (txs.len() / 2 + 11, txs[txs.len() * 7 / 10].seq);
+    let mut c = Pipeline::new(&cfg.core()).unwrap();
+    run(&mut c, &reference);
+    c.step_sharded(&txs[..cut], &shards[..cut], &mut Vec::new());
+    let (open, day) = c.open_state();
+    let ck = Checkpoint {
+        state: c.state.clone(),
+        customer_keys: (0..c.state.ids.len() as u32).map(|i| *c.state.ids.key(i)).collect(),
+        open_baskets: open,
+        open_day: day,
+        seq: c.last_seq(),
+        tx_offsets: vec![],
+        ref_offsets: vec![],
+        recommendations_sent: 0,
+        cluster_id: None,
+    };
+    checkpoint::write(dir.path(), &ck).unwrap();
+    let back = checkpoint::read(dir.path()).unwrap().unwrap();
+    assert_eq!(back.seq, Some(txs[cut - 1].seq));
+    let mut d = Pipeline::with_parts(back.state, Box::new(streamrec::ranker::BlendRanker::new(&cfg.ranker).unwrap()), &cfg.core()).unwrap();
+    d.restore_open(back.open_baskets, back.open_day, back.seq);
+    d.set_ownership(Ownership::Shards(BTreeMap::from([(1, Some(delivered))])));
+    let mut got = Vec::new();
+    d.step_sharded(&txs[cut..], &shards[cut..], &mut got);
+    got.extend(d.finish());
+    let rest = of_shard(1, Some(delivered));
+    assert!(!rest.is_empty() && rest.len() < of_shard(1, None).len());
+    assert_eq!(got, rest, "the shard's lists made after the delivered seq, each once");
 }

@@ -2,13 +2,14 @@
 //! Format: magic, format version, CRC-32 of the body, body (postcard). Files, atomic writes and where they live
 //! are the serving crate's; this module only encodes and decodes, so the decoder can be fuzzed on its own.
 
+use crate::baskets::OpenBasket;
 use crate::data::{CustomerIdx, CustomerKey, Day};
 use crate::state::State;
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 4] = b"SRCK";
 /// Bump on any change to [`Checkpoint`]'s layout; older files are refused with a clear error.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// Magic, version and CRC before the body.
 const HEADER: usize = 12;
 
@@ -16,8 +17,11 @@ const HEADER: usize = 12;
 pub struct Checkpoint {
     pub state: State,
     pub customer_keys: Vec<CustomerKey>,
-    pub open_baskets: Vec<(CustomerIdx, u64)>,
+    pub open_baskets: Vec<OpenBasket>,
     pub open_day: Day,
+    /// The seq of the latest purchase in the state (None: none yet): where the state stands in the input's
+    /// order, whichever partitions it came from.
+    pub seq: Option<u64>,
     /// Next transactions offset to read, per partition.
     pub tx_offsets: Vec<(i32, i64)>,
     /// Next offsets of the reference topics: (topic, partition, offset).
@@ -28,7 +32,20 @@ pub struct Checkpoint {
     pub cluster_id: Option<String>,
 }
 
-/// Format 5: [`Checkpoint`] without `cluster_id` (read, then checked by offsets alone).
+/// Format 6: open baskets without their shard, no `seq` (read as shard 0: one engine wrote it).
+#[derive(Deserialize)]
+struct CheckpointV6 {
+    state: State,
+    customer_keys: Vec<CustomerKey>,
+    open_baskets: Vec<(CustomerIdx, u64)>,
+    open_day: Day,
+    tx_offsets: Vec<(i32, i64)>,
+    ref_offsets: Vec<(String, i32, i64)>,
+    recommendations_sent: u64,
+    cluster_id: Option<String>,
+}
+
+/// Format 5: format 6 without `cluster_id` (read, then checked by offsets alone).
 #[derive(Deserialize)]
 struct CheckpointV5 {
     state: State,
@@ -68,7 +85,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, DecodeError> {
     }
     let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let version = word(4);
-    if version != FORMAT_VERSION && version != 5 {
+    if version != FORMAT_VERSION && version != 6 && version != 5 {
         return Err(DecodeError::Version(version));
     }
     let body = &bytes[HEADER..];
@@ -81,17 +98,24 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, DecodeError> {
 /// The body of a checkpoint of `version`, without the checksum (the fuzzer reaches the decoder through this).
 pub fn decode_body(version: u32, body: &[u8]) -> Result<Checkpoint, DecodeError> {
     let corrupt = |reason: &str| DecodeError::Corrupt(reason.to_string());
-    let mut c: Checkpoint = if version == 5 {
-        let v: CheckpointV5 = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
-        let CheckpointV5 { state, customer_keys, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent } = v;
-        Checkpoint { state, customer_keys, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, cluster_id: None }
-    } else {
-        postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?
+    let shard0 = |open: Vec<(CustomerIdx, u64)>| open.into_iter().map(|(customer, seq)| OpenBasket { customer, seq, shard: 0 }).collect();
+    let mut c: Checkpoint = match version {
+        5 => {
+            let v: CheckpointV5 = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+            let CheckpointV5 { state, customer_keys, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent } = v;
+            Checkpoint { state, customer_keys, open_baskets: shard0(open_baskets), open_day, seq: None, tx_offsets, ref_offsets, recommendations_sent, cluster_id: None }
+        }
+        6 => {
+            let v: CheckpointV6 = postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?;
+            let CheckpointV6 { state, customer_keys, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, cluster_id } = v;
+            Checkpoint { state, customer_keys, open_baskets: shard0(open_baskets), open_day, seq: None, tx_offsets, ref_offsets, recommendations_sent, cluster_id }
+        }
+        _ => postcard::from_bytes(body).map_err(|e| corrupt(&e.to_string()))?,
     };
     let keys = std::mem::take(&mut c.customer_keys);
     c.state.check(keys.len()).map_err(|e| corrupt(&e))?;
     c.state.restore_ids(&keys).map_err(|e| corrupt(&e))?;
-    if c.open_baskets.iter().any(|&(i, _)| i as usize >= c.state.users.len()) {
+    if c.open_baskets.iter().any(|b| b.customer as usize >= c.state.users.len()) {
         return Err(corrupt("an open basket names a customer the state does not have"));
     }
     Ok(c)

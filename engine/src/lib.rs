@@ -8,7 +8,7 @@
 //! - [`candidates`]: the candidate sources (one job each) and the set they fill
 //! - [`features`]: one feature row per candidate
 //! - [`ranker`]: the blend and the CatBoost evaluator, the model store and its gate
-//! - [`baskets`]: when a customer's basket closes (the emission policy)
+//! - [`baskets`]: when a customer's basket closes (the emission policy), and whose lists an engine makes ([`baskets::Ownership`])
 //! - [`pipeline`]: the funnel: event → state → candidates → features → ranker → list
 //! - [`map12`]: MAP@12 as the competition scores it
 //! - [`checkpoint`]: the engine's snapshot (state, open baskets, offsets) as checked bytes

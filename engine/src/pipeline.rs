@@ -6,7 +6,7 @@
 //! moves past that day; every open basket then gets one list, in the order the baskets opened. With `event`,
 //! every purchase gets a list at once; with `none`, no list is made (lists on request only).
 
-use crate::baskets::{Baskets, EmitPolicy};
+use crate::baskets::{Baskets, EmitPolicy, OpenBasket, Ownership, Shard};
 use crate::candidates::{self, CandidateSet, CandidateSource, SourceError, UserView};
 use crate::data::{ArticleIdx, CustomerIdx, Day};
 use crate::events::{Event, RecItem, Recommendation, Trigger, TxEvent};
@@ -77,6 +77,12 @@ pub struct Pipeline {
     ranker_errors: AtomicU64,
     emit: EmitPolicy,
     baskets: Baskets,
+    /// Whose lists this engine makes (all of them, unless it shares its input with other engines).
+    ownership: Ownership,
+    /// Lists not made because [`Pipeline::ownership`] gives them to another engine or says they were delivered.
+    not_made: u64,
+    /// The seq of the latest purchase applied (None: none yet).
+    last_seq: Option<u64>,
     seeds: usize,
     k: usize,
     /// Model versions published with every list (`ranker` → the ranker's version, a learned source's name →
@@ -103,6 +109,9 @@ impl Pipeline {
             ranker,
             emit: cfg.engine.emit,
             baskets: Baskets::default(),
+            ownership: Ownership::All,
+            not_made: 0,
+            last_seq: None,
             seeds: cfg.candidates.seeds,
             k: cfg.k,
             source_errors: AtomicU64::new(0),
@@ -204,36 +213,64 @@ impl Pipeline {
                 self.state.apply_customer(&c);
                 Vec::new()
             }
-            Event::Transaction(t) => self.step_tx(t, (None, None)),
+            Event::Transaction(t) => self.step_tx(t, 0, (None, None)),
         }
     }
 
-    /// [`Pipeline::step`] for a purchase, with its customer's and article's indices where already known.
-    fn step_tx(&mut self, t: TxEvent, (customer, article): (Option<CustomerIdx>, Option<ArticleIdx>)) -> Vec<Recommendation> {
+    /// [`Pipeline::step`] for a purchase read from `shard`, with its customer's and article's indices where
+    /// already known. Lists made here are made "at" `t.seq` (before `t` is applied), for [`Ownership`].
+    fn step_tx(&mut self, t: TxEvent, shard: Shard, (customer, article): (Option<CustomerIdx>, Option<ArticleIdx>)) -> Vec<Recommendation> {
         let mut out = Vec::new();
         if self.baskets.closed_by(t.day) {
             self.state.advance_to(t.day);
-            out = self.close_baskets();
+            out = self.close_baskets(t.seq);
         }
         self.before_purchase(&t);
         let c = self.state.apply_resolved(&t, customer, article);
+        self.last_seq = Some(t.seq);
         match self.emit {
-            EmitPolicy::Event => out.push(self.recommendation(c, t.day, t.seq, Trigger::Event)),
+            EmitPolicy::Event if self.ownership.makes(shard, t.seq) => out.push(self.recommendation(c, t.day, t.seq, Trigger::Event)),
+            EmitPolicy::Event => self.not_made += 1,
             EmitPolicy::None => {}
-            EmitPolicy::Basket => self.baskets.add(c, t.seq, t.day),
+            EmitPolicy::Basket => self.baskets.add(c, t.seq, t.day, shard),
         }
         out
     }
 
     /// [`Pipeline::step`] for each purchase of `events` in order, appending the lists to `out`, with the
     /// state's cache hints for the purchases a few places ahead and the indices they looked up (the same lists
-    /// as stepping one by one).
+    /// as stepping one by one). Every purchase counts as read from shard 0 (see [`Pipeline::step_sharded`]).
     pub fn step_batch(&mut self, events: &[TxEvent], out: &mut Vec<Recommendation>) {
+        self.step_sharded(events, &[], out)
+    }
+
+    /// [`Pipeline::step_batch`] with the shard each purchase was read from (`shards[i]` for `events[i]`;
+    /// purchases past the end of `shards` count as shard 0): [`Ownership`] decides whose lists are made here.
+    pub fn step_sharded(&mut self, events: &[TxEvent], shards: &[Shard], out: &mut Vec<Recommendation>) {
         let mut ahead = crate::state::Lookahead::new(events);
         for (i, t) in events.iter().enumerate() {
             ahead.before(&self.state, i);
-            out.extend(self.step_tx(*t, ahead.resolved(i)));
+            out.extend(self.step_tx(*t, shards.get(i).copied().unwrap_or(0), ahead.resolved(i)));
         }
+    }
+
+    /// Sets whose lists this engine makes from now on (between two events).
+    pub fn set_ownership(&mut self, ownership: Ownership) {
+        self.ownership = ownership;
+    }
+
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
+    }
+
+    /// Lists not made here so far: another engine's shard, or made (and delivered) before (see [`Ownership`]).
+    pub fn lists_not_made(&self) -> u64 {
+        self.not_made
+    }
+
+    /// The seq of the latest purchase in the state (None: none yet).
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
     }
 
     /// Folds `ev` into the state without producing lists (history warm-up, backtest fitting).
@@ -285,22 +322,27 @@ impl Pipeline {
         }
     }
 
-    /// Closes every open basket (end of input): event time moves to the day after, as a new day would.
+    /// Closes every open basket (end of input): event time moves to the day after, as a new day would. The
+    /// lists are made at the latest purchase's seq.
     pub fn finish(&mut self) -> Vec<Recommendation> {
         if self.baskets.is_empty() {
             return Vec::new();
         }
         self.state.advance_to(self.baskets.day().saturating_add(1));
-        self.close_baskets()
+        self.close_baskets(self.last_seq.unwrap_or(0))
     }
 
     pub fn open_baskets(&self) -> usize {
         self.baskets.len()
     }
 
-    fn close_baskets(&mut self) -> Vec<Recommendation> {
+    /// Closes the open baskets; makes the lists [`Ownership`] gives this engine, made at seq `made_at`.
+    fn close_baskets(&mut self, made_at: u64) -> Vec<Recommendation> {
         let (day, open) = self.baskets.close();
-        open.into_iter().map(|(c, seq)| self.recommendation(c, day, seq, Trigger::Basket)).collect()
+        let closed = open.len();
+        let mine: Vec<OpenBasket> = open.into_iter().filter(|b| self.ownership.makes(b.shard, made_at)).collect();
+        self.not_made += (closed - mine.len()) as u64;
+        mine.into_iter().map(|b| self.recommendation(b.customer, day, b.seq, Trigger::Basket)).collect()
     }
 
     fn recommendation(&self, c: CustomerIdx, as_of: Day, seq: u64, trigger: Trigger) -> Recommendation {
@@ -415,12 +457,13 @@ impl Pipeline {
 
 impl Pipeline {
     /// Open baskets and their day (for checkpoints).
-    pub fn open_state(&self) -> (Vec<(CustomerIdx, u64)>, Day) {
+    pub fn open_state(&self) -> (Vec<OpenBasket>, Day) {
         self.baskets.snapshot()
     }
 
-    /// Restores what [`Pipeline::open_state`] returned.
-    pub fn restore_open(&mut self, open: Vec<(CustomerIdx, u64)>, day: Day) {
+    /// Restores what [`Pipeline::open_state`] returned, and the seq of the latest purchase in the state.
+    pub fn restore_open(&mut self, open: Vec<OpenBasket>, day: Day, last_seq: Option<u64>) {
         self.baskets = Baskets::restore(open, day);
+        self.last_seq = last_seq;
     }
 }

@@ -120,7 +120,7 @@ mod tests {
         let mut s = State::new(&cfg.core());
         s.apply_tx(&TxEvent { day: 100, customer: CustomerKey([3; 32]), article_id: 5, price: 0.1, channel: 1, seq: 0 });
         let keys = vec![*s.ids.key(0)];
-        let c = Checkpoint { state: s, customer_keys: keys, open_baskets: vec![(0, 0)], open_day: 100, tx_offsets: vec![(0, 1)], ref_offsets: vec![], recommendations_sent: 0, cluster_id: Some("c1".into()) };
+        let c = Checkpoint { state: s, customer_keys: keys, open_baskets: vec![engine::baskets::OpenBasket { customer: 0, seq: 0, shard: 3 }], open_day: 100, seq: Some(0), tx_offsets: vec![(0, 1)], ref_offsets: vec![], recommendations_sent: 0, cluster_id: Some("c1".into()) };
         let dir = tempfile::tempdir().unwrap();
         assert!(read(dir.path()).unwrap().is_none());
         write(dir.path(), &c).unwrap();
@@ -129,6 +129,7 @@ mod tests {
         assert_eq!(back.state.users, c.state.users);
         assert_eq!(back.state.catalog.idx(5), Some(0));
         assert_eq!(back.tx_offsets, vec![(0, 1)]);
+        assert_eq!((back.open_baskets[0].shard, back.seq), (3, Some(0)));
         assert_eq!(back.cluster_id.as_deref(), Some("c1"));
         let mut bytes = std::fs::read(path(dir.path())).unwrap();
         let n = bytes.len();
@@ -150,7 +151,7 @@ mod tests {
                 s.apply_tx(&TxEvent { day: 100, customer: CustomerKey([c; 32]), article_id: a, price: 0.1, channel: 1, seq: 0 });
             }
             let keys = (0..s.users.len() as u32).map(|i| *s.ids.key(i)).collect();
-            Checkpoint { state: s, customer_keys: keys, open_baskets: vec![], open_day: 100, tx_offsets: vec![], ref_offsets: vec![], recommendations_sent: 0, cluster_id: None }
+            Checkpoint { state: s, customer_keys: keys, open_baskets: vec![], open_day: 100, seq: None, tx_offsets: vec![], ref_offsets: vec![], recommendations_sent: 0, cluster_id: None }
         };
         let refused = |c: Checkpoint| match decode(&encode(&c).unwrap()) {
             Err(DecodeError::Corrupt(reason)) => reason,

@@ -177,9 +177,9 @@ fn restore_state(s: &ServeSettings, cluster: Option<&str>, decisions: &Decisions
         tracing::warn!(%why, moved_to = ?moved, "checkpoint discarded (--discard-checkpoint): starting fresh");
         return fresh();
     }
-    let Checkpoint { state, open_baskets, open_day, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
+    let Checkpoint { state, open_baskets, open_day, seq, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
     let mut p = Pipeline::with_parts(state, ranker(s, decisions)?, &s.cfg.core())?;
-    p.restore_open(open_baskets, open_day);
+    p.restore_open(open_baskets, open_day, seq);
     tracing::info!(events = p.state.events, customers = p.state.users.len(), "resumed from checkpoint");
     Ok((p, Some(Resume { tx_offsets, ref_offsets, recommendations_sent })))
 }

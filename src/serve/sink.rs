@@ -220,6 +220,7 @@ impl Commits {
             customer_keys: (0..p.state.ids.len() as u32).map(|i| *p.state.ids.key(i)).collect(),
             open_baskets,
             open_day,
+            seq: p.last_seq(),
             tx_offsets: self.tx_next.iter().map(|(p, o)| (*p, *o)).collect(),
             ref_offsets: ref_next.iter().map(|((t, p), o)| (t.clone(), *p, *o)).collect(),
             recommendations_sent: self.sent_total,
