@@ -263,8 +263,10 @@ fn engines_owning_shards_make_together_the_lists_of_one() {
     for t in &txs {
         want.extend(one.step(Event::Transaction(*t)).into_iter().map(|r| (t.seq, r)));
     }
-    let last = txs.last().unwrap().seq;
+    // The last baskets close after the last purchase, as the next day's first would close them.
+    let last = txs.last().unwrap().seq + 1;
     want.extend(one.finish().into_iter().map(|r| (last, r)));
+    assert_eq!(one.made_through(), Some(last));
     assert!(want.len() > 1000, "{} lists", want.len());
     let of_shard = |k: i32, after: Option<u64>| -> Vec<Recommendation> {
         want.iter().filter(|(at, r)| shard_of(&r.customer) == k && after.is_none_or(|a| *at > a)).map(|(_, r)| r.clone()).collect()
@@ -317,4 +319,17 @@ fn engines_owning_shards_make_together_the_lists_of_one() {
     let rest = of_shard(1, Some(delivered));
     assert!(!rest.is_empty() && rest.len() < of_shard(1, None).len());
     assert_eq!(got, rest, "the shard's lists made after the delivered seq, each once");
+
+    // An owner stopped after the last purchase, before the last baskets closed on quiet input, delivered up to
+    // that purchase's seq: the next owner still makes those lists.
+    let stopped_at = txs.last().unwrap().seq;
+    let mut e = Pipeline::new(&cfg.core()).unwrap();
+    run(&mut e, &reference);
+    e.set_ownership(Ownership::Shards(BTreeMap::from([(2, Some(stopped_at))])));
+    let mut got = Vec::new();
+    e.step_sharded(&txs, &shards, &mut got);
+    assert!(got.is_empty());
+    got.extend(e.finish());
+    assert!(!got.is_empty());
+    assert_eq!(got, of_shard(2, Some(stopped_at)), "the last baskets' lists of the shard");
 }

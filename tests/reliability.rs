@@ -4,7 +4,6 @@
 mod common;
 
 use common::procs::*;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use streamrec::data::{format_hex32, Dataset};
@@ -29,38 +28,9 @@ fn dead_letters(brokers: &str) -> Vec<serde_json::Value> {
     recs.iter().map(|r| serde_json::from_slice(r.payload.as_deref().expect("payload")).expect("json")).collect()
 }
 
-/// Every list published, per customer in seq order (the output is keyed by customer).
-fn published_lists(brokers: &str) -> BTreeMap<String, Vec<Vec<String>>> {
-    common::kafka_lists(&rt().block_on(read_to_end(brokers, "recommendations")).expect("recs"))
-}
-
-/// The lists the same pipeline makes from the files.
-fn file_lists(data: &Dataset) -> BTreeMap<String, Vec<Vec<String>>> {
-    common::file_lists(data, &common::config())
-}
-
 /// `streamrec ARGS --brokers B` in `cwd`, whatever its exit status.
 fn cli_status(args: &[&str], brokers: &str, cwd: &Path) -> std::process::Output {
     Command::new(common::bin()).args(args).args(["--brokers", brokers]).current_dir(cwd).output().expect("run")
-}
-
-/// At-least-once across a fault: a list may go out twice (the keyed, compacted topic keeps one); none is lost
-/// or different from the file pipeline's.
-fn assert_same_lists(addr: &str, data: &Dataset, fault: &str) {
-    let dedup = |m: BTreeMap<String, Vec<Vec<String>>>| -> BTreeMap<String, Vec<Vec<String>>> {
-        m.into_iter().map(|(c, mut v)| { v.dedup(); (c, v) }).collect()
-    };
-    let (got, want) = (dedup(published_lists(addr)), dedup(file_lists(data)));
-    let n = |m: &BTreeMap<String, Vec<Vec<String>>>| m.values().map(Vec::len).sum::<usize>();
-    let differing: Vec<&String> = want.keys().filter(|c| got.get(*c) != want.get(*c)).collect();
-    // The first few that differ: how many lists each, and where the first difference sits.
-    for c in differing.iter().take(12) {
-        let (g, w) = (got.get(*c).cloned().unwrap_or_default(), want.get(*c).cloned().unwrap_or_default());
-        let first = g.iter().zip(&w).position(|(a, b)| a != b);
-        let pos = first.map(|i| (0..12).find(|&j| g[i].get(j) != w[i].get(j)));
-        eprintln!("DIFF {c}: got {} want {} first differing list {:?} at item {:?}", g.len(), w.len(), first, pos);
-    }
-    assert!(differing.is_empty() && got.len() == want.len(), "lists lost or changed across {fault}: {} customers differ of {}, {} lists published vs {} expected; first: {:?} got {:?} want {:?}", differing.len(), want.len(), n(&got), n(&want), differing.first(), differing.first().and_then(|c| got.get(*c)).map(Vec::len), differing.first().and_then(|c| want.get(*c)).map(Vec::len));
 }
 
 /// Creates the topics beforehand with nothing compacted: every list is kept to compare (a broker compacts
@@ -473,7 +443,7 @@ fn a_single_instance_given_part_of_the_partitions_holds_them_until_it_has_all() 
     let (stop, holding) = (std::sync::Arc::new(AtomicBool::new(false)), std::sync::Arc::new(std::sync::Mutex::new(Vec::new())));
     let other = {
         let (stop, holding) = (stop.clone(), holding.clone());
-        let o = GroupOptions { brokers: addr.clone(), group: cfg.kafka.group_id.clone(), topic: cfg.topics.transactions.clone(), fetch_wait_ms: 100, instance_id: None, from_beginning: false };
+        let o = GroupOptions { brokers: addr.clone(), group: cfg.kafka.group_id.clone(), topic: cfg.topics.transactions.clone(), fetch_wait_ms: 100, instance_id: None, from_beginning: false, paused: false };
         std::thread::spawn(move || {
             rt().block_on(async {
                 let reader = GroupReader::join(&o, None).expect("join");

@@ -405,7 +405,7 @@ fn a_list_that_cannot_be_encoded_goes_to_dead_letters_not_out_empty() {
     let list = |key: u8, score| Recommendation { customer: CustomerKey([key; 32]), as_of: 18_500, seq: 1, trigger: Trigger::Basket, items: vec![item(1, 1.0), item(0, score)] };
     let recs = [list(1, 0.5), list(2, f32::NAN), list(3, 0.25)];
     let encoded = encode(&p, &recs);
-    let shared = Shared { pipeline: std::sync::RwLock::new(p), counters: Counters::default(), link: Default::default(), group: Default::default(), text: Default::default(), decisions: Default::default(), page: Default::default() };
+    let shared = Shared { pipeline: std::sync::RwLock::new(p), counters: Counters::default(), link: Default::default(), group: Default::default(), text: Default::default(), decisions: Default::default(), page: Default::default(), shares: Default::default() };
     let rt = rt();
     let (lists, dead) = rt.block_on(async {
         let mut out = Output::new(broker.bootstrap(), cfg.topics.clone(), Default::default()).expect("output");

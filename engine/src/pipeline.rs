@@ -83,6 +83,8 @@ pub struct Pipeline {
     not_made: u64,
     /// The seq of the latest purchase applied (None: none yet).
     last_seq: Option<u64>,
+    /// [`Pipeline::finish`] closed baskets after that purchase (their lists count as made just after it).
+    closed_after_last: bool,
     seeds: usize,
     k: usize,
     /// Model versions published with every list (`ranker` → the ranker's version, a learned source's name →
@@ -112,6 +114,7 @@ impl Pipeline {
             ownership: Ownership::All,
             not_made: 0,
             last_seq: None,
+            closed_after_last: false,
             seeds: cfg.candidates.seeds,
             k: cfg.k,
             source_errors: AtomicU64::new(0),
@@ -228,6 +231,7 @@ impl Pipeline {
         self.before_purchase(&t);
         let c = self.state.apply_resolved(&t, customer, article);
         self.last_seq = Some(t.seq);
+        self.closed_after_last = false;
         match self.emit {
             EmitPolicy::Event if self.ownership.makes(shard, t.seq) => out.push(self.recommendation(c, t.day, t.seq, Trigger::Event)),
             EmitPolicy::Event => self.not_made += 1,
@@ -271,6 +275,13 @@ impl Pipeline {
     /// The seq of the latest purchase in the state (None: none yet).
     pub fn last_seq(&self) -> Option<u64> {
         self.last_seq
+    }
+
+    /// Every list this engine makes at or before this seq has been made (for [`Ownership`]'s marks): the latest
+    /// purchase's seq, one more once [`Pipeline::finish`] has closed the baskets after it (as the next day's first
+    /// purchase would close them, at its seq).
+    pub fn made_through(&self) -> Option<u64> {
+        self.last_seq.map(|s| s + u64::from(self.closed_after_last))
     }
 
     /// Folds `ev` into the state without producing lists (history warm-up, backtest fitting).
@@ -323,13 +334,15 @@ impl Pipeline {
     }
 
     /// Closes every open basket (end of input): event time moves to the day after, as a new day would. The
-    /// lists are made at the latest purchase's seq.
+    /// lists count as made just after the latest purchase, at the seq the next day's first purchase would have
+    /// closed them at (an engine that stopped before closing them has not made them).
     pub fn finish(&mut self) -> Vec<Recommendation> {
         if self.baskets.is_empty() {
             return Vec::new();
         }
         self.state.advance_to(self.baskets.day().saturating_add(1));
-        self.close_baskets(self.last_seq.unwrap_or(0))
+        self.closed_after_last = true;
+        self.close_baskets(self.last_seq.map_or(0, |s| s + 1))
     }
 
     pub fn open_baskets(&self) -> usize {
@@ -465,5 +478,6 @@ impl Pipeline {
     pub fn restore_open(&mut self, open: Vec<OpenBasket>, day: Day, last_seq: Option<u64>) {
         self.baskets = Baskets::restore(open, day);
         self.last_seq = last_seq;
+        self.closed_after_last = false;
     }
 }

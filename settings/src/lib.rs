@@ -54,7 +54,9 @@ pub struct KafkaConfig {
     /// A member the group has not given an assignment this long (ms) while the broker answers is replaced by a
     /// new one; 0 = never (still reported in `/health`).
     pub rejoin_after_ms: u64,
-    /// Engine instances in the group: 1 holds every partition (a partial assignment is held, never applied).
+    /// Engine instances in the group: 1 reads every partition as a group member (a partial assignment is held,
+    /// never applied); more (scale-out) each read the whole topic and make the lists of the partitions the group
+    /// gives them.
     pub instances: u32,
 }
 

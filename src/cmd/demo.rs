@@ -41,7 +41,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 
     let (shared_tx, mut shared_rx) = tokio::sync::watch::channel(None);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let settings = ServeSettings { cfg: cfg.clone(), checkpoint_dir: None, http: None, idle_close: Duration::from_millis(500), exit_when_idle: true, start: Default::default() };
+    let settings = ServeSettings { cfg: cfg.clone(), checkpoint_dir: None, state_store: None, http: None, idle_close: Duration::from_millis(500), exit_when_idle: true, start: Default::default() };
     let engine = tokio::spawn(serve::run(settings, Some(shared_tx), stop_rx.clone()));
     let shared = loop {
         if let Some(s) = shared_rx.borrow().clone() {

@@ -12,6 +12,10 @@ pub struct Args {
     /// committed after every delivered batch.
     #[arg(long)]
     pub checkpoint_dir: Option<PathBuf>,
+    /// With `kafka.instances` > 1 (scale-out): a directory every instance reads and writes (a shared volume), where
+    /// each transactions partition's lists are marked delivered up to a seq.
+    #[arg(long)]
+    pub state_store: Option<PathBuf>,
     /// Serve HTTP (GET /recommendations/{customer_id}, /metrics, /health) on this address, e.g. 127.0.0.1:8080 or
     /// localhost:8080.
     #[arg(long, value_parser = streamrec::serve::http::parse_addr)]
@@ -49,6 +53,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let settings = ServeSettings {
         cfg,
         checkpoint_dir: a.checkpoint_dir,
+        state_store: a.state_store,
         http: a.http,
         idle_close: Duration::from_millis(a.idle_close_ms),
         exit_when_idle: a.exit_when_idle,

@@ -78,6 +78,8 @@ pub struct GroupContext {
     link: LinkContext,
     /// Messages behind each partition's end, from the client's statistics (every [`STATS_INTERVAL_MS`]).
     lag: Arc<Mutex<std::collections::BTreeMap<i32, i64>>>,
+    /// Hold assigned partitions without fetching them (a member for ownership only: [`GroupOptions::paused`]).
+    paused: bool,
 }
 
 /// How often the client reports its statistics (the lag per partition comes from them).
@@ -152,6 +154,11 @@ impl ConsumerContext for GroupContext {
                 if let Err(e) = c.assign(tpl) {
                     tracing::error!(error = %e, "assigning partitions failed");
                 }
+                if self.paused {
+                    if let Err(e) = c.pause(tpl) {
+                        tracing::error!(error = %e, "pausing the assigned partitions failed: their messages are fetched and dropped");
+                    }
+                }
                 self.post_rebalance(c, &Rebalance::Assign(tpl));
             }
             REVOKE => {
@@ -213,13 +220,16 @@ pub struct GroupOptions {
     /// Read the assigned partitions from their start whatever the group committed, until this member commits
     /// (rebuilding a lost state).
     pub from_beginning: bool,
+    /// Hold the assigned partitions without fetching them: the member says which partitions are this
+    /// instance's and carries its commits; the messages are read elsewhere (scale-out reads the whole topic).
+    pub paused: bool,
 }
 
 impl GroupReader {
     /// Joins the group on the topic. With no committed offset a partition is read from its start. With a
     /// `link`, a broker outage is waited out (reported to the link) instead of ending `recv` with an error.
     pub fn join(o: &GroupOptions, link: Option<Arc<Link>>) -> Result<Self, KafkaError> {
-        let ctx = GroupContext { link: LinkContext::new(link), ..Default::default() };
+        let ctx = GroupContext { link: LinkContext::new(link), paused: o.paused, ..Default::default() };
         ctx.from_beginning.store(o.from_beginning, std::sync::atomic::Ordering::Relaxed);
         let (group, from_start, lag) = (ctx.group.clone(), ctx.from_beginning.clone(), ctx.lag.clone());
         let mut cc = client_config(&o.brokers);

@@ -136,7 +136,7 @@ pub async fn spawn(addr: std::net::SocketAddr, shared: Arc<Shared>) -> Result<(t
 }
 
 async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    let (clock, customers, applied) = s.pipeline.read().map(|p| (crate::data::format_day(p.state.clock), p.state.users.len(), p.state.events)).unwrap_or_default();
+    let (clock, customers, applied, seq, not_made) = s.pipeline.read().map(|p| (crate::data::format_day(p.state.clock), p.state.users.len(), p.state.events, p.last_seq(), p.lists_not_made())).unwrap_or_default();
     // Degraded while the broker is unreachable: the engine keeps its state and waits; lists are as of
     // `event_time` and go stale until purchases flow again.
     let (mut status, kafka) = match s.link.status() {
@@ -171,6 +171,11 @@ async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
         "dead_letters": s.counters.dead_letters.load(Ordering::Relaxed),
         "models": models,
         "memory_bytes": crate::memory::rss_bytes(),
+        // Where the state (item state included) stands in the input's order.
+        "watermark": {"seq": seq, "event_time": clock},
+        // Scale-out: the partitions whose lists this instance makes (and after which seq), lists left to others.
+        "shares": s.shares.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        "lists_not_made": not_made,
     }))
 }
 
@@ -289,7 +294,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let cfg = crate::config::Config::load(None).unwrap();
         let p = crate::pipeline::Pipeline::new(&cfg.core()).unwrap();
-        let shared = std::sync::Arc::new(super::Shared { pipeline: std::sync::RwLock::new(p), counters: Default::default(), link: Default::default(), group: std::sync::Mutex::new(group), text: Default::default(), decisions: Default::default(), page: Default::default() });
+        let shared = std::sync::Arc::new(super::Shared { pipeline: std::sync::RwLock::new(p), counters: Default::default(), link: Default::default(), group: std::sync::Mutex::new(group), text: Default::default(), decisions: Default::default(), page: Default::default(), shares: Default::default() });
         let task = super::spawn("127.0.0.1:0".parse().unwrap(), shared.clone()).await.unwrap();
         let addr = task.1;
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

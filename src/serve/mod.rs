@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod http;
 pub mod merge;
 pub mod page;
+pub mod shares;
 pub mod sink;
 pub mod source;
 pub mod start;
@@ -34,6 +35,8 @@ pub enum ServeError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
+    Shares(#[from] shares::SharesError),
+    #[error(transparent)]
     Ranker(#[from] crate::ranker::RankerError),
     #[error(transparent)]
     Encode(#[from] crate::events::EncodeError),
@@ -51,6 +54,8 @@ pub enum ServeError {
 pub struct ServeSettings {
     pub cfg: Config,
     pub checkpoint_dir: Option<PathBuf>,
+    /// Scale-out (`kafka.instances` > 1): the directory every instance reads and writes (delivered marks).
+    pub state_store: Option<PathBuf>,
     pub http: Option<std::net::SocketAddr>,
     /// Close open baskets once the input has been fully read and quiet this long (the last day of a replay has
     /// no later day to close it).
@@ -83,6 +88,17 @@ pub struct Shared {
     pub decisions: Decisions,
     /// What the operator's page reads besides the state (images, the backtest's summary).
     pub page: page::PageSettings,
+    /// Scale-out: the partitions whose lists this instance makes, and how often it went back (`/health`).
+    pub shares: std::sync::Mutex<Option<SharesView>>,
+}
+
+/// What `/health` shows of scale-out.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SharesView {
+    /// Owned partition → the seq after which its lists are made here (null: all).
+    pub owned: std::collections::BTreeMap<i32, Option<u64>>,
+    /// Times this instance went back to the topic's start to take a partition over.
+    pub go_backs: u64,
 }
 
 /// What `/health` shows of the group membership.
@@ -160,7 +176,10 @@ fn restore(s: &ServeSettings, cluster: Option<&str>, decisions: &Decisions) -> R
 
 fn restore_state(s: &ServeSettings, cluster: Option<&str>, decisions: &Decisions) -> Result<(Pipeline, Option<Resume>), ServeError> {
     let fresh = || -> Result<(Pipeline, Option<Resume>), ServeError> {
-        start::fresh_start(&s.cfg, s.start.rebuild_state)?;
+        // Scale-out folds the topic from its start on every start (the group's commits do not say where to read).
+        if s.cfg.kafka.instances == 1 {
+            start::fresh_start(&s.cfg, s.start.rebuild_state)?;
+        }
         let core = s.cfg.core();
         Ok((Pipeline::with_parts(crate::state::State::new(&core), ranker(s, decisions)?, &core)?, None))
     };
@@ -224,6 +243,12 @@ struct Resume {
 pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<Shared>>>>, mut shutdown: watch::Receiver<bool>) -> Result<ServeReport, ServeError> {
     let started = Instant::now();
     let cfg = &s.cfg;
+    let mut shares = match (cfg.kafka.instances > 1, &s.state_store, &s.checkpoint_dir) {
+        (false, _, _) => None,
+        (true, None, _) => return Err(ServeError::Refused(format!("kafka.instances = {} needs --state-store DIR: a directory every instance reads and writes (where each partition's lists were delivered up to)", cfg.kafka.instances))),
+        (true, Some(_), Some(_)) => return Err(ServeError::Refused("--checkpoint-dir with kafka.instances > 1: not supported yet (each instance folds the topic from its start; checkpoints in the state store come next)".into())),
+        (true, Some(dir), None) => Some(shares::Shares::open(dir)?),
+    };
     kafka::admin::ensure_topics(&cfg.kafka.brokers, &kafka::topic_specs(cfg)).await?;
     let cluster = start::cluster_id(cfg)?;
     let decisions = Decisions::default();
@@ -234,7 +259,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let link = Arc::new(kafka::link::Link::default());
     http::register_metrics();
     metrics::gauge!("streamrec_kafka_up").set(1.0);
-    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone(), group: Default::default(), text: Default::default(), decisions, page: page::PageSettings::from_config(cfg) });
+    let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone(), group: Default::default(), text: Default::default(), decisions, page: page::PageSettings::from_config(cfg), shares: Default::default() });
     if let Some(tx) = &shared_out {
         let _ = tx.send(Some(shared.clone()));
     }
@@ -273,7 +298,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             Some(swap) = swaps.recv() => towers.apply(&shared, swap),
             _ = tick.tick() => {}
         }
-        turn(&s, &shared, &mut input, &mut out, &mut commits, &mut towers, &mut shutdown).await?;
+        turn(&s, &shared, &mut input, &mut out, &mut commits, &mut towers, shares.as_mut(), &mut shutdown).await?;
         text.offer(&shared, input.take_articles());
         text.flush(&shared).await;
         let open = shared.pipeline.read().map(|p| p.open_baskets()).unwrap_or(0);
@@ -281,7 +306,11 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             break;
         }
     }
-    let finished = commits.finish(&mut out, input.group(), &shared, &input.ref_next).await;
+    let mut finished = commits.finish(&mut out, input.group(), &shared, &input.ref_next).await;
+    if let (Ok(()), Some(sh)) = (&finished, shares.as_mut()) {
+        let at = shared.pipeline.read().unwrap_or_else(|e| e.into_inner()).made_through();
+        finished = sh.delivered_through(at).map_err(ServeError::from);
+    }
     probe.abort();
     if let Some(h) = http_task {
         h.abort();
@@ -301,14 +330,20 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
 /// One turn after the select: the purchases the merge releases go through the pipeline, their lists (and, once
 /// the input is quiet, those of the baskets still open) out to the sink; then the two-tower service's chores,
 /// and delivery / commit / checkpoint when due.
-async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, towers: &mut two_tower::TwoTowerService, stop: &mut watch::Receiver<bool>) -> Result<(), ServeError> {
+#[allow(clippy::too_many_arguments)]
+async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, towers: &mut two_tower::TwoTowerService, mut shares: Option<&mut shares::Shares>, stop: &mut watch::Receiver<bool>) -> Result<(), ServeError> {
     let mut recs: Vec<Recommendation> = Vec::new();
     input.watch_group(shared);
-    let batch = input.release(commits);
+    if let Some(sh) = shares.as_deref_mut() {
+        if let Some(parts) = input.assignment_changed() {
+            take_over(s, shared, input, out, commits, sh, &parts).await?;
+        }
+    }
+    let (batch, shards) = input.release(commits);
     let encoded = {
         let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
         towers.observe(&p, &batch);
-        p.step_batch(&batch, &mut recs);
+        p.step_sharded(&batch, &shards, &mut recs);
         if !batch.is_empty() {
             let applied = batch.len() as u64;
             shared.counters.events.fetch_add(applied, Ordering::Relaxed);
@@ -331,7 +366,43 @@ async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut O
     }
     commits.count(batch.len() as u64, sent);
     let quiet = input.quiet_for() >= Duration::from_millis(50);
-    commits.after_turn(out, input.group(), shared, &input.ref_next, quiet, stop).await
+    commits.after_turn(out, input.group(), shared, &input.ref_next, quiet, stop).await?;
+    if let Some(sh) = shares {
+        if out.in_flight() == 0 {
+            // Every list made so far is delivered.
+            let at = shared.pipeline.read().unwrap_or_else(|e| e.into_inner()).made_through();
+            sh.delivered_through(at)?;
+        }
+    }
+    Ok(())
+}
+
+/// Scale-out: the group gave this instance `parts`. The lists of a partition taken over are made after the seq
+/// its previous owners delivered up to; when the state is already past that seq, the instance goes back to an
+/// empty state and reads every topic from its start again (the lists between are made on the way; those it made
+/// before for its other partitions are not made twice).
+async fn take_over(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, sh: &mut shares::Shares, parts: &[i32]) -> Result<(), ServeError> {
+    let at = shared.pipeline.read().unwrap_or_else(|e| e.into_inner()).made_through();
+    let a = sh.assign(parts, at)?;
+    if a.go_back {
+        tracing::warn!(taken = ?a.taken, at, "taking over partitions whose lists were delivered only up to an earlier seq than this state's: going back to the topics' start");
+        // What was made goes out first: the marks written after going back must not claim lists still in flight.
+        out.delivered().await?;
+        {
+            let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
+            p.state = crate::state::State::new(&s.cfg.core());
+            p.restore_open(Vec::new(), 0, None);
+        }
+        input.go_back(&s.cfg)?;
+        commits.go_back();
+        input.catch_up(shared, out).await?;
+        metrics::counter!("streamrec_go_backs_total").increment(1);
+    } else if !a.taken.is_empty() {
+        tracing::info!(taken = ?a.taken, owned = ?sh.owned(), "partitions taken over");
+    }
+    shared.pipeline.write().unwrap_or_else(|e| e.into_inner()).set_ownership(a.ownership);
+    *shared.shares.lock().unwrap_or_else(|e| e.into_inner()) = Some(SharesView { owned: sh.owned().clone(), go_backs: sh.go_backs });
+    Ok(())
 }
 
 /// While the link is down, asks the cluster for metadata every half second: an answer means the broker is

@@ -161,6 +161,12 @@ impl Commits {
         self.processed.insert(partition, offset + 1);
     }
 
+    /// The engine went back to an empty state (scale-out taking a partition over): nothing is applied any more.
+    pub fn go_back(&mut self) {
+        self.tx_next.clear();
+        self.processed.clear();
+    }
+
     /// `events` purchases applied and `lists` lists sent this turn.
     pub fn count(&mut self, events: u64, lists: u64) {
         self.since_ckpt += events;

@@ -18,13 +18,6 @@ use std::time::{Duration, Instant};
 /// A member without an assignment this long is stalled: `/health` says degraded (a rebalance takes a few seconds).
 pub const GROUP_STALL: Duration = Duration::from_secs(2 * SESSION_TIMEOUT.as_secs());
 
-/// With several instances (`kafka.instances` > 1), how long the purchases of an assignment of part of the topic's
-/// partitions wait for the rest before they are applied as this instance's share. (A single instance never applies
-/// part: applying one partition's purchases ahead of the others' changes the order, and so the lists. A restart
-/// within the session timeout gets part of the partitions first, the dead member holding the rest until its session
-/// times out, and tansu gives a joining member part of them for a while during a rebalance.)
-pub const PARTIAL_HOLD: Duration = GROUP_STALL;
-
 /// The longest wait between member replacements, in multiples of `kafka.rejoin_after_ms` (a power of two).
 const MAX_BACKOFF: u32 = 8;
 
@@ -34,16 +27,29 @@ const STUCK_REPORT: Duration = Duration::from_secs(5);
 /// Messages taken from the transactions input per turn of the loop at most.
 const BATCH: usize = 4096;
 
-/// What arrived: transactions or reference data (nothing is taken in before [`Input::take`]).
+/// What arrived: transactions or reference data (nothing is taken in before [`Input::take`]), or something from
+/// a group member that only holds partitions (scale-out: its partitions are paused; nothing to take in).
 pub enum Arrival {
     Transactions(Polled),
     Reference(Polled),
+    Membership(Polled),
 }
 
 pub struct Input {
     articles: TopicReader,
     customers: TopicReader,
     group: GroupReader,
+    /// Scale-out (`kafka.instances` > 1): every partition of the transactions topic, read here; the group member
+    /// then only says which partitions' lists this engine makes ([`super::shares`]).
+    whole: Option<TopicReader>,
+    /// The assignment generation [`Input::assignment_changed`] last reported (scale-out).
+    owned_generation: u64,
+    brokers: String,
+    topics: crate::config::TopicsConfig,
+    /// Next offset per transactions partition read so far, and (after [`Input::go_back`]) what was read before
+    /// going back: a record below it that does not decode was dead-lettered already.
+    read_next: BTreeMap<i32, i64>,
+    reread_below: BTreeMap<i32, i64>,
     /// How the group member joins (again, when it is replaced).
     joining: GroupOptions,
     link: Arc<Link>,
@@ -58,14 +64,14 @@ pub struct Input {
     /// When the merge last released a purchase, and when it last reported holding some (diagnostics).
     last_release: Instant,
     reported: Option<Instant>,
-    /// Since when the assignment has been short of this instance's share (one instance: fewer than all the
-    /// topic's partitions, none included; several: part of them, for [`PARTIAL_HOLD`]). None: not short, or no
-    /// assignment at all (see the membership).
+    /// One instance: since when the assignment has been fewer than all the topic's partitions (a single instance
+    /// never applies part: applying one partition's purchases ahead of the others' changes the order, and so the
+    /// lists; a restart within the session timeout gets part of them first, the dead member holding the rest until
+    /// its session times out, and tansu gives a joining member part of them for a while during a rebalance).
+    /// None: not short, or no assignment at all (see the membership).
     short_since: Option<Instant>,
     /// The topic's partitions, as the broker said at the last assignment (0: not asked yet).
     partitions_of: usize,
-    /// `kafka.instances`: engine instances expected in the group.
-    instances: u32,
     merge: SeqMerge<Result<TxEvent, String>>,
     generation: u64,
     articles_topic: String,
@@ -102,6 +108,12 @@ impl Input {
         let start_at = |topic: &str| Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect());
         let articles = TopicReader::watched(brokers, &cfg.topics.articles, start_at(&cfg.topics.articles), Some(link.clone()))?;
         let customers = TopicReader::watched(brokers, &cfg.topics.customers, start_at(&cfg.topics.customers), Some(link.clone()))?;
+        let scale_out = cfg.kafka.instances > 1;
+        let whole = if scale_out { Some(TopicReader::watched(brokers, &cfg.topics.transactions, Start::Beginning, Some(link.clone()))?) } else { None };
+        let mut merge = SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms));
+        if let Some(w) = &whole {
+            merge.assign(&w.end_at_start.iter().map(|&(p, _)| p).collect::<Vec<_>>());
+        }
         let joining = GroupOptions {
             brokers: brokers.clone(),
             group: cfg.kafka.group_id.clone(),
@@ -109,12 +121,19 @@ impl Input {
             fetch_wait_ms: cfg.kafka.fetch_wait_max_ms,
             instance_id: Some(cfg.kafka.group_instance_id.clone()).filter(|id| !id.is_empty()),
             from_beginning,
+            paused: scale_out,
         };
         let group = GroupReader::join(&joining, Some(link.clone()))?;
         Ok(Input {
             articles,
             customers,
             group,
+            whole,
+            owned_generation: u64::MAX,
+            brokers: brokers.clone(),
+            topics: cfg.topics.clone(),
+            read_next: BTreeMap::new(),
+            reread_below: BTreeMap::new(),
             joining,
             link: link.clone(),
             rejoin_after: Some(Duration::from_millis(cfg.kafka.rejoin_after_ms)).filter(|d| !d.is_zero()),
@@ -123,10 +142,9 @@ impl Input {
             failed_replacements: 0,
             short_since: None,
             partitions_of: 0,
-            instances: cfg.kafka.instances,
             last_release: Instant::now(),
             reported: None,
-            merge: SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms)),
+            merge,
             generation: u64::MAX,
             articles_topic: cfg.topics.articles.clone(),
             ref_next,
@@ -166,12 +184,55 @@ impl Input {
 
     /// Waits for the next message (cancel-safe: nothing is taken in before it returns).
     pub async fn recv(&self) -> Result<Arrival, KafkaError> {
-        tokio::select! {
-            biased;
-            got = self.group.recv() => Ok(Arrival::Transactions(got?)),
-            got = self.articles.recv() => Ok(Arrival::Reference(got?)),
-            got = self.customers.recv() => Ok(Arrival::Reference(got?)),
+        match &self.whole {
+            None => tokio::select! {
+                biased;
+                got = self.group.recv() => Ok(Arrival::Transactions(got?)),
+                got = self.articles.recv() => Ok(Arrival::Reference(got?)),
+                got = self.customers.recv() => Ok(Arrival::Reference(got?)),
+            },
+            // The member's partitions are paused, but it is polled: that is when the group's rebalances reach it.
+            Some(whole) => tokio::select! {
+                biased;
+                got = whole.recv() => Ok(Arrival::Transactions(got?)),
+                got = self.group.recv() => Ok(Arrival::Membership(got?)),
+                got = self.articles.recv() => Ok(Arrival::Reference(got?)),
+                got = self.customers.recv() => Ok(Arrival::Reference(got?)),
+            },
         }
+    }
+
+    /// Scale-out: the partitions the group gives this engine now, when they changed since the last call.
+    pub fn assignment_changed(&mut self) -> Option<Vec<i32>> {
+        self.whole.as_ref()?;
+        let (parts, gen) = self.group.assignment();
+        if gen == self.owned_generation || !self.group.membership().member {
+            return None;
+        }
+        self.owned_generation = gen;
+        Some(parts)
+    }
+
+    /// Scale-out: reads every topic again from its start (the engine goes back to an empty state to take over a
+    /// partition whose lists were delivered only up to a seq its state is past). The group member stays.
+    pub fn go_back(&mut self, cfg: &Config) -> Result<(), ServeError> {
+        let link = Some(self.link.clone());
+        self.articles = TopicReader::watched(&self.brokers, &self.topics.articles, Start::Beginning, link.clone())?;
+        self.customers = TopicReader::watched(&self.brokers, &self.topics.customers, Start::Beginning, link.clone())?;
+        let whole = TopicReader::watched(&self.brokers, &self.topics.transactions, Start::Beginning, link)?;
+        self.merge = SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms));
+        self.merge.assign(&whole.end_at_start.iter().map(|&(p, _)| p).collect::<Vec<_>>());
+        self.whole = Some(whole);
+        self.ref_next.clear();
+        for (p, o) in std::mem::take(&mut self.read_next) {
+            let below = self.reread_below.entry(p).or_insert(o);
+            *below = (*below).max(o);
+        }
+        self.newest_day = 0;
+        self.seen = SeqWindow::default();
+        self.arrived.clear();
+        self.arrived_articles.clear();
+        Ok(())
     }
 
     /// Takes `arrival` in: purchases into the merge (with what the client already holds, so the work after
@@ -181,11 +242,16 @@ impl Input {
     pub async fn take(&mut self, shared: &Shared, out: &mut Output, commits: &Commits, arrival: Arrival) -> Result<(), ServeError> {
         match arrival {
             Arrival::Reference(got) => self.reference(shared, out, got).await,
+            Arrival::Membership(_) => Ok(()),
             Arrival::Transactions(got) => {
                 self.last_input = Instant::now();
                 self.transaction(shared, out, commits, got).await?;
                 for _ in 1..BATCH {
-                    match self.group.recv().now_or_never() {
+                    let next = match &self.whole {
+                        Some(w) => w.recv().now_or_never(),
+                        None => self.group.recv().now_or_never(),
+                    };
+                    match next {
                         Some(got) => self.transaction(shared, out, commits, got?).await?,
                         None => break,
                     }
@@ -216,8 +282,13 @@ impl Input {
                     self.newest_day = self.newest_day.max(t.day);
                     Ok(t)
                 });
-                if let Err(reason) = &value {
-                    out.dead_letter(shared, &r, reason.clone()).await?;
+                let next = self.read_next.entry(r.partition).or_insert(0);
+                *next = (*next).max(r.offset + 1);
+                let sent_before = self.reread_below.get(&r.partition).is_some_and(|&b| r.offset < b);
+                match &value {
+                    Err(_) if sent_before => metrics::counter!("streamrec_dead_letters_reread_total").increment(1),
+                    Err(reason) => out.dead_letter(shared, &r, reason.clone()).await?,
+                    Ok(_) => {}
                 }
                 let seq = value.as_ref().ok().map(|t| t.seq);
                 if let (Some(seq), Some(ts)) = (seq, r.timestamp_ms) {
@@ -261,9 +332,16 @@ impl Input {
         ev.map_err(|e| e.to_string())
     }
 
-    /// The purchases the merge can release now, in order, minus those already in the checkpointed state; each
-    /// released position is recorded in `commits` as applied.
-    pub fn release(&mut self, commits: &mut Commits) -> Vec<TxEvent> {
+    /// The purchases the merge can release now, in order, minus those already in the checkpointed state, with
+    /// the partition each came from; each released position is recorded in `commits` as applied. Scale-out: held
+    /// until the group has given this engine its first assignment (so the first one takes nothing over).
+    pub fn release(&mut self, commits: &mut Commits) -> (Vec<TxEvent>, Vec<i32>) {
+        if self.whole.is_some() {
+            if self.owned_generation == u64::MAX {
+                return (Vec::new(), Vec::new());
+            }
+            return self.pop_released(commits);
+        }
         let (parts, gen) = self.group.assignment();
         if gen != self.generation {
             self.generation = gen;
@@ -272,20 +350,20 @@ impl Input {
             let member = self.group.membership().member;
             self.short_since = (member && self.short_of_share(&parts)).then(Instant::now);
         }
-        if let Some(since) = self.short_since {
-            // One instance: held until the group gives the rest ([`Input::watch_group`] reports it and, after
+        if self.short_since.is_some() {
+            // Held until the group gives the rest ([`Input::watch_group`] reports it and, after
             // `kafka.rejoin_after_ms`, replaces the member).
-            if self.instances == 1 || since.elapsed() < PARTIAL_HOLD {
-                return Vec::new();
-            }
-            tracing::warn!(partitions = ?parts, held_s = PARTIAL_HOLD.as_secs(), instances = self.instances, "still only part of the topic's partitions: applying them as this instance's share (item state then sees only this share)");
-            self.short_since = None;
+            return (Vec::new(), Vec::new());
         }
-        let mut batch = Vec::new();
+        self.pop_released(commits)
+    }
+
+    fn pop_released(&mut self, commits: &mut Commits) -> (Vec<TxEvent>, Vec<i32>) {
+        let (mut batch, mut shards) = (Vec::new(), Vec::new());
         let held = self.merge.buffered();
         if held > 0 && self.last_release.elapsed() >= STUCK_REPORT && self.reported.is_none_or(|t| t.elapsed() >= STUCK_REPORT) {
             self.reported = Some(Instant::now());
-            tracing::warn!(held, waiting_on = ?self.merge.waiting_on(), assigned = ?parts, "purchases held in the merge: waiting for these partitions to deliver or report their end");
+            tracing::warn!(held, waiting_on = ?self.merge.waiting_on(), assigned = ?self.group.assignment().0, "purchases held in the merge: waiting for these partitions to deliver or report their end");
         }
         let mut popped = false;
         while let Some(item) = self.merge.pop() {
@@ -302,28 +380,23 @@ impl Input {
                     continue;
                 }
                 batch.push(t);
+                shards.push(item.partition);
             }
         }
         if popped {
             self.last_release = Instant::now();
         }
-        batch
+        (batch, shards)
     }
 
-    /// The assignment `parts` is short of this instance's share: one instance, fewer than the topic's partitions
-    /// (the count asked of the broker), none included; several, a strict non-empty part (held for a while only).
+    /// The assignment `parts` is fewer than the topic's partitions (the count asked of the broker), none included.
     fn short_of_share(&mut self, parts: &[i32]) -> bool {
-        if self.instances > 1 && parts.is_empty() {
-            return false; // more members than partitions: this one has nothing to do
-        }
         match self.group.partition_count(Duration::from_secs(2)) {
             Ok(n) => {
                 self.partitions_of = n;
                 let short = parts.len() < n;
-                if short && self.instances == 1 {
-                    tracing::info!(partitions = ?parts, of = n, "assigned part of the topic: holding its purchases until the group gives the rest (a member that died may hold it until its session times out; `kafka.instances` = 1)");
-                } else if short {
-                    tracing::info!(partitions = ?parts, of = n, hold_s = PARTIAL_HOLD.as_secs(), "assigned part of the topic: holding its purchases a while for the rest");
+                if short {
+                    tracing::info!(partitions = ?parts, of = n, "assigned part of the topic: holding its purchases until the group gives the rest (a member that died may hold it until its session times out)");
                 }
                 short
             }
@@ -342,7 +415,7 @@ impl Input {
     pub fn watch_group(&mut self, shared: &Shared) {
         let m = self.group.membership();
         let unassigned_for = (!m.member).then(|| m.since.elapsed());
-        let short_for = self.short_since.filter(|_| m.member && self.instances == 1).map(|s| s.elapsed());
+        let short_for = self.short_since.filter(|_| m.member).map(|s| s.elapsed());
         let waiting = unassigned_for.or(short_for);
         if waiting.is_none() {
             // A whole share: the next trouble starts the waits afresh.

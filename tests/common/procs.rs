@@ -1,6 +1,7 @@
 //! Processes for the streaming tests: broker processes (librdkafka's mock cluster via `streamrec broker`, and
 //! tansu), the CLI, and children killed when the test ends.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -121,3 +122,38 @@ pub fn spawn_logged(dir: &Path, addr: &str, args: &[&str], env: &[(&str, &str)],
     )
 }
 
+/// Every list published, per customer in seq order (the output is keyed by customer).
+pub fn published_lists(brokers: &str) -> BTreeMap<String, Vec<Vec<String>>> {
+    super::kafka_lists(&rt().block_on(streamrec::kafka::consumer::read_to_end(brokers, "recommendations")).expect("recs"))
+}
+
+/// The lists the same pipeline makes from the files.
+pub fn file_lists(data: &streamrec::data::Dataset) -> BTreeMap<String, Vec<Vec<String>>> {
+    super::file_lists(data, &super::config())
+}
+
+/// Each customer's lists with a repeat of the list before it left out (at-least-once: a list may go out twice).
+fn dedup(m: BTreeMap<String, Vec<Vec<String>>>) -> BTreeMap<String, Vec<Vec<String>>> {
+    m.into_iter().map(|(c, mut v)| { v.dedup(); (c, v) }).collect()
+}
+
+/// Every list published is one the file pipeline makes, and every one it makes was published (repeats aside).
+pub fn same_lists(addr: &str, data: &streamrec::data::Dataset) -> bool {
+    dedup(published_lists(addr)) == dedup(file_lists(data))
+}
+
+/// At-least-once across a fault: a list may go out twice (the keyed, compacted topic keeps one); none is lost
+/// or different from the file pipeline's.
+pub fn assert_same_lists(addr: &str, data: &streamrec::data::Dataset, fault: &str) {
+    let (got, want) = (dedup(published_lists(addr)), dedup(file_lists(data)));
+    let n = |m: &BTreeMap<String, Vec<Vec<String>>>| m.values().map(Vec::len).sum::<usize>();
+    let differing: Vec<&String> = want.keys().filter(|c| got.get(*c) != want.get(*c)).collect();
+    // The first few that differ: how many lists each, and where the first difference sits.
+    for c in differing.iter().take(12) {
+        let (g, w) = (got.get(*c).cloned().unwrap_or_default(), want.get(*c).cloned().unwrap_or_default());
+        let first = g.iter().zip(&w).position(|(a, b)| a != b);
+        let pos = first.map(|i| (0..12).find(|&j| g[i].get(j) != w[i].get(j)));
+        eprintln!("DIFF {c}: got {} want {} first differing list {:?} at item {:?}", g.len(), w.len(), first, pos);
+    }
+    assert!(differing.is_empty() && got.len() == want.len(), "lists lost or changed across {fault}: {} customers differ of {}, {} lists published vs {} expected; first: {:?} got {:?} want {:?}", differing.len(), want.len(), n(&got), n(&want), differing.first(), differing.first().and_then(|c| got.get(*c)).map(Vec::len), differing.first().and_then(|c| want.get(*c)).map(Vec::len));
+}

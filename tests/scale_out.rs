@@ -1,0 +1,214 @@
+//! Scale-out against the tansu broker process with 8 partitions: several engine instances in one consumer group
+//! (`kafka.instances` > 1) each fold every purchase and make the lists of the partitions the group gives them;
+//! between them they publish exactly the lists one engine makes.
+
+mod common;
+
+use common::procs::*;
+use std::path::Path;
+use std::process::Command;
+
+const PARTITIONS: i32 = 8;
+
+/// Every topic created beforehand with `PARTITIONS` partitions where the settings ask for several, nothing
+/// compacted (every list is kept to compare).
+fn topics(addr: &str) {
+    let mut cfg = common::config();
+    cfg.kafka.transactions_partitions = PARTITIONS;
+    let mut specs = streamrec::kafka::topic_specs(&cfg);
+    specs.iter_mut().for_each(|s| s.compacted = false);
+    rt().block_on(streamrec::kafka::admin::ensure_topics(addr, &specs)).expect("topics");
+}
+
+fn health(http: &str) -> Option<serde_json::Value> {
+    http_get(http, "/health").and_then(|(_, b)| serde_json::from_str(&b).ok())
+}
+
+/// Starts `n` instances (`kafka.instances` = `instances`, one state store) with HTTP; returns them and their addresses.
+fn start(dir: &Path, addr: &str, n: usize, instances: &str, first: usize) -> Vec<(Proc, String)> {
+    let store = dir.join("store");
+    let store = store.to_str().expect("utf8");
+    (first..first + n)
+        .map(|i| {
+            let http = format!("127.0.0.1:{}", free_port());
+            // At the live edge a caught-up partition's next purchase may arrive late on a loaded machine: the
+            // merge waits for it up to its grace (then applies what it has, out of the replay's order, as one
+            // engine would); a long grace keeps the order here, so the lists can be compared with the files'.
+            let env = [("STREAMREC__KAFKA__INSTANCES", instances), ("STREAMREC__KAFKA__TRANSACTIONS_PARTITIONS", "8"), ("STREAMREC__ENGINE__MERGE_GRACE_MS", "10000")];
+            let p = spawn_logged(dir, addr, &["serve", "--http", &http, "--state-store", store], &env, &format!("serve-{i}.log"));
+            (p, http)
+        })
+        .collect()
+}
+
+fn logs(dir: &Path) -> String {
+    let mut all = String::new();
+    for i in 0..4 {
+        if let Ok(l) = std::fs::read_to_string(dir.join(format!("serve-{i}.log"))) {
+            all += &format!("--- serve-{i}.log (last 60 lines)\n");
+            all += &l.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            all.push('\n');
+        }
+    }
+    all
+}
+
+/// The partitions each instance holds, once every partition is held by exactly one of them.
+fn shared_out(https: &[String]) -> Option<Vec<Vec<i64>>> {
+    let held: Vec<Vec<i64>> = https
+        .iter()
+        .map(|h| health(h).and_then(|v| v["shares"]["owned"].as_object().map(|o| o.keys().filter_map(|k| k.parse().ok()).collect())))
+        .collect::<Option<_>>()?;
+    let mut all: Vec<i64> = held.iter().flatten().copied().collect();
+    all.sort_unstable();
+    (all == (0..i64::from(PARTITIONS)).collect::<Vec<_>>() && held.iter().all(|h| !h.is_empty())).then_some(held)
+}
+
+/// The data's first day and the day after it that has purchases.
+fn first_days(data: &streamrec::data::Dataset) -> (String, String) {
+    let days = &data.transactions.day;
+    let next = days.iter().copied().find(|&d| d > days[0]).expect("more than one day");
+    (streamrec::data::format_day(days[0]), streamrec::data::format_day(next))
+}
+
+/// Replays the reference data and the first day's purchases: the instances started after it read the reference
+/// data before any purchase (as one engine started after a replay does), so their lists can equal the file
+/// pipeline's; the rest follows with [`replay`] / [`replay_at`] from the second day, purchases only.
+fn replay_first_day(dir: &Path, addr: &str, data: &streamrec::data::Dataset) {
+    let out = Command::new(common::bin())
+        .args(["replay", "--data", dir.to_str().expect("utf8"), "--max", "--until", &first_days(data).0, "--brokers", addr])
+        .env("STREAMREC__KAFKA__TRANSACTIONS_PARTITIONS", "8")
+        .current_dir(dir)
+        .output()
+        .expect("replay");
+    assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn replay(dir: &Path, addr: &str, data: &streamrec::data::Dataset) {
+    let from = first_days(data).1;
+    let out = Command::new(common::bin())
+        .args(["replay", "--data", dir.to_str().expect("utf8"), "--max", "--purchases-only", "--from", &from, "--brokers", addr])
+        .env("STREAMREC__KAFKA__TRANSACTIONS_PARTITIONS", "8")
+        .current_dir(dir)
+        .output()
+        .expect("replay");
+    assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Three instances share the 8 partitions; the replay goes through them; every list one engine makes is published,
+/// none different, and each instance made a share of them.
+#[test]
+fn three_instances_publish_the_lists_of_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 31));
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _broker = start_tansu_on(port, "sqlite://tansu.db", dir.path());
+    topics(&addr);
+    replay_first_day(dir.path(), &addr, &data);
+    let engines = start(dir.path(), &addr, 3, "3", 0);
+    let https: Vec<String> = engines.iter().map(|(_, h)| h.clone()).collect();
+    let held = wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the group never shared the partitions out: {:?}\n{}", https.iter().map(|h| health(h)).collect::<Vec<_>>(), logs(dir.path())));
+    eprintln!("partitions held: {held:?}");
+    replay(dir.path(), &addr, &data);
+    let same = wait_for(180, || same_lists(&addr, &data).then_some(()));
+    let states: Vec<Option<serde_json::Value>> = https.iter().map(|h| health(h)).collect();
+    if same.is_none() {
+        eprintln!("{}", logs(dir.path()));
+        assert_same_lists(&addr, &data, "three instances");
+    }
+    for (i, h) in states.iter().enumerate() {
+        let h = h.as_ref().unwrap_or_else(|| panic!("instance {i} gone\n{}", logs(dir.path())));
+        eprintln!("instance {i}: {} lists, {} left to others, shares {}", h["recommendations"], h["lists_not_made"], h["shares"]);
+        assert!(h["recommendations"].as_u64() > Some(0) && h["lists_not_made"].as_u64() > Some(0), "instance {i} made no share: {h}");
+        assert_eq!(h["events_in_state"].as_u64(), Some(data.transactions.len() as u64), "instance {i} folds every purchase: {h}");
+    }
+}
+
+fn replay_at(dir: &Path, addr: &str, data: &streamrec::data::Dataset, rate: &str) -> Proc {
+    let log = std::fs::File::create(dir.join("replay.log")).expect("log");
+    let from = first_days(data).1;
+    Proc(
+        Command::new(common::bin())
+            .args(["replay", "--data", dir.to_str().expect("utf8"), "--rate", rate, "--purchases-only", "--from", &from, "--brokers", addr])
+            .env("STREAMREC__KAFKA__TRANSACTIONS_PARTITIONS", "8")
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("replay"),
+    )
+}
+
+/// Mid-replay a third instance joins two: the group shares the partitions out again, an instance taking over a
+/// partition whose lists were delivered only up to a seq its state is past goes back to the topics' start, and
+/// every list still arrives, none different from one engine's.
+#[test]
+fn an_instance_added_mid_replay_changes_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 37));
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _broker = start_tansu_on(port, "sqlite://tansu.db", dir.path());
+    topics(&addr);
+    replay_first_day(dir.path(), &addr, &data);
+    let engines = start(dir.path(), &addr, 2, "2", 0);
+    let mut https: Vec<String> = engines.iter().map(|(_, h)| h.clone()).collect();
+    wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the group never shared the partitions out\n{}", logs(dir.path())));
+    let mut replay = replay_at(dir.path(), &addr, &data, "4000");
+    let third = data.transactions.len() as u64 / 3;
+    let seen = wait_for(60, || health(&https[1]).filter(|h| h["events_in_state"].as_u64() >= Some(third)));
+    assert!(seen.is_some(), "the replay never got a third in\n{}", logs(dir.path()));
+    let added = std::time::Instant::now();
+    let third_engine = start(dir.path(), &addr, 1, "2", 2);
+    https.push(third_engine[0].1.clone());
+    let shared = wait_for(90, || shared_out(&https));
+    let held = shared.unwrap_or_else(|| panic!("the new instance never got a share\n{}", logs(dir.path())));
+    eprintln!("shared out again {:.1} s after the third instance started: {held:?}", added.elapsed().as_secs_f64());
+    assert!(replay.0.wait().expect("replay").success(), "replay failed");
+    let same = wait_for(180, || same_lists(&addr, &data).then_some(()));
+    if same.is_none() {
+        eprintln!("{}", logs(dir.path()));
+        assert_same_lists(&addr, &data, "an instance added");
+    }
+    let shares: Vec<serde_json::Value> = https.iter().filter_map(|h| health(h)).map(|h| h["shares"].clone()).collect();
+    eprintln!("shares at the end: {shares:?}");
+    drop(third_engine);
+}
+
+/// Mid-replay one of three instances stops (SIGINT: it delivers, marks and leaves the group): the two left take
+/// its partitions over, going back to the topics' start where their state is past its marks, and every list still
+/// arrives, none different from one engine's. Prints the time from the stop to the partitions being owned again.
+#[test]
+fn an_instance_stopped_mid_replay_is_taken_over_and_nothing_lost() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = common::load(&common::tiny(dir.path(), 41));
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _broker = start_tansu_on(port, "sqlite://tansu.db", dir.path());
+    topics(&addr);
+    replay_first_day(dir.path(), &addr, &data);
+    let mut engines = start(dir.path(), &addr, 3, "3", 0);
+    let https: Vec<String> = engines.iter().map(|(_, h)| h.clone()).collect();
+    let held = wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the group never shared the partitions out\n{}", logs(dir.path())));
+    let mut replay = replay_at(dir.path(), &addr, &data, "4000");
+    let third = data.transactions.len() as u64 / 3;
+    let seen = wait_for(60, || health(&https[1]).filter(|h| h["events_in_state"].as_u64() >= Some(third)));
+    assert!(seen.is_some(), "the replay never got a third in\n{}", logs(dir.path()));
+    let stopped = std::time::Instant::now();
+    // SAFETY: signalling a child process this test started and still owns.
+    unsafe { libc::kill(engines[0].0 .0.id() as i32, libc::SIGINT) };
+    assert!(engines[0].0 .0.wait().expect("wait").success(), "a clean stop\n{}", logs(dir.path()));
+    let rest = https[1..].to_vec();
+    let taken = wait_for(60, || shared_out(&rest));
+    let taken = taken.unwrap_or_else(|| panic!("the stopped instance's partitions {:?} were never taken over\n{}", held[0], logs(dir.path())));
+    eprintln!("partitions {:?} owned again {:.1} s after the stop: {taken:?}", held[0], stopped.elapsed().as_secs_f64());
+    assert!(replay.0.wait().expect("replay").success(), "replay failed");
+    let same = wait_for(180, || same_lists(&addr, &data).then_some(()));
+    if same.is_none() {
+        eprintln!("{}", logs(dir.path()));
+        assert_same_lists(&addr, &data, "an instance stopped");
+    }
+    let go_backs: u64 = rest.iter().filter_map(|h| health(h)).map(|h| h["shares"]["go_backs"].as_u64().unwrap_or(0)).sum();
+    eprintln!("the two left went back {go_backs} times");
+}
