@@ -16,6 +16,29 @@ fn run(p: &mut Pipeline, evs: &[Event]) -> Vec<Recommendation> {
     out
 }
 
+/// Pipeline `c`'s checkpoint (no input offsets).
+fn snapshot(c: &Pipeline) -> Checkpoint {
+    let (open, day) = c.open_state();
+    Checkpoint {
+        state: c.state.clone(),
+        customer_keys: (0..c.state.ids.len() as u32).map(|i| *c.state.ids.key(i)).collect(),
+        open_baskets: open,
+        open_day: day,
+        seq: c.last_seq(),
+        tx_offsets: vec![],
+        ref_offsets: vec![],
+        recommendations_sent: 0,
+        cluster_id: None,
+    }
+}
+
+/// A pipeline (the blend ranker) restored from checkpoint `back`.
+fn restored(back: Checkpoint, cfg: &streamrec::config::Config) -> Pipeline {
+    let mut d = Pipeline::with_parts(back.state, Box::new(streamrec::ranker::BlendRanker::new(&cfg.ranker).unwrap()), &cfg.core()).unwrap();
+    d.restore_open(back.open_baskets, back.open_day, back.seq);
+    d
+}
+
 /// Serve applies what it reads in batches with cache hints ahead (`step_batch`): the lists are the ones stepping
 /// one purchase at a time gives, in the same order, and so is the state.
 #[test]
@@ -67,23 +90,10 @@ fn same_input_same_lists_and_checkpoint_restore_is_exact() {
     let cut = evs.len() * 3 / 5 + 17;
     let mut c = Pipeline::new(&cfg.core()).unwrap();
     let mut got = run(&mut c, &evs[..cut]);
-    let (open, day) = c.open_state();
-    let ck = Checkpoint {
-        state: c.state.clone(),
-        customer_keys: (0..c.state.ids.len() as u32).map(|i| *c.state.ids.key(i)).collect(),
-        open_baskets: open,
-        open_day: day,
-        seq: c.last_seq(),
-        tx_offsets: vec![],
-        ref_offsets: vec![],
-        recommendations_sent: 0,
-        cluster_id: None,
-    };
-    checkpoint::write(dir.path(), &ck).unwrap();
+    checkpoint::write(dir.path(), &snapshot(&c)).unwrap();
     drop(c);
     let back = checkpoint::read(dir.path()).unwrap().unwrap();
-    let mut d = Pipeline::with_parts(back.state, Box::new(streamrec::ranker::BlendRanker::new(&cfg.ranker).unwrap()), &cfg.core()).unwrap();
-    d.restore_open(back.open_baskets, back.open_day, back.seq);
+    let mut d = restored(back, &cfg);
     got.extend(run(&mut d, &evs[cut..]));
     got.extend(d.finish());
     assert_eq!(got.len(), whole.len());
@@ -295,23 +305,10 @@ fn engines_owning_shards_make_together_the_lists_of_one() {
     let mut c = Pipeline::new(&cfg.core()).unwrap();
     run(&mut c, &reference);
     c.step_sharded(&txs[..cut], &shards[..cut], &mut Vec::new());
-    let (open, day) = c.open_state();
-    let ck = Checkpoint {
-        state: c.state.clone(),
-        customer_keys: (0..c.state.ids.len() as u32).map(|i| *c.state.ids.key(i)).collect(),
-        open_baskets: open,
-        open_day: day,
-        seq: c.last_seq(),
-        tx_offsets: vec![],
-        ref_offsets: vec![],
-        recommendations_sent: 0,
-        cluster_id: None,
-    };
-    checkpoint::write(dir.path(), &ck).unwrap();
+    checkpoint::write(dir.path(), &snapshot(&c)).unwrap();
     let back = checkpoint::read(dir.path()).unwrap().unwrap();
     assert_eq!(back.seq, Some(txs[cut - 1].seq));
-    let mut d = Pipeline::with_parts(back.state, Box::new(streamrec::ranker::BlendRanker::new(&cfg.ranker).unwrap()), &cfg.core()).unwrap();
-    d.restore_open(back.open_baskets, back.open_day, back.seq);
+    let mut d = restored(back, &cfg);
     d.set_ownership(Ownership::Shards(BTreeMap::from([(1, Some(delivered))])));
     let mut got = Vec::new();
     d.step_sharded(&txs[cut..], &shards[cut..], &mut got);

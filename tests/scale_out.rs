@@ -95,33 +95,67 @@ fn replay(dir: &Path, addr: &str, data: &streamrec::data::Dataset) {
     assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A tansu broker with the topics, the reference data and the first day replayed, and `n` instances
+/// (`kafka.instances` = `instances`) that have shared the partitions out.
+struct Cluster {
+    engines: Vec<(Proc, String)>,
+    /// Partitions each instance held once shared out.
+    held: Vec<Vec<i64>>,
+    addr: String,
+    data: streamrec::data::Dataset,
+    _broker: Proc,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(seed: u64, n: usize, instances: &str) -> Cluster {
+        let dir = tempfile::tempdir().expect("tmp");
+        let data = common::load(&common::tiny(dir.path(), seed));
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let broker = start_tansu_on(port, "sqlite://tansu.db", dir.path());
+        topics(&addr);
+        replay_first_day(dir.path(), &addr, &data);
+        let engines = start(dir.path(), &addr, n, instances, 0);
+        let https: Vec<String> = engines.iter().map(|(_, h)| h.clone()).collect();
+        let held = wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the group never shared the partitions out: {:?}\n{}", https.iter().map(|h| health(h)).collect::<Vec<_>>(), logs(dir.path())));
+        eprintln!("partitions held: {held:?}");
+        Cluster { engines, held, addr, data, _broker: broker, dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Waits until the instance at `http` has folded a third of the purchases.
+    fn a_third_in(&self, http: &str) {
+        let third = self.data.transactions.len() as u64 / 3;
+        let seen = wait_for(60, || health(http).filter(|h| h["events_in_state"].as_u64() >= Some(third)));
+        assert!(seen.is_some(), "the replay never got a third in\n{}", logs(self.path()));
+    }
+
+    /// Every list one engine makes arrives (repeats aside), none different.
+    fn assert_lists_arrive(&self, fault: &str) {
+        if wait_for(180, || same_lists(&self.addr, &self.data).then_some(())).is_none() {
+            eprintln!("{}", logs(self.path()));
+            assert_same_lists(&self.addr, &self.data, fault);
+        }
+    }
+}
+
 /// Three instances share the 8 partitions; the replay goes through them; every list one engine makes is published,
 /// none different, and each instance made a share of them.
 #[test]
 fn three_instances_publish_the_lists_of_one() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = common::load(&common::tiny(dir.path(), 31));
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let _broker = start_tansu_on(port, "sqlite://tansu.db", dir.path());
-    topics(&addr);
-    replay_first_day(dir.path(), &addr, &data);
-    let engines = start(dir.path(), &addr, 3, "3", 0);
-    let https: Vec<String> = engines.iter().map(|(_, h)| h.clone()).collect();
-    let held = wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the group never shared the partitions out: {:?}\n{}", https.iter().map(|h| health(h)).collect::<Vec<_>>(), logs(dir.path())));
-    eprintln!("partitions held: {held:?}");
-    replay(dir.path(), &addr, &data);
-    let same = wait_for(180, || same_lists(&addr, &data).then_some(()));
-    let states: Vec<Option<serde_json::Value>> = https.iter().map(|h| health(h)).collect();
-    if same.is_none() {
-        eprintln!("{}", logs(dir.path()));
-        assert_same_lists(&addr, &data, "three instances");
-    }
-    for (i, h) in states.iter().enumerate() {
-        let h = h.as_ref().unwrap_or_else(|| panic!("instance {i} gone\n{}", logs(dir.path())));
+    let c = Cluster::start(31, 3, "3");
+    let https: Vec<String> = c.engines.iter().map(|(_, h)| h.clone()).collect();
+    replay(c.path(), &c.addr, &c.data);
+    c.assert_lists_arrive("three instances");
+    for (i, h) in https.iter().enumerate() {
+        let h = health(h).unwrap_or_else(|| panic!("instance {i} gone\n{}", logs(c.path())));
         eprintln!("instance {i}: {} lists, {} left to others, shares {}", h["recommendations"], h["lists_not_made"], h["shares"]);
         assert!(h["recommendations"].as_u64() > Some(0) && h["lists_not_made"].as_u64() > Some(0), "instance {i} made no share: {h}");
-        assert_eq!(h["events_in_state"].as_u64(), Some(data.transactions.len() as u64), "instance {i} folds every purchase: {h}");
+        assert_eq!(h["events_in_state"].as_u64(), Some(c.data.transactions.len() as u64), "instance {i} folds every purchase: {h}");
     }
 }
 
@@ -145,35 +179,19 @@ fn replay_at(dir: &Path, addr: &str, data: &streamrec::data::Dataset, rate: &str
 /// every list still arrives, none different from one engine's.
 #[test]
 fn an_instance_added_mid_replay_changes_and_loses_nothing() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = common::load(&common::tiny(dir.path(), 37));
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let _broker = start_tansu_on(port, "sqlite://tansu.db", dir.path());
-    topics(&addr);
-    replay_first_day(dir.path(), &addr, &data);
-    let engines = start(dir.path(), &addr, 2, "2", 0);
-    let mut https: Vec<String> = engines.iter().map(|(_, h)| h.clone()).collect();
-    wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the group never shared the partitions out\n{}", logs(dir.path())));
-    let mut replay = replay_at(dir.path(), &addr, &data, "4000");
-    let third = data.transactions.len() as u64 / 3;
-    let seen = wait_for(60, || health(&https[1]).filter(|h| h["events_in_state"].as_u64() >= Some(third)));
-    assert!(seen.is_some(), "the replay never got a third in\n{}", logs(dir.path()));
+    let c = Cluster::start(37, 2, "2");
+    let mut https: Vec<String> = c.engines.iter().map(|(_, h)| h.clone()).collect();
+    let mut replay = replay_at(c.path(), &c.addr, &c.data, "4000");
+    c.a_third_in(&https[1]);
     let added = std::time::Instant::now();
-    let third_engine = start(dir.path(), &addr, 1, "2", 2);
+    let third_engine = start(c.path(), &c.addr, 1, "2", 2);
     https.push(third_engine[0].1.clone());
-    let shared = wait_for(90, || shared_out(&https));
-    let held = shared.unwrap_or_else(|| panic!("the new instance never got a share\n{}", logs(dir.path())));
+    let held = wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the new instance never got a share\n{}", logs(c.path())));
     eprintln!("shared out again {:.1} s after the third instance started: {held:?}", added.elapsed().as_secs_f64());
     assert!(replay.0.wait().expect("replay").success(), "replay failed");
-    let same = wait_for(180, || same_lists(&addr, &data).then_some(()));
-    if same.is_none() {
-        eprintln!("{}", logs(dir.path()));
-        assert_same_lists(&addr, &data, "an instance added");
-    }
+    c.assert_lists_arrive("an instance added");
     let shares: Vec<serde_json::Value> = https.iter().filter_map(|h| health(h)).map(|h| h["shares"].clone()).collect();
     eprintln!("shares at the end: {shares:?}");
-    drop(third_engine);
 }
 
 /// Mid-replay one of three instances stops (SIGINT: it delivers, marks and leaves the group): the two left take
@@ -181,34 +199,22 @@ fn an_instance_added_mid_replay_changes_and_loses_nothing() {
 /// arrives, none different from one engine's. Prints the time from the stop to the partitions being owned again.
 #[test]
 fn an_instance_stopped_mid_replay_is_taken_over_and_nothing_lost() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = common::load(&common::tiny(dir.path(), 41));
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let _broker = start_tansu_on(port, "sqlite://tansu.db", dir.path());
-    topics(&addr);
-    replay_first_day(dir.path(), &addr, &data);
-    let mut engines = start(dir.path(), &addr, 3, "3", 0);
-    let https: Vec<String> = engines.iter().map(|(_, h)| h.clone()).collect();
-    let held = wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the group never shared the partitions out\n{}", logs(dir.path())));
-    let mut replay = replay_at(dir.path(), &addr, &data, "4000");
-    let third = data.transactions.len() as u64 / 3;
-    let seen = wait_for(60, || health(&https[1]).filter(|h| h["events_in_state"].as_u64() >= Some(third)));
-    assert!(seen.is_some(), "the replay never got a third in\n{}", logs(dir.path()));
+    let mut c = Cluster::start(41, 3, "3");
+    let https: Vec<String> = c.engines.iter().map(|(_, h)| h.clone()).collect();
+    let mut replay = replay_at(c.path(), &c.addr, &c.data, "4000");
+    c.a_third_in(&https[1]);
     let stopped = std::time::Instant::now();
+    let first = &mut c.engines[0].0 .0;
     // SAFETY: signalling a child process this test started and still owns.
-    unsafe { libc::kill(engines[0].0 .0.id() as i32, libc::SIGINT) };
-    assert!(engines[0].0 .0.wait().expect("wait").success(), "a clean stop\n{}", logs(dir.path()));
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    assert!(first.wait().expect("wait").success(), "a clean stop\n{}", logs(c.path()));
     let rest = https[1..].to_vec();
     let taken = wait_for(60, || shared_out(&rest));
-    let taken = taken.unwrap_or_else(|| panic!("the stopped instance's partitions {:?} were never taken over\n{}", held[0], logs(dir.path())));
-    eprintln!("partitions {:?} owned again {:.1} s after the stop: {taken:?}", held[0], stopped.elapsed().as_secs_f64());
+    let taken = taken.unwrap_or_else(|| panic!("the stopped instance's partitions {:?} were never taken over\n{}", c.held[0], logs(c.path())));
+    eprintln!("partitions {:?} owned again {:.1} s after the stop: {taken:?}", c.held[0], stopped.elapsed().as_secs_f64());
     assert!(replay.0.wait().expect("replay").success(), "replay failed");
-    let same = wait_for(180, || same_lists(&addr, &data).then_some(()));
-    if same.is_none() {
-        eprintln!("{}", logs(dir.path()));
-        assert_same_lists(&addr, &data, "an instance stopped");
-    }
+    c.assert_lists_arrive("an instance stopped");
     let go_backs: u64 = rest.iter().filter_map(|h| health(h)).map(|h| h["shares"]["go_backs"].as_u64().unwrap_or(0)).sum();
     eprintln!("the two left went back {go_backs} times");
 }
+

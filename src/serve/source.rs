@@ -191,11 +191,12 @@ impl Input {
                 got = self.articles.recv() => Ok(Arrival::Reference(got?)),
                 got = self.customers.recv() => Ok(Arrival::Reference(got?)),
             },
-            // The member's partitions are paused, but it is polled: that is when the group's rebalances reach it.
+            // The member's partitions are paused, but it is polled (first: it is rarely ready): the group's
+            // rebalances reach it when it is polled.
             Some(whole) => tokio::select! {
                 biased;
-                got = whole.recv() => Ok(Arrival::Transactions(got?)),
                 got = self.group.recv() => Ok(Arrival::Membership(got?)),
+                got = whole.recv() => Ok(Arrival::Transactions(got?)),
                 got = self.articles.recv() => Ok(Arrival::Reference(got?)),
                 got = self.customers.recv() => Ok(Arrival::Reference(got?)),
             },
