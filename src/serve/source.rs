@@ -44,8 +44,6 @@ pub struct Input {
     whole: Option<TopicReader>,
     /// The assignment generation [`Input::assignment_changed`] last reported (scale-out).
     owned_generation: u64,
-    brokers: String,
-    topics: crate::config::TopicsConfig,
     /// Next offset per transactions partition read so far, and (after [`Input::go_back`]) what was read before
     /// going back: a record below it that does not decode was dead-lettered already.
     read_next: BTreeMap<i32, i64>,
@@ -95,6 +93,14 @@ pub struct Input {
     arrived: BTreeMap<u64, i64>,
 }
 
+/// Scale-out: a reader of every transactions partition from its start, and a merge over all of them.
+fn read_whole(cfg: &Config, brokers: &str, link: &Arc<Link>) -> Result<(TopicReader, SeqMerge<Result<TxEvent, String>>), ServeError> {
+    let whole = TopicReader::watched(brokers, &cfg.topics.transactions, Start::Beginning, Some(link.clone()))?;
+    let mut merge = SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms));
+    merge.assign(&whole.end_at_start.iter().map(|&(p, _)| p).collect::<Vec<_>>());
+    Ok((whole, merge))
+}
+
 /// Purchases whose produce time is kept for the purchase → list delay: well over the open baskets of a day.
 const ARRIVALS_KEPT: usize = 1 << 18;
 
@@ -109,11 +115,12 @@ impl Input {
         let articles = TopicReader::watched(brokers, &cfg.topics.articles, start_at(&cfg.topics.articles), Some(link.clone()))?;
         let customers = TopicReader::watched(brokers, &cfg.topics.customers, start_at(&cfg.topics.customers), Some(link.clone()))?;
         let scale_out = cfg.kafka.instances > 1;
-        let whole = if scale_out { Some(TopicReader::watched(brokers, &cfg.topics.transactions, Start::Beginning, Some(link.clone()))?) } else { None };
-        let mut merge = SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms));
-        if let Some(w) = &whole {
-            merge.assign(&w.end_at_start.iter().map(|&(p, _)| p).collect::<Vec<_>>());
-        }
+        let (whole, merge) = if scale_out {
+            let (w, m) = read_whole(cfg, brokers, link)?;
+            (Some(w), m)
+        } else {
+            (None, SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms)))
+        };
         let joining = GroupOptions {
             brokers: brokers.clone(),
             group: cfg.kafka.group_id.clone(),
@@ -130,8 +137,6 @@ impl Input {
             group,
             whole,
             owned_generation: u64::MAX,
-            brokers: brokers.clone(),
-            topics: cfg.topics.clone(),
             read_next: BTreeMap::new(),
             reread_below: BTreeMap::new(),
             joining,
@@ -217,13 +222,11 @@ impl Input {
     /// Scale-out: reads every topic again from its start (the engine goes back to an empty state to take over a
     /// partition whose lists were delivered only up to a seq its state is past). The group member stays.
     pub fn go_back(&mut self, cfg: &Config) -> Result<(), ServeError> {
-        let link = Some(self.link.clone());
-        self.articles = TopicReader::watched(&self.brokers, &self.topics.articles, Start::Beginning, link.clone())?;
-        self.customers = TopicReader::watched(&self.brokers, &self.topics.customers, Start::Beginning, link.clone())?;
-        let whole = TopicReader::watched(&self.brokers, &self.topics.transactions, Start::Beginning, link)?;
-        self.merge = SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms));
-        self.merge.assign(&whole.end_at_start.iter().map(|&(p, _)| p).collect::<Vec<_>>());
-        self.whole = Some(whole);
+        let brokers = &cfg.kafka.brokers;
+        self.articles = TopicReader::watched(brokers, &cfg.topics.articles, Start::Beginning, Some(self.link.clone()))?;
+        self.customers = TopicReader::watched(brokers, &cfg.topics.customers, Start::Beginning, Some(self.link.clone()))?;
+        let (whole, merge) = read_whole(cfg, brokers, &self.link)?;
+        (self.whole, self.merge) = (Some(whole), merge);
         self.ref_next.clear();
         for (p, o) in std::mem::take(&mut self.read_next) {
             let below = self.reread_below.entry(p).or_insert(o);
