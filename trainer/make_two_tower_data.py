@@ -9,7 +9,8 @@ The data has structure a model can learn, so recall is a meaningful check:
     (band_0..band_4, band_unknown), and log_mean_price hints at the favourite type's price level;
   - purchases are: an item of the favourite type (55%), of the second type (20%), a repeat of one of the customer's
     recent purchases (10%), anything by popularity (15%); the history (newest last, left-padded with 0) is the
-    customer's previous purchases as `article` codes, so it shows the favourite types too.
+    customer's previous purchases as `article` codes, so it shows the favourite types too, and history_days the
+    days between each of them and the purchase (0 in padding).
   - the last 7 days (day >= meta.valid_from_day) are the validation week.
 
 User feature and item column names are the Rust engine's (src/two_tower/encode.rs), so a model trained on this
@@ -158,10 +159,12 @@ def make(args: argparse.Namespace) -> dict:
         item = new
 
     history = np.zeros((n_samples, hlen), dtype=np.int32)
+    history_days = np.zeros((n_samples, hlen), dtype=np.int32)  # days from each history purchase to this one
     for j in range(1, hlen + 1):
         prev = idx - j
         ok = position >= j
         history[:, hlen - j] = np.where(ok, item[np.maximum(prev, 0)] + 1, 0)
+        history_days[:, hlen - j] = np.where(ok, day - day[np.maximum(prev, 0)], 0)
 
     # User features: the customer's state just before the purchase.
     feats = np.zeros((n_samples, len(USER_FEATURES)), dtype=np.float32)
@@ -192,11 +195,12 @@ def make(args: argparse.Namespace) -> dict:
     items = {"item": pa.array(np.arange(n_items, dtype=np.int32)), "article_id": pa.array(article_id)}
     items.update({c: pa.array(codes[c].astype(np.int32)) for c in ITEM_COLUMNS})
     pq.write_table(pa.table(items), os.path.join(args.out, "items.parquet"))
-    # user_features as a fixed-size list (as the Rust side writes it), history as a plain list.
+    # user_features as a fixed-size list (as the Rust side writes it), history and history_days as plain lists.
+    offsets = pa.array(np.arange(0, (n_samples + 1) * hlen, hlen, dtype=np.int32))
     samples = pa.table({
         "user_features": pa.FixedSizeListArray.from_arrays(pa.array(feats.ravel()), len(USER_FEATURES)),
-        "history": pa.ListArray.from_arrays(pa.array(np.arange(0, (n_samples + 1) * hlen, hlen, dtype=np.int32)),
-                                            pa.array(history.ravel())),
+        "history": pa.ListArray.from_arrays(offsets, pa.array(history.ravel())),
+        "history_days": pa.ListArray.from_arrays(offsets, pa.array(history_days.ravel())),
         "item": pa.array(item.astype(np.int32)),
         "day": pa.array(day.astype(np.int32)),
     })

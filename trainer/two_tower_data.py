@@ -79,8 +79,9 @@ def read_meta(path: str) -> dict:
     return meta
 
 
-def read_parquet(path: str, columns: list[str], what: str) -> pa.Table:
-    """The named columns of a parquet file, with a message naming what is missing."""
+def read_parquet(path: str, columns: list[str], what: str, hints: dict[str, str] | None = None) -> pa.Table:
+    """The named columns of a parquet file, with a message naming what is missing (and why it is needed, for the
+    columns `hints` explains)."""
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file ({what})")
     try:
@@ -89,7 +90,8 @@ def read_parquet(path: str, columns: list[str], what: str) -> pa.Table:
         raise InputError(f"{path}: not a readable parquet file: {e}") from e
     missing = [c for c in columns if c not in schema.names]
     if missing:
-        raise InputError(f"{path}: missing columns {missing} (has {schema.names})")
+        why = "".join(f"; {(hints or {})[c]}" for c in missing if c in (hints or {}))
+        raise InputError(f"{path}: missing columns {missing} (has {schema.names}){why}")
     try:
         return pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as e:
@@ -140,9 +142,10 @@ def list_matrix(table: pa.Table, name: str, width: int | None, dtype: type, path
 
 
 class Export:
-    """The export directory, read and checked against meta.json."""
+    """The export directory, read and checked against meta.json. `history_days`: also read samples.parquet's
+    `history_days` column (the sequential user tower's history ages; older exports lack it)."""
 
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, history_days: bool = False):
         if not os.path.isdir(data_dir):
             raise InputError(f"{data_dir}: no such directory (the two-tower export: meta.json, items.parquet, "
                              f"samples.parquet, item_vocab.json)")
@@ -180,12 +183,20 @@ class Export:
         self.item_codes = codes  # (n_items, C) int64
 
         path = os.path.join(data_dir, "samples.parquet")
-        samples = read_parquet(path, ["user_features", "history", "item", "day"], "one row per purchase")
+        columns = ["user_features", "history", "item", "day"] + (["history_days"] if history_days else [])
+        samples = read_parquet(path, columns, "one row per purchase", {
+            "history_days": "--user-tower sasrec needs it (the days between each history purchase and the "
+                            "sample's day); exports written before it was added lack it: export again, or train "
+                            "with --user-tower mean"})
         u = len(self.user_features)
         self.features = list_matrix(samples, "user_features", u, np.float32, path,
                                     f"{u} (meta.json's user_features)")
         self.history = list_matrix(samples, "history", self.history_len, np.int32, path,
                                    f"{self.history_len} (meta.json's history_len)")
+        # float32, as the user tower's history_age input takes it; None when not read.
+        self.history_age: np.ndarray | None = None
+        if history_days:
+            self.history_age = history_ages(samples, path, self.history_len)
         self.items = int_column(samples, "item", path)
         self.day = int_column(samples, "day", path)
         self.n_samples = samples.num_rows
@@ -215,6 +226,16 @@ class Export:
                              f"{meta['valid_from_day']}: nothing to train on")
         self.image: np.ndarray | None = None
 
+    def article_types(self) -> np.ndarray:
+        """The `product_type` code of every `article` code (0 for codes no item has): the sequential user tower
+        looks a history entry's type up by its article code, so the engine feeds article codes only."""
+        if "product_type" not in self.item_columns:
+            raise InputError(f"{os.path.join(self.dir, 'meta.json')}: 'item_columns' has no 'product_type', which "
+                             f"--user-tower sasrec embeds for every history entry")
+        types = np.zeros(self.article_card, dtype=np.int64)
+        types[self.item_codes[:, self.article_col]] = self.item_codes[:, self.item_columns.index("product_type")]
+        return types
+
     def read_image_vectors(self, path: str) -> None:
         table = read_parquet(path, ["article_id", "vector"], "image vectors")
         if table.num_rows == 0:
@@ -237,3 +258,16 @@ class Export:
         self.image = image
         log(f"image vectors: {vec.shape[1]} dims for {int(known.sum())} of {self.n_items} items "
             f"({int((~known).sum())} rows for articles not in items.parquet ignored)")
+
+
+def history_ages(samples: pa.Table, path: str, history_len: int) -> np.ndarray:
+    """samples.parquet's `history_days` (days between each history purchase and the sample's day, 0 in padding) as
+    a float32 (rows, history_len) array; negative days are an error."""
+    days = list_matrix(samples, "history_days", history_len, np.int32, path,
+                       f"{history_len} (meta.json's history_len)")
+    negative = np.flatnonzero((days < 0).any(axis=1))
+    if negative.size:
+        r = int(negative[0])
+        raise InputError(f"{path}: row {r}: 'history_days' holds {int(days[r].min())}; days before the sample "
+                         f"cannot be negative ({negative.size} rows like that)")
+    return days.astype(np.float32)
