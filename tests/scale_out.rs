@@ -34,7 +34,13 @@ fn start(dir: &Path, addr: &str, n: usize, instances: &str, first: usize) -> Vec
             // At the live edge a caught-up partition's next purchase may arrive late on a loaded machine: the
             // merge waits for it up to its grace (then applies what it has, out of the replay's order, as one
             // engine would); a long grace keeps the order here, so the lists can be compared with the files'.
-            let env = [("STREAMREC__KAFKA__INSTANCES", instances), ("STREAMREC__KAFKA__TRANSACTIONS_PARTITIONS", "8"), ("STREAMREC__ENGINE__MERGE_GRACE_MS", "10000")];
+            // A member replaced after the shortest wait the settings allow (partitions held by no live instance).
+            let env = [
+                ("STREAMREC__KAFKA__INSTANCES", instances),
+                ("STREAMREC__KAFKA__TRANSACTIONS_PARTITIONS", "8"),
+                ("STREAMREC__ENGINE__MERGE_GRACE_MS", "10000"),
+                ("STREAMREC__KAFKA__REJOIN_AFTER_MS", "12000"),
+            ];
             let p = spawn_logged(dir, addr, &["serve", "--http", &http, "--state-store", store], &env, &format!("serve-{i}.log"));
             (p, http)
         })
@@ -218,3 +224,37 @@ fn an_instance_stopped_mid_replay_is_taken_over_and_nothing_lost() {
     eprintln!("the two left went back {go_backs} times");
 }
 
+
+/// Mid-replay one of three instances is killed (SIGKILL: nothing delivered or marked on the way out, no leaving
+/// the group, its record in the state store goes stale): the two left take its partitions over (through a
+/// rebalance of the broker's, or a new member of theirs when the broker leaves the partitions with nobody) and go
+/// back where their state is past its marks; then a new instance joins. Every list still arrives, none different
+/// from one engine's. Prints the time from the kill to the partitions being owned again and to their new owners
+/// being past the point of the kill (lists flowing for them).
+#[test]
+fn an_instance_killed_mid_replay_is_taken_over_and_nothing_lost() {
+    let mut c = Cluster::start(43, 3, "3");
+    let mut https: Vec<String> = c.engines.iter().map(|(_, h)| h.clone()).collect();
+    let mut replay = replay_at(c.path(), &c.addr, &c.data, "4000");
+    c.a_third_in(&https[1]);
+    let at_kill = health(&https[0]).and_then(|h| h["watermark"]["seq"].as_u64()).unwrap_or(0);
+    let killed = std::time::Instant::now();
+    let first = &mut c.engines[0].0 .0;
+    first.kill().expect("kill -9");
+    first.wait().expect("wait");
+    let rest = https[1..].to_vec();
+    let taken = wait_for(120, || shared_out(&rest));
+    let taken = taken.unwrap_or_else(|| panic!("the killed instance's partitions {:?} were never taken over: {:?}\n{}", c.held[0], rest.iter().map(|h| health(h)).collect::<Vec<_>>(), logs(c.path())));
+    let owned_after = killed.elapsed().as_secs_f64();
+    let past = wait_for(120, || rest.iter().all(|h| health(h).and_then(|v| v["watermark"]["seq"].as_u64()) >= Some(at_kill)).then_some(()));
+    assert!(past.is_some(), "the instances left never got past the point of the kill\n{}", logs(c.path()));
+    eprintln!("partitions {:?} owned again {owned_after:.1} s after the kill, made again (owners past the kill's seq {at_kill}) {:.1} s after it: {taken:?}", c.held[0], killed.elapsed().as_secs_f64());
+    let joined = std::time::Instant::now();
+    let new = start(c.path(), &c.addr, 1, "3", 3);
+    https = rest.into_iter().chain(new.iter().map(|(_, h)| h.clone())).collect();
+    c.engines.extend(new);
+    let held = wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the new instance never got a share\n{}", logs(c.path())));
+    eprintln!("shared out among three again {:.1} s after the new instance started: {held:?}", joined.elapsed().as_secs_f64());
+    assert!(replay.0.wait().expect("replay").success(), "replay failed");
+    c.assert_lists_arrive("an instance killed");
+}

@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod http;
 pub mod merge;
+pub mod owners;
 pub mod page;
 pub mod shares;
 pub mod sink;
@@ -37,6 +38,8 @@ pub enum ServeError {
     #[error(transparent)]
     Shares(#[from] shares::SharesError),
     #[error(transparent)]
+    Owners(#[from] owners::OwnersError),
+    #[error(transparent)]
     Ranker(#[from] crate::ranker::RankerError),
     #[error(transparent)]
     Encode(#[from] crate::events::EncodeError),
@@ -47,6 +50,12 @@ pub enum ServeError {
     Refused(String),
     #[error("stopped with {lists} lists undelivered after waiting {waited:?} (is the broker reachable?): no checkpoint written; the last checkpoint and the group's committed offsets stand, and a restart re-reads from them")]
     Undelivered { lists: usize, waited: Duration },
+}
+
+/// Scale-out's bookkeeping: the partitions this instance makes lists for, and the instances alive.
+struct ScaleOut {
+    shares: shares::Shares,
+    owners: owners::Owners,
 }
 
 /// Validated settings of one engine instance.
@@ -99,6 +108,8 @@ pub struct SharesView {
     pub owned: std::collections::BTreeMap<i32, Option<u64>>,
     /// Times this instance went back to the topic's start to take a partition over.
     pub go_backs: u64,
+    /// Partitions no live instance makes lists for, as the state store's records said at the last check.
+    pub unowned: Vec<i32>,
 }
 
 /// What `/health` shows of the group membership.
@@ -243,11 +254,11 @@ struct Resume {
 pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<Shared>>>>, mut shutdown: watch::Receiver<bool>) -> Result<ServeReport, ServeError> {
     let started = Instant::now();
     let cfg = &s.cfg;
-    let mut shares = match (cfg.kafka.instances > 1, &s.state_store, &s.checkpoint_dir) {
+    let mut scale_out = match (cfg.kafka.instances > 1, &s.state_store, &s.checkpoint_dir) {
         (false, _, _) => None,
         (true, None, _) => return Err(ServeError::Refused(format!("kafka.instances = {} needs --state-store DIR: a directory every instance reads and writes (where each partition's lists were delivered up to)", cfg.kafka.instances))),
         (true, Some(_), Some(_)) => return Err(ServeError::Refused("--checkpoint-dir with kafka.instances > 1: not supported yet (each instance folds the topic from its start; checkpoints in the state store come next)".into())),
-        (true, Some(dir), None) => Some(shares::Shares::open(dir)?),
+        (true, Some(dir), None) => Some(ScaleOut { shares: shares::Shares::open(dir)?, owners: owners::Owners::open(dir)? }),
     };
     kafka::admin::ensure_topics(&cfg.kafka.brokers, &kafka::topic_specs(cfg)).await?;
     let cluster = start::cluster_id(cfg)?;
@@ -263,6 +274,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     if let Some(tx) = &shared_out {
         let _ = tx.send(Some(shared.clone()));
     }
+    let beat = scale_out.as_ref().map(|so| so.owners.spawn_beat(shared.clone()));
     let http_task = match s.http {
         Some(addr) => Some(http::spawn(addr, shared.clone()).await?.0),
         None => None,
@@ -298,7 +310,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
             Some(swap) = swaps.recv() => towers.apply(&shared, swap),
             _ = tick.tick() => {}
         }
-        turn(&s, &shared, &mut input, &mut out, &mut commits, &mut towers, shares.as_mut(), &mut shutdown).await?;
+        turn(&s, &shared, &mut input, &mut out, &mut commits, &mut towers, scale_out.as_mut(), &mut shutdown).await?;
         text.offer(&shared, input.take_articles());
         text.flush(&shared).await;
         let open = shared.pipeline.read().map(|p| p.open_baskets()).unwrap_or(0);
@@ -307,9 +319,14 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
         }
     }
     let mut finished = commits.finish(&mut out, input.group(), &shared, &input.ref_next).await;
-    if let (Ok(()), Some(sh)) = (&finished, shares.as_mut()) {
+    if let (Ok(()), Some(so)) = (&finished, scale_out.as_mut()) {
         let at = shared.pipeline.read().unwrap_or_else(|e| e.into_inner()).made_through();
-        finished = sh.delivered_through(at).map_err(ServeError::from);
+        finished = so.shares.delivered_through(at).map_err(ServeError::from);
+    }
+    if let (Some(beat), Some(so)) = (beat, &scale_out) {
+        beat.abort();
+        let _ = beat.await;
+        so.owners.leave();
     }
     probe.abort();
     if let Some(h) = http_task {
@@ -331,12 +348,19 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
 /// the input is quiet, those of the baskets still open) out to the sink; then the two-tower service's chores,
 /// and delivery / commit / checkpoint when due.
 #[allow(clippy::too_many_arguments)]
-async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, towers: &mut two_tower::TwoTowerService, mut shares: Option<&mut shares::Shares>, stop: &mut watch::Receiver<bool>) -> Result<(), ServeError> {
+async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, towers: &mut two_tower::TwoTowerService, mut scale_out: Option<&mut ScaleOut>, stop: &mut watch::Receiver<bool>) -> Result<(), ServeError> {
     let mut recs: Vec<Recommendation> = Vec::new();
-    input.watch_group(shared);
-    if let Some(sh) = shares.as_deref_mut() {
+    let unowned_for = scale_out.as_deref_mut().and_then(|so| so.owners.unowned_for(&input.all_partitions()));
+    if let Some(so) = scale_out.as_deref() {
+        let mut view = shared.shares.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = view.as_mut().filter(|v| v.unowned != so.owners.unowned) {
+            v.unowned = so.owners.unowned.clone();
+        }
+    }
+    input.watch_group(shared, unowned_for);
+    if let Some(so) = scale_out.as_deref_mut() {
         if let Some(parts) = input.assignment_changed() {
-            take_over(s, shared, input, out, commits, sh, &parts).await?;
+            take_over(s, shared, input, out, commits, &mut so.shares, &parts).await?;
         }
     }
     let (batch, shards) = input.release(commits);
@@ -367,11 +391,11 @@ async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut O
     commits.count(batch.len() as u64, sent);
     let quiet = input.quiet_for() >= Duration::from_millis(50);
     commits.after_turn(out, input.group(), shared, &input.ref_next, quiet, stop).await?;
-    if let Some(sh) = shares {
+    if let Some(so) = scale_out {
         if out.in_flight() == 0 {
             // Every list made so far is delivered.
             let at = shared.pipeline.read().unwrap_or_else(|e| e.into_inner()).made_through();
-            sh.delivered_through(at)?;
+            so.shares.delivered_through(at)?;
         }
     }
     Ok(())
@@ -401,7 +425,7 @@ async fn take_over(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &
         tracing::info!(taken = ?a.taken, owned = ?sh.owned(), "partitions taken over");
     }
     shared.pipeline.write().unwrap_or_else(|e| e.into_inner()).set_ownership(a.ownership);
-    *shared.shares.lock().unwrap_or_else(|e| e.into_inner()) = Some(SharesView { owned: sh.owned().clone(), go_backs: sh.go_backs });
+    *shared.shares.lock().unwrap_or_else(|e| e.into_inner()) = Some(SharesView { owned: sh.owned().clone(), go_backs: sh.go_backs, unowned: Vec::new() });
     Ok(())
 }
 

@@ -394,6 +394,11 @@ impl Input {
     }
 
     /// The assignment `parts` is fewer than the topic's partitions (the count asked of the broker), none included.
+    /// Scale-out: every partition of the transactions topic (as the whole-topic reader found them at start).
+    pub fn all_partitions(&self) -> Vec<i32> {
+        self.whole.as_ref().map(|w| w.end_at_start.iter().map(|&(p, _)| p).collect()).unwrap_or_default()
+    }
+
     fn short_of_share(&mut self, parts: &[i32]) -> bool {
         match self.group.partition_count(Duration::from_secs(2)) {
             Ok(n) => {
@@ -416,11 +421,13 @@ impl Input {
     /// (a broker can keep a group waiting on a leader that is gone: tansu 0.6.0 after it stalled for longer than
     /// the session timeout; and tansu gave a restarted member an empty assignment and never rebalanced). Nothing
     /// is lost: the new member reads from the committed offsets and what was applied since is skipped.
-    pub fn watch_group(&mut self, shared: &Shared) {
+    /// Scale-out: so is a member while partitions are held by no live instance (`unowned_for`, from the state
+    /// store's records, [`super::owners`]): tansu 0.6.0 can leave a killed member's partitions with nobody.
+    pub fn watch_group(&mut self, shared: &Shared, unowned_for: Option<Duration>) {
         let m = self.group.membership();
         let unassigned_for = (!m.member).then(|| m.since.elapsed());
         let short_for = self.short_since.filter(|_| m.member).map(|s| s.elapsed());
-        let waiting = unassigned_for.or(short_for);
+        let waiting = unassigned_for.or(short_for).or(unowned_for);
         if waiting.is_none() {
             // A whole share: the next trouble starts the waits afresh.
             self.failed_replacements = 0;
@@ -465,10 +472,12 @@ impl Input {
                 let old = std::mem::replace(&mut self.group, fresh);
                 // Closing the old client talks to the broker (leaving the group): not on the loop's thread.
                 tokio::task::spawn_blocking(move || drop(old));
+                // The new member counts its generations afresh: its first assignment is news whatever its number.
                 self.generation = u64::MAX;
+                self.owned_generation = u64::MAX;
                 self.replaced += 1;
                 metrics::counter!("streamrec_group_member_replaced_total").increment(1);
-                tracing::warn!(after_s = self.rejoin_after.map_or(0, |d| d.as_secs()), replaced = self.replaced, "the group gave this member nothing, or less than its share: a new member joins");
+                tracing::warn!(after_s = self.rejoin_after.map_or(0, |d| d.as_secs()), replaced = self.replaced, "the group gave this member nothing, or less than its share, or left partitions with no live instance: a new member joins");
                 self.short_since = None;
             }
             Err(e) => tracing::error!(error = %e, "could not create a new group member; the old one stays and this is tried again"),
