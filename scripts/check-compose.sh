@@ -41,7 +41,18 @@ if [ "$file" = "$root/docker-compose.yml" ]; then
     done
     python3 -m json.tool "$root/deploy/grafana/dashboards/streamrec.json" >/dev/null \
         || { echo "check-compose: the Grafana board is not JSON" >&2; exit 1; }
-    grep -q 'targets: \["engine:8080"\]' "$root/deploy/prometheus/prometheus.yml" \
-        || { echo "check-compose: Prometheus does not scrape engine:8080" >&2; exit 1; }
+    # Several engine services are one group's instances: each says how many there are, and shares a state store.
+    engines=$(grep -cE '^  engine-[0-9]+:' "$file" || true)
+    if [ "$engines" -gt 1 ]; then
+        said=$(grep -cE "STREAMREC__KAFKA__INSTANCES: \"$engines\"" "$file" || true)
+        [ "$said" -eq "$engines" ] \
+            || { echo "check-compose: $engines engine services, but $said of them set STREAMREC__KAFKA__INSTANCES: \"$engines\"" >&2; exit 1; }
+        grep -q -- '"--state-store"' "$file" || { echo "check-compose: several engines need serve --state-store" >&2; exit 1; }
+    fi
+    # Every engine service is scraped.
+    for engine in $(grep -oE '^  engine-[0-9]+:' "$file" | tr -d ' :'); do
+        grep -qE "targets: \[.*\"$engine:8080\"" "$root/deploy/prometheus/prometheus.yml" \
+            || { echo "check-compose: Prometheus does not scrape $engine:8080" >&2; exit 1; }
+    done
 fi
 echo "check-compose: OK: $file"

@@ -26,6 +26,11 @@ fn health(http: &str) -> Option<serde_json::Value> {
 
 /// Starts `n` instances (`kafka.instances` = `instances`, one state store) with HTTP; returns them and their addresses.
 fn start(dir: &Path, addr: &str, n: usize, instances: &str, first: usize) -> Vec<(Proc, String)> {
+    start_with(dir, addr, n, instances, first, &[])
+}
+
+/// [`start`] with more settings (`extra`: environment variables).
+fn start_with(dir: &Path, addr: &str, n: usize, instances: &str, first: usize, extra: &[(&str, &str)]) -> Vec<(Proc, String)> {
     let store = dir.join("store");
     let store = store.to_str().expect("utf8");
     (first..first + n)
@@ -41,6 +46,7 @@ fn start(dir: &Path, addr: &str, n: usize, instances: &str, first: usize) -> Vec
                 ("STREAMREC__ENGINE__MERGE_GRACE_MS", "10000"),
                 ("STREAMREC__KAFKA__REJOIN_AFTER_MS", "12000"),
             ];
+            let env: Vec<(&str, &str)> = env.iter().chain(extra).copied().collect();
             let p = spawn_logged(dir, addr, &["serve", "--http", &http, "--state-store", store], &env, &format!("serve-{i}.log"));
             (p, http)
         })
@@ -115,6 +121,10 @@ struct Cluster {
 
 impl Cluster {
     fn start(seed: u64, n: usize, instances: &str) -> Cluster {
+        Cluster::start_with(seed, n, instances, &[])
+    }
+
+    fn start_with(seed: u64, n: usize, instances: &str, extra: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().expect("tmp");
         let data = common::load(&common::tiny(dir.path(), seed));
         let port = free_port();
@@ -122,7 +132,7 @@ impl Cluster {
         let broker = start_tansu_on(port, "sqlite://tansu.db", dir.path());
         topics(&addr);
         replay_first_day(dir.path(), &addr, &data);
-        let engines = start(dir.path(), &addr, n, instances, 0);
+        let engines = start_with(dir.path(), &addr, n, instances, 0, extra);
         let https: Vec<String> = engines.iter().map(|(_, h)| h.clone()).collect();
         let held = wait_for(90, || shared_out(&https)).unwrap_or_else(|| panic!("the group never shared the partitions out: {:?}\n{}", https.iter().map(|h| health(h)).collect::<Vec<_>>(), logs(dir.path())));
         eprintln!("partitions held: {held:?}");
@@ -163,6 +173,23 @@ fn three_instances_publish_the_lists_of_one() {
         assert!(h["recommendations"].as_u64() > Some(0) && h["lists_not_made"].as_u64() > Some(0), "instance {i} made no share: {h}");
         assert_eq!(h["events_in_state"].as_u64(), Some(c.data.transactions.len() as u64), "instance {i} folds every purchase: {h}");
     }
+    // Each instance names itself in every series it exports (Prometheus keeps the series of several apart).
+    let names: Vec<String> = https
+        .iter()
+        .map(|h| {
+            let (_, m) = http_get(h, "/metrics").expect("metrics");
+            let line = m.lines().find(|l| l.starts_with("streamrec_events_total{")).unwrap_or_else(|| panic!("no events series: {m}"));
+            let name = line.split("instance=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_else(|| panic!("no instance label: {line}"));
+            assert!(m.lines().filter(|l| l.starts_with("streamrec_") && !l.starts_with('#')).all(|l| l.contains(&format!("instance=\"{name}\""))), "a series without this instance's label:\n{m}");
+            name.to_string()
+        })
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), https.len(), "{names:?}");
+    // The owner of partition 0, and only it, holds the retraining role.
+    let roles: Vec<bool> = https.iter().map(|h| health(h).is_some_and(|v| v["shares"]["retrains"] == true)).collect();
+    let owner = c.held.iter().position(|h| h.contains(&0)).expect("partition 0 held");
+    assert_eq!(roles, (0..https.len()).map(|i| i == owner).collect::<Vec<_>>(), "held {:?}", c.held);
 }
 
 fn replay_at(dir: &Path, addr: &str, data: &streamrec::data::Dataset, rate: &str) -> Proc {
@@ -257,4 +284,29 @@ fn an_instance_killed_mid_replay_is_taken_over_and_nothing_lost() {
     eprintln!("shared out among three again {:.1} s after the new instance started: {held:?}", joined.elapsed().as_secs_f64());
     assert!(replay.0.wait().expect("replay").success(), "replay failed");
     c.assert_lists_arrive("an instance killed");
+}
+
+/// Roles: with periodic two-tower retraining on, only the owner of partition 0 trains; every instance swaps in the
+/// versions it announces on `model-updates`.
+#[test]
+fn only_the_owner_of_partition_0_retrains_and_every_instance_swaps() {
+    // The gate off: each version is announced as soon as it is ready (streaming.rs tests the shadow week).
+    let extra = [
+        ("STREAMREC__TWO_TOWER__RETRAIN_EVERY_DAYS", "14"),
+        ("STREAMREC__TWO_TOWER__GATE", "false"),
+        ("STREAMREC__TWO_TOWER__EPOCHS", "2"),
+        ("STREAMREC__TWO_TOWER__DEVICE", "cpu"),
+        ("STREAMREC__TWO_TOWER__INDEX_MIN_ROWS", "100000"),
+    ];
+    let c = Cluster::start_with(47, 2, "2", &extra);
+    let owner = c.held.iter().position(|h| h.contains(&0)).expect("partition 0 held");
+    replay(c.path(), &c.addr, &c.data);
+    let log = |i: usize| std::fs::read_to_string(c.path().join(format!("serve-{i}.log"))).unwrap_or_default();
+    let swapped = wait_for(300, || (0..2).all(|i| log(i).contains("two-tower swapped")).then_some(()));
+    assert!(swapped.is_some(), "not every instance swapped a retrained version in\n{}", logs(c.path()));
+    for i in 0..2 {
+        let trained = log(i).matches("two-tower retraining started").count();
+        eprintln!("instance {i} (partitions {:?}): {trained} retrainings", c.held[i]);
+        assert_eq!(trained > 0, i == owner, "instance {i} trained {trained} times; the owner of partition 0 is {owner}\n{}", logs(c.path()));
+    }
 }

@@ -21,12 +21,45 @@ use std::sync::{Arc, OnceLock};
 /// land in a bucket.
 pub const SECONDS_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0];
 
+/// The `instance` label every series of this process carries (set once, before the recorder is installed).
+static INSTANCE: OnceLock<String> = OnceLock::new();
+
+/// Names this engine instance in every exported series (`instance="..."`): several instances behind one
+/// Prometheus keep their series apart by it (the compose stack's Prometheus keeps it: `honor_labels`). The
+/// first name set stands (the recorder is process-wide).
+pub fn set_instance(name: String) {
+    let _ = INSTANCE.set(name);
+}
+
+/// The instance name for the metrics: `kafka.group_instance_id` when set (stable over restarts), else the host
+/// name and the HTTP port (or the process id without HTTP).
+pub fn instance_name(group_instance_id: &str, http: Option<std::net::SocketAddr>) -> String {
+    if !group_instance_id.is_empty() {
+        return group_instance_id.to_string();
+    }
+    let host = hostname().unwrap_or_else(|| "localhost".into());
+    match http {
+        Some(a) => format!("{host}:{}", a.port()),
+        None => format!("{host}-{}", std::process::id()),
+    }
+}
+
+fn hostname() -> Option<String> {
+    // Linux's own record of it (containers get the service's name here).
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+}
+
 /// The process-wide recorder (installed once; later engines in the same process share it).
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let built = PrometheusBuilder::new().set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS).and_then(|b| b.install_recorder());
+            let mut builder = PrometheusBuilder::new();
+            if let Some(name) = INSTANCE.get() {
+                builder = builder.add_global_label("instance", name);
+            }
+            let built = builder.set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS).and_then(|b| b.install_recorder());
             match built {
                 Ok(h) => Some(h),
                 Err(e) => {

@@ -52,6 +52,9 @@ pub enum ServeError {
     Undelivered { lists: usize, waited: Duration },
 }
 
+/// Scale-out: the owner of this partition of the transactions topic runs the periodic two-tower retraining.
+pub const RETRAINING_PARTITION: i32 = 0;
+
 /// Scale-out's bookkeeping: the partitions this instance makes lists for, and the instances alive.
 struct ScaleOut {
     shares: shares::Shares,
@@ -110,6 +113,8 @@ pub struct SharesView {
     pub go_backs: u64,
     /// Partitions no live instance makes lists for, as the state store's records said at the last check.
     pub unowned: Vec<i32>,
+    /// This instance runs the periodic two-tower retraining (it owns [`RETRAINING_PARTITION`]).
+    pub retrains: bool,
 }
 
 /// What `/health` shows of the group membership.
@@ -268,6 +273,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let Resume { tx_offsets, ref_offsets, recommendations_sent } = ckpt.unwrap_or_default();
     tracing::info!(ranker = pipeline.ranker_version(), "ranker loaded");
     let link = Arc::new(kafka::link::Link::default());
+    http::set_instance(http::instance_name(&cfg.kafka.group_instance_id, s.http));
     http::register_metrics();
     metrics::gauge!("streamrec_kafka_up").set(1.0);
     let shared = Arc::new(Shared { pipeline: RwLock::new(pipeline), counters: Counters::default(), link: link.clone(), group: Default::default(), text: Default::default(), decisions, page: page::PageSettings::from_config(cfg), shares: Default::default() });
@@ -382,7 +388,7 @@ async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut O
     let sent = out.lists(shared, encoded).await?;
     input.lists_sent(&recs);
     towers.flush_fresh(shared);
-    towers.maybe_retrain(shared);
+    towers.maybe_retrain(shared, scale_out.as_deref().is_none_or(|so| so.shares.owned().contains_key(&RETRAINING_PARTITION)));
     towers.finish_shadow(shared, out.producer(), out.topics());
     if sent > 0 {
         shared.counters.recommendations.fetch_add(sent, Ordering::Relaxed);
@@ -425,7 +431,13 @@ async fn take_over(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &
         tracing::info!(taken = ?a.taken, owned = ?sh.owned(), "partitions taken over");
     }
     shared.pipeline.write().unwrap_or_else(|e| e.into_inner()).set_ownership(a.ownership);
-    *shared.shares.lock().unwrap_or_else(|e| e.into_inner()) = Some(SharesView { owned: sh.owned().clone(), go_backs: sh.go_backs, unowned: Vec::new() });
+    let retrains = sh.owned().contains_key(&RETRAINING_PARTITION);
+    let mut view = shared.shares.lock().unwrap_or_else(|e| e.into_inner());
+    if s.cfg.two_tower.retrain_every_days > 0 && view.as_ref().map(|v| v.retrains) != Some(retrains) {
+        tracing::info!(retrains, partition = RETRAINING_PARTITION, "the periodic two-tower retraining is this instance's role while it owns this partition");
+    }
+    let unowned = view.as_ref().map(|v| v.unowned.clone()).unwrap_or_default();
+    *view = Some(SharesView { owned: sh.owned().clone(), go_backs: sh.go_backs, unowned, retrains });
     Ok(())
 }
 

@@ -192,7 +192,10 @@ impl TwoTowerService {
     }
 
     /// Starts a retraining when event time has moved `retrain_every_days` past the last one (and none runs).
-    pub fn maybe_retrain(&mut self, shared: &Shared) {
+    /// `role`: this instance is the one that retrains (scale-out: the owner of partition 0; one instance: always).
+    /// The others keep the same schedule without training, so whichever instance holds the role at a due day
+    /// trains that day's version, and no version is trained twice.
+    pub fn maybe_retrain(&mut self, shared: &Shared, role: bool) {
         let every = Day::from(self.cfg.retrain_every_days);
         if every == 0 {
             return;
@@ -206,6 +209,10 @@ impl TwoTowerService {
             return;
         }
         self.next_retrain = Some(clock + every);
+        if !role {
+            tracing::debug!(day = %format_day(clock), "two-tower retraining due: another instance holds the role");
+            return;
+        }
         let job = {
             let p = shared.pipeline.read().unwrap_or_else(|e| e.into_inner());
             let Some(log) = p.observer::<crate::two_tower::samples::SampleLog>() else { return };
