@@ -18,7 +18,7 @@ from torch import nn
 
 from common import write_json_atomic
 from two_tower_data import Export, log
-from two_tower_model import ItemExport, ItemImageExport, TwoTower, UserExport
+from two_tower_model import ItemExport, ItemImageExport, TwoTower
 
 OPSET = 18
 PARITY_ROWS = 64
@@ -32,7 +32,8 @@ class ParityError(Exception):
 
 def parity_inputs(data: Export, seed: int) -> tuple[dict, dict]:
     """PARITY_ROWS rows per tower from the data (validation samples first), with padded histories, an empty one,
-    codes at and far beyond the cardinality, and an all-unknown item."""
+    codes at and far beyond the cardinality, and an all-unknown item; with history ages (the sasrec tower), rows of
+    zero ages under real purchases and of huge ages too."""
     rng = np.random.default_rng(seed + 1)
     pool = data.valid_idx if len(data.valid_idx) >= PARITY_ROWS else np.arange(data.n_samples)
     rows = rng.choice(pool, PARITY_ROWS, replace=len(pool) < PARITY_ROWS)
@@ -47,6 +48,15 @@ def parity_inputs(data: Export, seed: int) -> tuple[dict, dict]:
     history[6, 0] = 2**31 - 1
     history[7, -1] = -1
     user = {"user_features": features, "history": history}
+    if data.history_age is not None:
+        age = data.history_age[rows].copy()
+        age[history <= 0] = 0.0  # padding (and -1, read as padding) carries no age, as the contract says
+        age[8] = 0.0  # real purchases, all on the as-of day
+        age[9] = 1e9  # far beyond any bucket
+        age[10, : h // 2] = 2**31 - 1
+        age[10, h // 2:] = 700.0
+        age[11] = np.linspace(0.0, 4000.0, h, dtype=np.float32)[::-1]  # oldest first, like the history
+        user["history_age"] = age
 
     items = rng.choice(data.n_items, PARITY_ROWS, replace=data.n_items < PARITY_ROWS)
     codes = data.item_codes[items].copy()
@@ -126,7 +136,7 @@ def export_model(model: TwoTower, data: Export, args: argparse.Namespace) -> dic
     user_path = os.path.join(args.out, "user_tower.onnx")
     item_path = os.path.join(args.out, "item_tower.onnx")
     started = time.perf_counter()
-    export_onnx(UserExport(cpu.user), user_in, "user_vector", user_path)
+    export_onnx(cpu.user, user_in, "user_vector", user_path)
     item_module = ItemExport(cpu.item) if data.image is None else ItemImageExport(cpu.item)
     export_onnx(item_module, item_graph_in, "item_vector", item_path)
     diff = {
