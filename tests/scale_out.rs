@@ -45,6 +45,9 @@ fn start_with(dir: &Path, addr: &str, n: usize, instances: &str, first: usize, e
                 ("STREAMREC__KAFKA__TRANSACTIONS_PARTITIONS", "8"),
                 ("STREAMREC__ENGINE__MERGE_GRACE_MS", "10000"),
                 ("STREAMREC__KAFKA__REJOIN_AFTER_MS", "12000"),
+                // Checkpoints in the store every 4,000 purchases (~30k in the data): goings back and new instances
+                // start from them.
+                ("STREAMREC__ENGINE__CHECKPOINT_EVERY", "4000"),
             ];
             let env: Vec<(&str, &str)> = env.iter().chain(extra).copied().collect();
             let p = spawn_logged(dir, addr, &["serve", "--http", &http, "--state-store", store], &env, &format!("serve-{i}.log"));
@@ -284,6 +287,13 @@ fn an_instance_killed_mid_replay_is_taken_over_and_nothing_lost() {
     eprintln!("shared out among three again {:.1} s after the new instance started: {held:?}", joined.elapsed().as_secs_f64());
     assert!(replay.0.wait().expect("replay").success(), "replay failed");
     c.assert_lists_arrive("an instance killed");
+    // The new instance started from the store's newest checkpoint, not the topics' start; goings back from one
+    // at or before the lowest mark they needed.
+    let log = |i: usize| std::fs::read_to_string(c.path().join(format!("serve-{i}.log"))).unwrap_or_default();
+    assert!(log(3).contains("starting from the state store's newest checkpoint"), "{}", logs(c.path()));
+    let from_ckpt = (1..3).map(|i| log(i).matches("going back to the state store's checkpoint").count()).sum::<usize>();
+    let from_start = (1..3).map(|i| log(i).matches("going back to the topics' start").count()).sum::<usize>();
+    eprintln!("went back {from_ckpt} times to a checkpoint, {from_start} times to the topics' start");
 }
 
 /// Roles: with periodic two-tower retraining on, only the owner of partition 0 trains; every instance swaps in the

@@ -74,6 +74,60 @@ pub fn discard(dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
     Ok(Some(to))
 }
 
+/// Scale-out: checkpoints in the state store, one directory per checkpoint named by the seq its state stands at
+/// (`checkpoints/<seq>/engine.ckpt`), the newest [`STORE_KEEP`] kept. Any instance's state at a seq is every
+/// instance's (they fold the same purchases in the same order), so one writes them and any restores from them.
+pub const STORE_KEEP: usize = 3;
+
+fn store_dir(store: &Path) -> PathBuf {
+    store.join("checkpoints")
+}
+
+/// The seqs of the checkpoints in the store, ascending.
+fn store_seqs(store: &Path) -> Result<Vec<u64>, CheckpointError> {
+    let dir = store_dir(store);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(CheckpointError::Io { path: dir, source }),
+    };
+    let mut seqs: Vec<u64> = entries.filter_map(Result::ok).filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())).filter(|s| path(&dir.join(format!("{s:020}"))).is_file()).collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Writes `c` (its state at seq `c.seq`, which must be set) into the store and drops all but the newest
+/// [`STORE_KEEP`]; returns the bytes written.
+pub fn write_in_store(store: &Path, c: &Checkpoint) -> Result<u64, CheckpointError> {
+    let dir = store_dir(store);
+    let Some(seq) = c.seq else {
+        return Err(CheckpointError::Corrupt { path: dir, reason: "a state that has applied no purchase is not kept in the store".into() });
+    };
+    let bytes = write(&dir.join(format!("{seq:020}")), c)?;
+    let seqs = store_seqs(store)?;
+    for old in &seqs[..seqs.len().saturating_sub(STORE_KEEP)] {
+        let d = dir.join(format!("{old:020}"));
+        if let Err(e) = std::fs::remove_dir_all(&d) {
+            tracing::warn!(error = %e, path = %d.display(), "could not remove an old checkpoint from the state store");
+        }
+    }
+    Ok(bytes)
+}
+
+/// The newest checkpoint in the store whose state stands at or before seq `at_most` (None: the newest of all),
+/// if there is one.
+pub fn read_in_store(store: &Path, at_most: Option<u64>) -> Result<Option<Checkpoint>, CheckpointError> {
+    for seq in store_seqs(store)?.into_iter().rev().filter(|s| at_most.is_none_or(|m| *s <= m)) {
+        match read(&store_dir(store).join(format!("{seq:020}"))) {
+            // Removed by the writer since the listing (a newer one took its place): the next older one.
+            Ok(None) => continue,
+            Err(CheckpointError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+            got => return got,
+        }
+    }
+    Ok(None)
+}
+
 /// The ranker a `model-updates` message swapped in, kept beside the checkpoint so a restart serves it again
 /// (the configured selection would pick the newest in `models_dir`, which need not be the one announced).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -136,6 +190,25 @@ mod tests {
         bytes[n - 1] ^= 0xff;
         std::fs::write(path(dir.path()), &bytes).unwrap();
         assert!(matches!(read(dir.path()), Err(CheckpointError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn the_store_keeps_the_newest_and_finds_the_newest_at_or_before_a_seq() {
+        let cfg = Config::load(None).unwrap();
+        let store = tempfile::tempdir().unwrap();
+        let at = |seq: Option<u64>| Checkpoint { state: State::new(&cfg.core()), customer_keys: vec![], open_baskets: vec![], open_day: 0, seq, tx_offsets: vec![(0, seq.unwrap_or(0) as i64)], ref_offsets: vec![], recommendations_sent: 0, cluster_id: None };
+        assert!(read_in_store(store.path(), None).unwrap().is_none());
+        assert!(write_in_store(store.path(), &at(None)).is_err(), "a state with nothing applied is not kept");
+        for seq in [10, 20, 30, 40] {
+            write_in_store(store.path(), &at(Some(seq))).unwrap();
+        }
+        assert_eq!(store_seqs(store.path()).unwrap(), vec![20, 30, 40], "the newest {STORE_KEEP} kept");
+        let seq = |m| read_in_store(store.path(), m).unwrap().and_then(|c| c.seq);
+        assert_eq!(seq(None), Some(40));
+        assert_eq!(seq(Some(35)), Some(30));
+        assert_eq!(seq(Some(30)), Some(30));
+        assert_eq!(seq(Some(19)), None, "none old enough: the topics' start");
+        assert_eq!(read_in_store(store.path(), Some(25)).unwrap().unwrap().tx_offsets, vec![(0, 20)]);
     }
 
     /// A checkpoint whose checksum is right but whose parts disagree (what a bug or a hand-edited file gives,

@@ -23,6 +23,7 @@ use crate::pipeline::Pipeline;
 use checkpoint::{Checkpoint, CheckpointError};
 use sink::{Commits, Output};
 use source::Input;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -199,6 +200,15 @@ fn restore_state(s: &ServeSettings, cluster: Option<&str>, decisions: &Decisions
         let core = s.cfg.core();
         Ok((Pipeline::with_parts(crate::state::State::new(&core), ranker(s, decisions)?, &core)?, None))
     };
+    if let (true, Some(store)) = (s.cfg.kafka.instances > 1, &s.state_store) {
+        // Scale-out: the newest checkpoint any instance wrote into the store (the same state every instance holds).
+        let Some(c) = checkpoint::read_in_store(store, None)? else { return fresh() };
+        if let Some(why) = start::checkpoint_mismatch(&s.cfg, &c, cluster)? {
+            return Err(ServeError::Refused(format!("the checkpoints in {} do not belong to this input: {why}. Remove that directory to start from the topics' start", store.join("checkpoints").display())));
+        }
+        tracing::info!(seq = c.seq, "starting from the state store's newest checkpoint");
+        return Ok(resume(s, decisions, c)?);
+    }
     let Some(dir) = &s.checkpoint_dir else { return fresh() };
     let Some(c) = checkpoint::read(dir)? else { return fresh() };
     if let Some(why) = start::checkpoint_mismatch(&s.cfg, &c, cluster)? {
@@ -212,6 +222,10 @@ fn restore_state(s: &ServeSettings, cluster: Option<&str>, decisions: &Decisions
         tracing::warn!(%why, moved_to = ?moved, "checkpoint discarded (--discard-checkpoint): starting fresh");
         return fresh();
     }
+    resume(s, decisions, c)
+}
+
+fn resume(s: &ServeSettings, decisions: &Decisions, c: Checkpoint) -> Result<(Pipeline, Option<Resume>), ServeError> {
     let Checkpoint { state, open_baskets, open_day, seq, tx_offsets, ref_offsets, recommendations_sent, .. } = c;
     let mut p = Pipeline::with_parts(state, ranker(s, decisions)?, &s.cfg.core())?;
     p.restore_open(open_baskets, open_day, seq);
@@ -262,7 +276,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     let mut scale_out = match (cfg.kafka.instances > 1, &s.state_store, &s.checkpoint_dir) {
         (false, _, _) => None,
         (true, None, _) => return Err(ServeError::Refused(format!("kafka.instances = {} needs --state-store DIR: a directory every instance reads and writes (where each partition's lists were delivered up to)", cfg.kafka.instances))),
-        (true, Some(_), Some(_)) => return Err(ServeError::Refused("--checkpoint-dir with kafka.instances > 1: not supported yet (each instance folds the topic from its start; checkpoints in the state store come next)".into())),
+        (true, Some(_), Some(_)) => return Err(ServeError::Refused("--checkpoint-dir with kafka.instances > 1: in this mode checkpoints are kept in the state store (--state-store), where every instance finds them".into())),
         (true, Some(dir), None) => Some(ScaleOut { shares: shares::Shares::open(dir)?, owners: owners::Owners::open(dir)? }),
     };
     kafka::admin::ensure_topics(&cfg.kafka.brokers, &kafka::topic_specs(cfg)).await?;
@@ -287,7 +301,8 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     };
     let mut out = Output::new(&cfg.kafka.brokers, cfg.topics.clone(), link.clone())?;
     let rebuild = !resumed && s.start.rebuild_state;
-    let mut input = Input::open(cfg, ref_offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect(), rebuild, &link)?;
+    let tx_next: BTreeMap<i32, i64> = tx_offsets.into_iter().collect();
+    let mut input = Input::open(cfg, ref_offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect(), &tx_next, rebuild, &link)?;
     let probe = spawn_probe(link.clone(), out.producer().clone(), cfg.topics.transactions.clone());
     input.catch_up(&shared, &mut out).await?;
     tracing::info!(articles = shared.pipeline.read().map(|p| p.state.catalog.len()).unwrap_or(0), "reference data loaded");
@@ -296,7 +311,7 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
     towers.start(&shared).await;
     // Model updates published from now on (the newest model on disk was loaded at start).
     let updates = TopicReader::watched(&cfg.kafka.brokers, &cfg.topics.model_updates, Start::End, Some(link.clone()))?;
-    let mut commits = Commits::new(tx_offsets.into_iter().collect(), recommendations_sent, cfg.engine.checkpoint_every, s.checkpoint_dir.clone(), cluster);
+    let mut commits = Commits::new(tx_next, recommendations_sent, cfg.engine.checkpoint_every, s.checkpoint_dir.clone(), cluster);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         if *shutdown.borrow() {
@@ -415,16 +430,33 @@ async fn take_over(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &
     let at = shared.pipeline.read().unwrap_or_else(|e| e.into_inner()).made_through();
     let a = sh.assign(parts, at)?;
     if a.go_back {
-        tracing::warn!(taken = ?a.taken, at, "taking over partitions whose lists were delivered only up to an earlier seq than this state's: going back to the topics' start");
         // What was made goes out first: the marks written after going back must not claim lists still in flight.
         out.delivered().await?;
-        {
+        // The newest checkpoint in the store at or before the lowest mark, else the topics' start.
+        let store = s.state_store.as_deref().ok_or_else(|| ServeError::Refused("scale-out without a state store".into()))?;
+        let back = match a.back_to {
+            Some(mark) => checkpoint::read_in_store(store, Some(mark))?,
+            None => None,
+        };
+        let (tx_next, ref_next) = {
             let mut p = shared.pipeline.write().unwrap_or_else(|e| e.into_inner());
-            p.state = crate::state::State::new(&s.cfg.core());
-            p.restore_open(Vec::new(), 0, None);
-        }
-        input.go_back(&s.cfg)?;
-        commits.go_back();
+            match back {
+                Some(c) => {
+                    tracing::warn!(taken = ?a.taken, at, back_to = c.seq, "taking over partitions whose lists were delivered only up to an earlier seq than this state's: going back to the state store's checkpoint");
+                    p.state = c.state;
+                    p.restore_open(c.open_baskets, c.open_day, c.seq);
+                    (c.tx_offsets.into_iter().collect(), c.ref_offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
+                }
+                None => {
+                    tracing::warn!(taken = ?a.taken, at, "taking over partitions whose lists were delivered only up to an earlier seq than this state's: going back to the topics' start");
+                    p.state = crate::state::State::new(&s.cfg.core());
+                    p.restore_open(Vec::new(), 0, None);
+                    (BTreeMap::new(), BTreeMap::new())
+                }
+            }
+        };
+        input.go_back(&s.cfg, &tx_next, ref_next)?;
+        commits.go_back(tx_next);
         input.catch_up(shared, out).await?;
         metrics::counter!("streamrec_go_backs_total").increment(1);
     } else if !a.taken.is_empty() {
@@ -432,6 +464,8 @@ async fn take_over(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &
     }
     shared.pipeline.write().unwrap_or_else(|e| e.into_inner()).set_ownership(a.ownership);
     let retrains = sh.owned().contains_key(&RETRAINING_PARTITION);
+    // The same role writes the store's checkpoints.
+    commits.write_to_store(s.state_store.clone().filter(|_| retrains));
     let mut view = shared.shares.lock().unwrap_or_else(|e| e.into_inner());
     if s.cfg.two_tower.retrain_every_days > 0 && view.as_ref().map(|v| v.retrains) != Some(retrains) {
         tracing::info!(retrains, partition = RETRAINING_PARTITION, "the periodic two-tower retraining is this instance's role while it owns this partition");

@@ -29,8 +29,11 @@ struct Mark {
 pub struct Assigned {
     /// Whose lists to make from now on.
     pub ownership: Ownership,
-    /// The state is past a taken-over partition's delivered seq: go back to the start and fold forward.
+    /// The state is past a taken-over partition's delivered seq: go back and fold forward.
     pub go_back: bool,
+    /// Going back: to a state at or before this seq (the lowest delivered seq of the partitions that need it;
+    /// None: the start, some partition never delivered).
+    pub back_to: Option<u64>,
     /// Partitions taken over (for the log).
     pub taken: Vec<Shard>,
 }
@@ -73,6 +76,7 @@ impl Shares {
     pub fn assign(&mut self, parts: &[Shard], at: Option<u64>) -> Result<Assigned, SharesError> {
         let mut next = BTreeMap::new();
         let (mut go_back, mut taken) = (false, Vec::new());
+        let mut back_to: Option<Option<u64>> = None;
         for &p in parts {
             if let Some(after) = self.owned.get(&p) {
                 next.insert(p, *after);
@@ -80,11 +84,19 @@ impl Shares {
             }
             let delivered = self.delivered(p)?;
             // Lists of `p` made after `delivered` are this engine's now; those made up to `at` have gone by.
-            go_back |= match (delivered, at) {
+            let behind = match (delivered, at) {
                 (_, None) => false,
                 (None, Some(_)) => true,
                 (Some(d), Some(a)) => a > d,
             };
+            if behind {
+                go_back = true;
+                // The lowest mark wins; None (never delivered) is lowest of all.
+                back_to = Some(match back_to {
+                    None => delivered,
+                    Some(b) => b.zip(delivered).map(|(x, y)| x.min(y)),
+                });
+            }
             taken.push(p);
             next.insert(p, delivered);
         }
@@ -98,7 +110,7 @@ impl Shares {
         }
         self.marked.retain(|p, _| next.contains_key(p));
         self.owned = next;
-        Ok(Assigned { ownership: Ownership::Shards(self.owned.clone()), go_back, taken })
+        Ok(Assigned { ownership: Ownership::Shards(self.owned.clone()), go_back, back_to: back_to.flatten(), taken })
     }
 
     /// Every list made up to seq `at` has been delivered: records it for each owned partition whose lists are made
@@ -152,10 +164,12 @@ mod tests {
         // a keeps 0 and takes 2 (never delivered) while past seq 50: it goes back; 0's lists up to 50 are made.
         let got = a.assign(&[0, 2], Some(50)).unwrap();
         assert!(got.go_back && got.taken == vec![2]);
+        assert_eq!(got.back_to, None, "2 was never delivered: back to the start");
         assert_eq!(got.ownership, Ownership::Shards(BTreeMap::from([(0, Some(50)), (2, None)])));
         // b is past a's mark on 0 (40) when it takes 0 over: back to the start, made after 40.
         let got = b.assign(&[0, 1], Some(45)).unwrap();
         assert!(got.go_back);
+        assert_eq!(got.back_to, Some(40), "back to a state at or before 0's mark");
         assert_eq!(got.ownership, Ownership::Shards(BTreeMap::from([(0, Some(40)), (1, Some(45))])));
         std::fs::write(dir.path().join("delivered/3.json"), b"{").unwrap();
         assert!(matches!(b.assign(&[3], None), Err(SharesError::Corrupt { .. })));

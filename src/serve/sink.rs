@@ -142,11 +142,14 @@ pub struct Commits {
     pub sent_total: u64,
     /// The Kafka cluster the offsets belong to (written into checkpoints).
     cluster_id: Option<String>,
+    /// Scale-out: the state store this instance writes checkpoints into (while it holds the role; None: it
+    /// does not write them).
+    store: Option<PathBuf>,
 }
 
 impl Commits {
     pub fn new(tx_next: BTreeMap<i32, i64>, sent_total: u64, every: u64, checkpoint_dir: Option<PathBuf>, cluster_id: Option<String>) -> Self {
-        Commits { tx_next, processed: BTreeMap::new(), since_ckpt: 0, every, checkpoint_dir, sent_total, cluster_id }
+        Commits { tx_next, processed: BTreeMap::new(), since_ckpt: 0, every, checkpoint_dir, sent_total, cluster_id, store: None }
     }
 
     /// Whether the purchase at (`partition`, `offset`) is already in the state: checkpointed, or applied by this
@@ -161,10 +164,19 @@ impl Commits {
         self.processed.insert(partition, offset + 1);
     }
 
-    /// The engine went back to an empty state (scale-out taking a partition over): nothing is applied any more.
-    pub fn go_back(&mut self) {
-        self.tx_next.clear();
+    /// The engine went back (scale-out taking a partition over) to a state that holds the purchases below
+    /// `tx_next` (empty: to an empty state).
+    pub fn go_back(&mut self, tx_next: BTreeMap<i32, i64>) {
+        self.tx_next = tx_next;
         self.processed.clear();
+    }
+
+    /// Scale-out: write checkpoints into the state store `store` from now on (None: stop writing them).
+    pub fn write_to_store(&mut self, store: Option<PathBuf>) {
+        if store.is_some() != self.store.is_some() {
+            tracing::info!(writes = store.is_some(), "this instance's role: writing the state store's checkpoints");
+        }
+        self.store = store;
     }
 
     /// `events` purchases applied and `lists` lists sent this turn.
@@ -183,7 +195,7 @@ impl Commits {
     /// While the broker is away the wait for delivery lasts as long as the outage; a stop request ends it
     /// (`stop` turned true: the loop then stops and [`Commits::finish`] decides).
     pub async fn after_turn(&mut self, out: &mut Output, group: &GroupReader, shared: &Shared, ref_next: &BTreeMap<(String, i32), i64>, quiet: bool, stop: &mut watch::Receiver<bool>) -> Result<(), ServeError> {
-        let due_ckpt = self.checkpoint_dir.is_some() && self.every > 0 && self.since_ckpt >= self.every;
+        let due_ckpt = (self.checkpoint_dir.is_some() || self.store.is_some()) && self.every > 0 && self.since_ckpt >= self.every;
         if !(out.in_flight() >= IN_FLIGHT || due_ckpt || (quiet && (out.in_flight() > 0 || !self.processed.is_empty()))) {
             return Ok(());
         }
@@ -215,11 +227,20 @@ impl Commits {
         out.flush()
     }
 
-    /// Writes state + offsets when a checkpoint directory is set.
+    /// Writes state + offsets when a checkpoint directory is set (scale-out: into the state store, while this
+    /// instance writes them there).
     fn checkpoint(&self, shared: &Shared, ref_next: &BTreeMap<(String, i32), i64>) -> Result<(), ServeError> {
-        let Some(dir) = &self.checkpoint_dir else { return Ok(()) };
+        if self.checkpoint_dir.is_none() && self.store.is_none() {
+            return Ok(());
+        }
         let t0 = Instant::now();
         let p = shared.pipeline.read().unwrap_or_else(|e| e.into_inner());
+        // The store's checkpoints are named by the seq their lists are made through: a state with nothing applied
+        // is not worth keeping, and one whose baskets were closed on quiet input (made through the seq after its
+        // last purchase, which a restored state would not know) waits for the next purchase.
+        if self.checkpoint_dir.is_none() && (p.last_seq().is_none() || p.made_through() != p.last_seq()) {
+            return Ok(());
+        }
         let (open_baskets, open_day) = p.open_state();
         let c = Checkpoint {
             state: p.state.clone(),
@@ -233,7 +254,11 @@ impl Commits {
             cluster_id: self.cluster_id.clone(),
         };
         drop(p);
-        let bytes = checkpoint::write(dir, &c)?;
+        let bytes = match (&self.checkpoint_dir, &self.store) {
+            (Some(dir), _) => checkpoint::write(dir, &c)?,
+            (None, Some(store)) => checkpoint::write_in_store(store, &c)?,
+            (None, None) => return Ok(()),
+        };
         shared.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("streamrec_checkpoints_total").increment(1);
         tracing::info!(bytes, ms = t0.elapsed().as_millis() as u64, "checkpoint written");

@@ -93,12 +93,20 @@ pub struct Input {
     arrived: BTreeMap<u64, i64>,
 }
 
-/// Scale-out: a reader of every transactions partition from its start, and a merge over all of them.
-fn read_whole(cfg: &Config, brokers: &str, link: &Arc<Link>) -> Result<(TopicReader, SeqMerge<Result<TxEvent, String>>), ServeError> {
-    let whole = TopicReader::watched(brokers, &cfg.topics.transactions, Start::Beginning, Some(link.clone()))?;
+/// Scale-out: a reader of every transactions partition from `tx_next` (a checkpoint's positions; a partition not
+/// in it from its start), and a merge over all of them.
+fn read_whole(cfg: &Config, brokers: &str, tx_next: &BTreeMap<i32, i64>, link: &Arc<Link>) -> Result<(TopicReader, SeqMerge<Result<TxEvent, String>>), ServeError> {
+    let start = Start::At(tx_next.iter().map(|(p, o)| (*p, *o)).collect());
+    let whole = TopicReader::watched(brokers, &cfg.topics.transactions, start, Some(link.clone()))?;
     let mut merge = SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms));
     merge.assign(&whole.end_at_start.iter().map(|&(p, _)| p).collect::<Vec<_>>());
     Ok((whole, merge))
+}
+
+/// Where a reference topic's reader starts: the next offsets `ref_next` holds for it (a partition without one from
+/// its start).
+fn start_at(ref_next: &BTreeMap<(String, i32), i64>, topic: &str) -> Start {
+    Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect())
 }
 
 /// Purchases whose produce time is kept for the purchase → list delay: well over the open baskets of a day.
@@ -109,14 +117,14 @@ impl Input {
     /// transactions as a member of the configured group.
     /// With `from_beginning` the transactions are read from their start whatever the group committed.
     /// Broker outages after the start are waited out and reported to `link`.
-    pub fn open(cfg: &Config, ref_next: BTreeMap<(String, i32), i64>, from_beginning: bool, link: &Arc<Link>) -> Result<Self, ServeError> {
+    /// Scale-out: the whole transactions topic is read from `tx_next` (a checkpoint's positions).
+    pub fn open(cfg: &Config, ref_next: BTreeMap<(String, i32), i64>, tx_next: &BTreeMap<i32, i64>, from_beginning: bool, link: &Arc<Link>) -> Result<Self, ServeError> {
         let brokers = &cfg.kafka.brokers;
-        let start_at = |topic: &str| Start::At(ref_next.iter().filter(|((t, _), _)| t == topic).map(|((_, p), o)| (*p, *o)).collect());
-        let articles = TopicReader::watched(brokers, &cfg.topics.articles, start_at(&cfg.topics.articles), Some(link.clone()))?;
-        let customers = TopicReader::watched(brokers, &cfg.topics.customers, start_at(&cfg.topics.customers), Some(link.clone()))?;
+        let articles = TopicReader::watched(brokers, &cfg.topics.articles, start_at(&ref_next, &cfg.topics.articles), Some(link.clone()))?;
+        let customers = TopicReader::watched(brokers, &cfg.topics.customers, start_at(&ref_next, &cfg.topics.customers), Some(link.clone()))?;
         let scale_out = cfg.kafka.instances > 1;
         let (whole, merge) = if scale_out {
-            let (w, m) = read_whole(cfg, brokers, link)?;
+            let (w, m) = read_whole(cfg, brokers, tx_next, link)?;
             (Some(w), m)
         } else {
             (None, SeqMerge::new(Duration::from_millis(cfg.engine.merge_grace_ms)))
@@ -219,15 +227,16 @@ impl Input {
         Some(parts)
     }
 
-    /// Scale-out: reads every topic again from its start (the engine goes back to an empty state to take over a
-    /// partition whose lists were delivered only up to a seq its state is past). The group member stays.
-    pub fn go_back(&mut self, cfg: &Config) -> Result<(), ServeError> {
+    /// Scale-out: reads every topic again from the positions of the state the engine went back to (`tx_next`,
+    /// `ref_next`: a checkpoint's; empty: the start) to take over a partition whose lists were delivered only up
+    /// to a seq its state was past. The group member stays.
+    pub fn go_back(&mut self, cfg: &Config, tx_next: &BTreeMap<i32, i64>, ref_next: BTreeMap<(String, i32), i64>) -> Result<(), ServeError> {
         let brokers = &cfg.kafka.brokers;
-        self.articles = TopicReader::watched(brokers, &cfg.topics.articles, Start::Beginning, Some(self.link.clone()))?;
-        self.customers = TopicReader::watched(brokers, &cfg.topics.customers, Start::Beginning, Some(self.link.clone()))?;
-        let (whole, merge) = read_whole(cfg, brokers, &self.link)?;
+        self.articles = TopicReader::watched(brokers, &cfg.topics.articles, start_at(&ref_next, &cfg.topics.articles), Some(self.link.clone()))?;
+        self.customers = TopicReader::watched(brokers, &cfg.topics.customers, start_at(&ref_next, &cfg.topics.customers), Some(self.link.clone()))?;
+        let (whole, merge) = read_whole(cfg, brokers, tx_next, &self.link)?;
         (self.whole, self.merge) = (Some(whole), merge);
-        self.ref_next.clear();
+        self.ref_next = ref_next;
         for (p, o) in std::mem::take(&mut self.read_next) {
             let below = self.reread_below.entry(p).or_insert(o);
             *below = (*below).max(o);
