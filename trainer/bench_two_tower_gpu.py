@@ -8,8 +8,9 @@ still count and its export column says "failed").
     python3 trainer/bench_two_tower_gpu.py --items 2000 --samples 20000 --batches 256,1024 --device cpu   # a try
 
 Each run is capped by --max-seconds (training only; reading the data, validation and the ONNX export add ~20-30 s a
-run). Compiled steps: BENCH_TRAINER_ARGS="--lr-scale sqrt --compile" BENCH_MAX_SECONDS=90 (compiling counts as
-training time, in the first epoch; each run is a new process and compiles again).
+run). The --compiled runs (default: the mean tower at batch 32768) repeat a run with --compile and --compile-seconds
+more (compiling counts as training time, in the first epoch; each run is a new process and compiles again): at a large
+batch the B x B logits' elementwise passes are much of a step, and compiling fuses them.
 "samples/s" is the last whole epoch's after the first (which pays for warm-up and compiling; the last cut one's if
 none), "all" is over every epoch, "epoch s" the training samples at "samples/s", recall the final validation's (over
 all validation samples, after the epochs that ran: a run cut by --max-seconds has seen less). A final short
@@ -45,13 +46,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="user towers, comma-separated (env BENCH_TOWERS; default: %(default)s)")
     p.add_argument("--epochs", type=int, default=int(env("BENCH_EPOCHS", 2)),
                    help="epochs per run (env BENCH_EPOCHS; default: %(default)s)")
-    p.add_argument("--max-seconds", type=float, default=float(env("BENCH_MAX_SECONDS", 20)),
+    p.add_argument("--max-seconds", type=float, default=float(env("BENCH_MAX_SECONDS", 15)),
                    help="training time cap per run (env BENCH_MAX_SECONDS; default: %(default)s)")
     p.add_argument("--device", default=env("BENCH_DEVICE", "cuda"), choices=("auto", "cpu", "cuda"),
                    help="(env BENCH_DEVICE; default: %(default)s)")
     p.add_argument("--trainer-args", default=env("BENCH_TRAINER_ARGS", "--lr-scale sqrt"),
                    help="more train_two_tower.py options for every run (env BENCH_TRAINER_ARGS; default: "
                         "%(default)r)")
+    p.add_argument("--compiled", default=env("BENCH_COMPILED", "mean:32768"),
+                   help="tower:batch runs to repeat with --compile (given --max-seconds + --compile-seconds), "
+                        "comma-separated; '' = none (env BENCH_COMPILED; default: %(default)s)")
+    p.add_argument("--compile-seconds", type=float, default=float(env("BENCH_COMPILE_SECONDS", 60)),
+                   help="extra training time a compiled run gets, for compiling (env BENCH_COMPILE_SECONDS; "
+                        "default: %(default)s)")
     p.add_argument("--no-sync-check", action="store_true", help="skip the final --sync-debug run")
     p.add_argument("--data", metavar="DIR", help="use this export instead of generating one")
     p.add_argument("--work", metavar="DIR", help="where the export, models and logs go (default: a temporary "
@@ -69,19 +76,21 @@ EPOCH = re.compile(r"epoch (\d+)/\d+: loss ([0-9.naninf-]+), ([0-9,]+) samples/s
 TRAIN_SAMPLES = re.compile(r"user tower on \S+: (\d+) samples")
 
 
-def bench_run(args: argparse.Namespace, data: str, work: str, tower: str, batch: int, extra: list[str]) -> dict:
-    name = f"{tower}-{batch}{'-sync' if '--sync-debug' in extra else ''}"
+def bench_run(args: argparse.Namespace, data: str, work: str, tower: str, batch: int, extra: list[str],
+              epochs: int, max_seconds: float) -> dict:
+    name = f"{tower}-{batch}{''.join(e.replace('--', '-') for e in extra)}"
     out = os.path.join(work, name)
     cmd = [sys.executable, os.path.join(HERE, "train_two_tower.py"), "--data", data, "--out", out,
-           "--version", name, "--user-tower", tower, "--batch-size", str(batch), "--epochs", str(args.epochs),
-           "--device", args.device, "--max-seconds", str(args.max_seconds), *shlex.split(args.trainer_args), *extra]
+           "--version", name, "--user-tower", tower, "--batch-size", str(batch), "--epochs", str(epochs),
+           "--device", args.device, "--max-seconds", str(max_seconds), *shlex.split(args.trainer_args), *extra]
     started = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - started
     with open(os.path.join(work, f"{name}.log"), "w", encoding="utf-8") as f:
         f.write(" ".join(shlex.quote(c) for c in cmd) + "\n" + r.stderr)
     epochs = [m.groups() for m in EPOCH.finditer(r.stderr)]
-    row = {"tower": tower, "batch": batch, "exit": r.returncode, "wall_s": wall, "epochs": len(epochs),
+    compiled = bool(re.search(r"user tower on .*, compiled$", r.stderr, re.M)) and "compile failed" not in r.stderr
+    row = {"tower": tower + (" compiled" if compiled else ""), "batch": batch, "exit": r.returncode, "wall_s": wall, "epochs": len(epochs),
            "export": "ok" if os.path.exists(os.path.join(out, "manifest.json")) else "failed",
            "syncs": len(re.findall(r"called a synchronizing CUDA operation", r.stderr))}
     n_train = TRAIN_SAMPLES.search(r.stderr)
@@ -137,22 +146,22 @@ def main(argv: list[str]) -> int:
                 say(f"make_two_tower_data.py failed (exit {r.returncode}):\n{r.stderr}")
                 return 1
             say(f"export generated in {time.perf_counter() - t0:.1f} s: {r.stderr.strip()}")
+        runs = [(tower, int(batch), []) for tower in args.towers.split(",") for batch in args.batches.split(",")]
+        runs += [(tower, int(batch), ["--compile"]) for tower, batch in
+                 (c.split(":") for c in args.compiled.split(",") if c)]
         rows = []
-        for tower in args.towers.split(","):
-            for batch in (int(b) for b in args.batches.split(",")):
-                row = bench_run(args, data, work, tower, batch, [])
-                rows.append(row)
-                say(f"  {tower} batch {batch}: {row.get('rate', 0):,.0f} samples/s, exit {row['exit']}, "
-                    f"{row['wall_s']:.0f} s in all")
+        for tower, batch, extra in runs:
+            row = bench_run(args, data, work, tower, batch, extra, args.epochs,
+                            args.max_seconds + (args.compile_seconds if extra else 0))
+            rows.append(row)
+            say(f"  {row['tower']} batch {batch}: {row.get('rate', 0):,.0f} samples/s, exit {row['exit']}, "
+                f"{row['wall_s']:.0f} s in all")
         say("\n" + table(rows))
         if not args.no_sync_check:
-            batch = int(args.batches.split(",")[-1])
-            saved = args.epochs, args.max_seconds
-            args.epochs, args.max_seconds = 1, min(args.max_seconds, 5.0)
-            row = bench_run(args, data, work, args.towers.split(",")[0], batch, ["--sync-debug"])
-            args.epochs, args.max_seconds = saved
-            say(f"\nsync check ({row['tower']}, batch {batch}, --sync-debug): {row['syncs']} distinct "
-                f"synchronising calls warned about inside the training steps"
+            tower, batch = args.towers.split(",")[0], int(args.batches.split(",")[-1])
+            row = bench_run(args, data, work, tower, batch, ["--sync-debug"], 1, min(args.max_seconds, 5.0))
+            say(f"\nsync check ({tower}, batch {batch}, --sync-debug): {row['syncs']} distinct synchronising "
+                f"calls warned about inside the training steps"
                 f"{' (CPU run: nothing to check)' if args.device == 'cpu' else ''}")
         kept = args.work or args.keep
         say(f"\nbench_two_tower_gpu: done in {time.perf_counter() - started:.0f} s"
