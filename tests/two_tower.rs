@@ -65,8 +65,9 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     assert_eq!(m.dim, dim);
     let recall = m.metrics.get("valid_recall_at_100").and_then(|v| v.as_f64()).expect("validation recall@100 in the manifest");
     assert!(recall > 0.0 && recall <= 1.0, "{recall}");
-    let one = towers.embed_users(&[0.5; N_USER], &[0; HISTORY_LEN]).expect("one user");
-    let three = towers.embed_users(&[0.5; 3 * N_USER], &[0; 3 * HISTORY_LEN]).expect("three users");
+    assert!(!m.takes_age() && m.user_tower == "mean", "{} {:?}", m.user_tower, m.user_inputs);
+    let one = towers.embed_users(&[0.5; N_USER], &[0; HISTORY_LEN], &[0.0; HISTORY_LEN]).expect("one user");
+    let three = towers.embed_users(&[0.5; 3 * N_USER], &[0; 3 * HISTORY_LEN], &[0.0; 3 * HISTORY_LEN]).expect("three users");
     assert_eq!(one.len(), dim);
     assert!(one.iter().zip(&three[2 * dim..]).all(|(a, b)| (a - b).abs() < 1e-5), "batch size does not change a row");
 
@@ -120,6 +121,61 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     std::fs::write(&manifest_path, m.to_string()).expect("write");
     let e = Towers::load(&model, 1).expect_err("mismatch refused").to_string();
     assert!(e.contains("user features") && e.contains("online_share"), "{e}");
+}
+
+/// The sequential user tower (`--user-tower sasrec`): trained, exported with its third input (days since each
+/// history purchase), run by the engine within 1e-4 of PyTorch at any batch size, and served: the source proposes
+/// candidates and the backtest scores it alone and in the blend.
+#[test]
+fn sequential_user_tower_trains_passes_parity_and_serves() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path();
+    let data = common::tiny(&root.join("data"), 35);
+    let d = data.to_str().expect("utf8");
+    let ungated = root.join("ungated.toml");
+    std::fs::write(&ungated, "[two_tower]\ngate = false\n").expect("write");
+    let (out, _) = run(root, &["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "2", "--device", "cpu", "--user-tower", "sasrec", "--config", ungated.to_str().expect("utf8")]);
+    assert!(out.contains("validation recall@100") && out.contains("engine parity"), "{out}");
+    let mut cfg = common::config();
+    cfg.two_tower.models_dir = root.join("models/two_tower").display().to_string();
+    cfg.two_tower.vectors_dir = root.join("models/vectors").display().to_string();
+    cfg.two_tower.enabled = true;
+    cfg.two_tower.gate = false;
+    let store = block_on(two_tower::open_store(&cfg.two_tower)).expect("store");
+    let version = store.active().expect("state").expect("an active version");
+    let model = two_tower::model_dir(&cfg.two_tower, &version);
+    let towers = Towers::load(&model, 1).expect("towers load");
+    let m = &towers.manifest;
+    assert!(m.user_tower == "sasrec" && m.takes_age(), "{} {:?}", m.user_tower, m.user_inputs);
+    let diff = train::parity(&towers, &model).expect("parity");
+    assert!(diff <= 1e-4, "max |ONNX in Rust - PyTorch| = {diff}");
+    // A history of three purchases, at two ages: the age is read; a batch of three gives each row its own vector.
+    let dim = towers.dim();
+    let mut history = [0i64; HISTORY_LEN];
+    history[HISTORY_LEN - 3..].copy_from_slice(&[1, 2, 3]);
+    let (mut young, mut old) = ([0f32; HISTORY_LEN], [0f32; HISTORY_LEN]);
+    young[HISTORY_LEN - 3..].copy_from_slice(&[3.0, 2.0, 0.0]);
+    old[HISTORY_LEN - 3..].copy_from_slice(&[300.0, 200.0, 100.0]);
+    let a = towers.embed_users(&[0.5; N_USER], &history, &young).expect("one user");
+    let b = towers.embed_users(&[0.5; N_USER], &history, &old).expect("one user");
+    assert!(a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-4), "the tower reads the ages");
+    let three = towers.embed_users(&[0.5; 3 * N_USER], &[[0i64; HISTORY_LEN], history, history].concat(), &[[0f32; HISTORY_LEN], old, young].concat()).expect("three users");
+    assert!(a.iter().zip(&three[2 * dim..]).all(|(x, y)| (x - y).abs() < 1e-5) && b.iter().zip(&three[dim..2 * dim]).all(|(x, y)| (x - y).abs() < 1e-5), "batch size does not change a row");
+    assert!(three[..dim].iter().all(|x| x.is_finite()), "no history at all gives a vector");
+
+    // Served: the source proposes candidates with it, and the backtest scores it.
+    let dataset = common::load(&data);
+    let loaded = block_on(two_tower::load_active(&cfg.two_tower)).expect("load").expect("active");
+    let mut p = Pipeline::new(&cfg.core()).expect("pipeline");
+    p.fold_history(&History::before(&dataset, dataset.transactions.last_day().expect("days") - 6));
+    p.plug(Box::new(loaded.retrieval(&p.state, 20).expect("retrieval")));
+    let customer = p.state.users.iter().position(|u| u.recent.len() >= 2).expect("a buyer") as u32;
+    let set = p.candidate_set(customer).expect("candidates");
+    assert_eq!(set.items.iter().filter(|c| c.sources.has(TWO_TOWER)).count(), 20, "the source proposes k articles");
+    let cfg_path = root.join("tt.toml");
+    std::fs::write(&cfg_path, format!("[two_tower]\ngate = false\nmodels_dir = {:?}\nvectors_dir = {:?}\n", cfg.two_tower.models_dir, cfg.two_tower.vectors_dir)).expect("write");
+    let (table, _) = run(root, &["backtest", "--data", d, "--weeks", "1", "--no-ranker", "--no-text", "--config", cfg_path.to_str().expect("utf8")]);
+    assert!(table.contains("two_tower_only") && table.contains("engine_tt"), "{table}");
 }
 
 /// The gate: `train two-tower` measures the engine with and without the new version on the week the trainer

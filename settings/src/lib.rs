@@ -11,6 +11,9 @@ pub use engine::pipeline::EngineConfig;
 pub use engine::ranker::{RankerConfig, RankerKind};
 pub use engine::state::DecayConfig;
 
+/// The user towers the trainer builds (`two_tower.user_tower`).
+pub const USER_TOWERS: [&str; 2] = ["mean", "sasrec"];
+
 /// The shortest `kafka.rejoin_after_ms` (twice the engine consumer's 6 s session timeout).
 pub const MIN_REJOIN_AFTER_MS: u64 = 12_000;
 
@@ -135,6 +138,9 @@ pub struct TwoTowerConfig {
     pub temperature: f64,
     /// auto (CUDA when present), cpu or cuda.
     pub device: String,
+    /// The user tower: "mean" (the history's mean article embedding) or "sasrec" (a small causal transformer
+    /// over the history with product types and days ago).
+    pub user_tower: String,
     /// Trainer time budget in seconds (0 = none): it stops after the epoch that crosses it.
     pub max_seconds: f64,
     pub seed: u64,
@@ -231,6 +237,9 @@ impl Config {
         }
         let invalid = |e: engine::Invalid| ConfigError::Invalid { key: e.key, value: e.value, message: e.message };
         let t = &self.two_tower;
+        if !USER_TOWERS.contains(&t.user_tower.as_str()) {
+            return Err(ConfigError::Invalid { key: "two_tower.user_tower", value: t.user_tower.clone(), message: format!("one of {USER_TOWERS:?}") });
+        }
         let b = &self.backtest;
         for (key, n) in [
             ("backtest.popular_days", u64::from(b.popular_days)),

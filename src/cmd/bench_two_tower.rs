@@ -102,7 +102,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let view = UserView::new(state, c, 0);
         let f = streamrec::two_tower::encode::user_vector(&view);
         let h = towers.vocab.history(state, &view.user.recent);
-        Ok(towers.embed_users(&f, &h)?)
+        let age = streamrec::two_tower::encode::history_age(view.day, &view.user.recent);
+        Ok(towers.embed_users(&f, &h, &age)?)
     };
     let k = a.k;
     let (mut lat_user, mut lat_scan, mut lat_ann, mut lat_exact, mut basket_scan, mut basket_ann) = (vec![], vec![], vec![], vec![], vec![], vec![]);

@@ -143,6 +143,7 @@ fn learned_parts(a: Args) -> anyhow::Result<()> {
             dim: None,
             epochs: None,
             device: None,
+            user_tower: None,
             threads: None,
             image_vectors: None,
             seed: None,

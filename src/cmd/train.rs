@@ -51,6 +51,9 @@ pub struct TwoTowerArgs {
     /// auto (CUDA when present), cpu or cuda [default: two_tower.device].
     #[arg(long)]
     pub device: Option<String>,
+    /// The user tower: mean or sasrec [default: two_tower.user_tower].
+    #[arg(long, value_parser = ["mean", "sasrec"])]
+    pub user_tower: Option<String>,
     /// Trainer threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -304,6 +307,7 @@ pub fn two_tower(a: TwoTowerArgs) -> anyhow::Result<()> {
     opts.dim = a.dim.unwrap_or(opts.dim);
     opts.epochs = a.epochs.unwrap_or(opts.epochs);
     opts.device = a.device.clone().unwrap_or(opts.device);
+    opts.user_tower = a.user_tower.clone().unwrap_or(opts.user_tower);
     opts.seed = a.seed.unwrap_or(opts.seed);
     opts.threads = a.threads;
     opts.image_vectors = a.image_vectors.clone();

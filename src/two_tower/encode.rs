@@ -71,6 +71,17 @@ pub fn user_vector(u: &UserView<'_>) -> [f32; N_USER] {
     v
 }
 
+/// The sequential user tower's third input: for each of the customer's newest `HISTORY_LEN` purchases (newest
+/// last, as in [`ItemVocab::history`]), the days between it and `day`; 0 in padding.
+pub fn history_age(day: Day, recent: &crate::state::Recent) -> [f32; HISTORY_LEN] {
+    let mut a = [0f32; HISTORY_LEN];
+    let take = recent.len().min(HISTORY_LEN);
+    for (slot, p) in a[HISTORY_LEN - take..].iter_mut().zip(recent.newest(take)) {
+        *slot = f32::from(day.saturating_sub(p.day));
+    }
+    a
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VocabError {
     #[error("reading {path}: {message}")]

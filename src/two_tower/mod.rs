@@ -69,7 +69,8 @@ impl Retrieval {
     pub fn user_vector(&self, u: &UserView<'_>, state: &State) -> Result<Vec<f32>, TowerError> {
         let f = user_vector(u);
         let h: [i64; HISTORY_LEN] = self.towers.vocab.history(state, &u.user.recent);
-        self.towers.embed_users(&f, &h)
+        let a = encode::history_age(u.day, &u.user.recent);
+        self.towers.embed_users(&f, &h, &a)
     }
 
     /// The customer's `k` nearest articles, best first (scores are dot products of unit vectors).

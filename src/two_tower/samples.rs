@@ -19,6 +19,8 @@ pub struct Sample {
     pub features: [f32; N_USER],
     /// Newest last, left-padded with [`NO_ARTICLE`].
     pub history: [ArticleIdx; HISTORY_LEN],
+    /// Days between each history purchase and `day` (0 in padding), for the sequential user tower.
+    pub history_days: [u16; HISTORY_LEN],
     pub article: ArticleIdx,
     pub day: Day,
 }
@@ -84,13 +86,15 @@ impl SampleLog {
             None => {
                 let view = UserView::new(state, c, 0);
                 let mut history = [NO_ARTICLE; HISTORY_LEN];
+                let mut history_days = [0u16; HISTORY_LEN];
                 let recent = &state.users[c as usize].recent;
                 let take = recent.len().min(HISTORY_LEN);
-                for (slot, p) in history[HISTORY_LEN - take..].iter_mut().zip(recent.newest(take)) {
+                for ((slot, d), p) in history[HISTORY_LEN - take..].iter_mut().zip(&mut history_days[HISTORY_LEN - take..]).zip(recent.newest(take)) {
                     *slot = p.article;
+                    *d = day.saturating_sub(p.day);
                 }
                 self.today.insert(c, self.front_offset() + self.samples.len());
-                Sample { features: user_vector(&view), history, article, day }
+                Sample { features: user_vector(&view), history, history_days, article, day }
             }
         };
         self.samples.push_back(sample);

@@ -43,6 +43,12 @@ pub struct TowerManifest {
     pub item_cardinalities: Vec<usize>,
     #[serde(default)]
     pub image_dim: Option<usize>,
+    /// "mean" (models from before the field: mean) or "sasrec".
+    #[serde(default = "mean_tower")]
+    pub user_tower: String,
+    /// The user tower's ONNX inputs, in order (models from before the field: the mean tower's two).
+    #[serde(default = "mean_inputs")]
+    pub user_inputs: Vec<String>,
     #[serde(default)]
     pub metrics: BTreeMap<String, serde_json::Value>,
     /// The engine with this version against the engine without it (written after training; see `gate`).
@@ -52,7 +58,24 @@ pub struct TowerManifest {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+fn mean_tower() -> String {
+    "mean".into()
+}
+
+fn mean_inputs() -> Vec<String> {
+    MEAN_INPUTS.iter().map(|s| s.to_string()).collect()
+}
+
+/// The user tower's inputs: the mean tower's, and the sequential tower's (with each history purchase's age).
+const MEAN_INPUTS: [&str; 2] = ["user_features", "history"];
+const SEQUENTIAL_INPUTS: [&str; 3] = ["user_features", "history", "history_age"];
+
 impl TowerManifest {
+    /// The user tower takes `history_age` (days since each history purchase).
+    pub fn takes_age(&self) -> bool {
+        self.user_inputs == SEQUENTIAL_INPUTS
+    }
+
     pub fn read(dir: &Path) -> Result<Self, TowerError> {
         let path = dir.join("manifest.json");
         let text = std::fs::read_to_string(&path).map_err(|e| TowerError::Read { path: path.clone(), message: e.to_string() })?;
@@ -76,6 +99,9 @@ impl TowerManifest {
         }
         if self.dim == 0 {
             return Some("dimension 0".into());
+        }
+        if self.user_inputs != MEAN_INPUTS && self.user_inputs != SEQUENTIAL_INPUTS {
+            return Some(format!("user tower ({}) inputs {:?}, the engine feeds {MEAN_INPUTS:?} or {SEQUENTIAL_INPUTS:?}", self.user_tower, self.user_inputs));
         }
         None
     }
@@ -133,17 +159,23 @@ impl Towers {
         self.manifest.dim
     }
 
-    /// User vectors for `n` users: `features` is n × N_USER, `history` n × HISTORY_LEN (row-major).
-    pub fn embed_users(&self, features: &[f32], history: &[i64]) -> Result<Vec<f32>, TowerError> {
+    /// User vectors for `n` users: `features` is n × N_USER, `history` and `age` (days since each history purchase,
+    /// read by the sequential tower only) n × HISTORY_LEN (row-major).
+    pub fn embed_users(&self, features: &[f32], history: &[i64], age: &[f32]) -> Result<Vec<f32>, TowerError> {
         let n = features.len() / N_USER;
         let err = |message: String| TowerError::Run { tower: "user", message };
-        if features.len() != n * N_USER || history.len() != n * HISTORY_LEN {
-            return Err(err(format!("{} features and {} history codes do not make whole rows", features.len(), history.len())));
+        if features.len() != n * N_USER || history.len() != n * HISTORY_LEN || age.len() != history.len() {
+            return Err(err(format!("{} features, {} history codes and {} ages do not make whole rows", features.len(), history.len(), age.len())));
         }
         let f = TensorRef::from_array_view(([n, N_USER], features)).map_err(|e| err(e.to_string()))?;
         let h = TensorRef::from_array_view(([n, HISTORY_LEN], history)).map_err(|e| err(e.to_string()))?;
         let mut s = self.user.lock().map_err(|_| err("session lock poisoned".into()))?;
-        let out = s.run(ort::inputs!["user_features" => f, "history" => h]).map_err(|e| err(e.to_string()))?;
+        let out = if self.manifest.takes_age() {
+            let a = TensorRef::from_array_view(([n, HISTORY_LEN], age)).map_err(|e| err(e.to_string()))?;
+            s.run(ort::inputs!["user_features" => f, "history" => h, "history_age" => a]).map_err(|e| err(e.to_string()))?
+        } else {
+            s.run(ort::inputs!["user_features" => f, "history" => h]).map_err(|e| err(e.to_string()))?
+        };
         self.take(out.get("user_vector"), n, err)
     }
 

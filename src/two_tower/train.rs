@@ -49,6 +49,8 @@ pub struct TrainOptions {
     pub image_vectors: Option<PathBuf>,
     /// Trainer time budget (it stops after the epoch that crosses it).
     pub max_seconds: Option<f64>,
+    /// "mean" or "sasrec" (`two_tower.user_tower`).
+    pub user_tower: String,
 }
 
 impl TrainOptions {
@@ -65,6 +67,7 @@ impl TrainOptions {
             threads: None,
             image_vectors: None,
             max_seconds: (cfg.max_seconds > 0.0).then_some(cfg.max_seconds),
+            user_tower: cfg.user_tower.clone(),
         }
     }
 }
@@ -82,6 +85,7 @@ impl Default for TrainOptions {
             threads: None,
             image_vectors: None,
             max_seconds: None,
+            user_tower: "mean".into(),
         }
     }
 }
@@ -185,6 +189,8 @@ impl ExportJob {
         let schema = Arc::new(Schema::new(vec![
             Field::new("user_features", DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), n_user), false),
             Field::new("history", DataType::List(Arc::new(Field::new("item", DataType::Int32, false))), false),
+            // Days between each history purchase and the sample's day (0 in padding): the sequential tower's.
+            Field::new("history_days", DataType::List(Arc::new(Field::new("item", DataType::Int32, false))), false),
             Field::new("item", DataType::Int32, false),
             Field::new("day", DataType::Int32, false),
         ]));
@@ -192,6 +198,7 @@ impl ExportJob {
         for chunk in self.samples.chunks(BATCH) {
             let mut feats = FixedSizeListBuilder::new(Float32Builder::new(), n_user).with_field(Arc::new(Field::new("item", DataType::Float32, false)));
             let mut hist = ListBuilder::new(Int32Builder::new()).with_field(Arc::new(Field::new("item", DataType::Int32, false)));
+            let mut days = ListBuilder::new(Int32Builder::new()).with_field(Arc::new(Field::new("item", DataType::Int32, false)));
             for s in chunk {
                 feats.values().append_slice(&s.features);
                 feats.append(true);
@@ -200,10 +207,13 @@ impl ExportJob {
                     hist.values().append_value(if a == NO_ARTICLE { 0 } else { self.vocab.article_code(self.article_ids[a as usize]) as i32 });
                 }
                 hist.append(true);
+                days.values().append_slice(&s.history_days.map(i32::from));
+                days.append(true);
             }
             batches.push(vec![
                 Arc::new(feats.finish()) as ArrayRef,
                 Arc::new(hist.finish()),
+                Arc::new(days.finish()),
                 Arc::new(Int32Array::from_iter_values(chunk.iter().map(|s| s.article as i32))),
                 Arc::new(Int32Array::from_iter_values(chunk.iter().map(|s| s.day as i32))),
             ]);
@@ -268,6 +278,8 @@ pub fn train(job: &ExportJob, models_dir: &Path, opts: &TrainOptions, threads: u
         opts.seed.to_string(),
         "--device".into(),
         opts.device.clone(),
+        "--user-tower".into(),
+        opts.user_tower.clone(),
     ];
     if let Some(t) = opts.threads {
         args.extend(["--threads".into(), t.to_string()]);
@@ -299,6 +311,9 @@ pub fn train(job: &ExportJob, models_dir: &Path, opts: &TrainOptions, threads: u
 struct ParityUser {
     user_features: Vec<Vec<f32>>,
     history: Vec<Vec<i64>>,
+    /// The sequential tower's third input (absent for the mean tower).
+    #[serde(default)]
+    history_age: Vec<Vec<f32>>,
     user_vector: Vec<Vec<f32>>,
 }
 
@@ -324,7 +339,11 @@ pub fn parity(towers: &Towers, dir: &Path) -> Result<f32, TrainError> {
     let p: ParityFile = serde_json::from_str(&text).map_err(|e| perr(e.to_string()))?;
     let flat_f: Vec<f32> = p.user.user_features.concat();
     let flat_h: Vec<i64> = p.user.history.concat();
-    let got = towers.embed_users(&flat_f, &flat_h)?;
+    let flat_a: Vec<f32> = if p.user.history_age.is_empty() { vec![0.0; flat_h.len()] } else { p.user.history_age.concat() };
+    if towers.manifest.takes_age() && p.user.history_age.is_empty() {
+        return Err(perr("the model takes history_age but the parity rows carry none".into()));
+    }
+    let got = towers.embed_users(&flat_f, &flat_h, &flat_a)?;
     let mut worst = max_diff(&got, &p.user.user_vector.concat()).ok_or_else(|| perr("user vectors differ in length".into()))?;
     if towers.manifest.image_dim.is_none() {
         let codes: Vec<i64> = p.item.item_codes.concat();
