@@ -1,8 +1,9 @@
-"""End-to-end check of the two-tower trainer on small synthetic data, in a temporary directory (~60 s on 2 cores):
+"""End-to-end check of the two-tower trainer on small synthetic data, in a temporary directory (~50 s on 2 cores):
 make_two_tower_data.py, then train_two_tower.py on CPU: the mean user tower twice with the same seed (the second time
 on a copy of the export without `history_days`, as older exports are), once with image vectors, and the sasrec user
 tower twice with the same seed; each model checked against the contract (files, manifest, ONNX interface) and re-run
-in onnxruntime against parity.json; then bad exports must fail with exit status 2 and a message naming the problem.
+in onnxruntime against parity.json; then bad exports must fail with exit status 2 and a message naming the problem,
+and bad history_days must be refused by the reader. The trainings run side by side (4 at a time).
 
     "$(bash scripts/trainer-env.sh)" trainer/smoke_test_two_tower.py
 
@@ -25,7 +26,9 @@ import onnxruntime as ort
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common import InputError
 from smoke import check, results, run
+from two_tower_data import Export
 
 ITEMS = 600
 DIM = 16
@@ -170,6 +173,18 @@ def bad_exports(tmp: str, data: str, old: str) -> list[tuple[str, str, tuple[str
     with open(os.path.join(short, "meta.json"), "w") as f:
         json.dump(meta, f)
 
+    return [
+        ("missing samples.parquet", missing, (), "samples.parquet: no such file"),
+        ("missing export directory", os.path.join(tmp, "nowhere"), (), "no such directory"),
+        ("history length differs from meta.json", short, (), "'history' has 16 values, expected 12"),
+        ("sasrec on an export without history_days", old, ("--user-tower", "sasrec"),
+         "missing columns ['history_days']"),
+    ]
+
+
+def bad_history_days(tmp: str, data: str) -> None:
+    """history_days the reader must refuse (read in this process: the exit status 2 path is the one above)."""
+
     def negative(table: pa.Table) -> pa.Table:
         rows = table.column("history_days").to_pylist()
         rows[5][-1] = -3
@@ -178,17 +193,16 @@ def bad_exports(tmp: str, data: str, old: str) -> list[tuple[str, str, tuple[str
     def short_days(table: pa.Table) -> pa.Table:
         return history_days(table, [r[1:] for r in table.column("history_days").to_pylist()])
 
-    sasrec = ("--user-tower", "sasrec")
-    return [
-        ("missing samples.parquet", missing, (), "samples.parquet: no such file"),
-        ("missing export directory", os.path.join(tmp, "nowhere"), (), "no such directory"),
-        ("history length differs from meta.json", short, (), "'history' has 16 values, expected 12"),
-        ("sasrec on an export without history_days", old, sasrec, "missing columns ['history_days']"),
-        ("negative history_days", export_variant(data, os.path.join(tmp, "negative-days"), negative), sasrec,
-         "row 5: 'history_days' holds -3"),
-        ("history_days of the wrong length", export_variant(data, os.path.join(tmp, "short-days"), short_days),
-         sasrec, "'history_days' has 15 values, expected 16"),
-    ]
+    for name, change, needle in (("negative history_days", negative, "row 5: 'history_days' holds -3"),
+                                 ("history_days of the wrong length", short_days,
+                                  "'history_days' has 15 values, expected 16")):
+        export = export_variant(data, os.path.join(tmp, name.replace(" ", "-")), change)
+        try:
+            Export(export, history_days=True)
+            error = "no error"
+        except InputError as e:
+            error = str(e)
+        check(f"{name}: refused with a message", needle in error, error)
 
 
 def main() -> int:
@@ -238,6 +252,7 @@ def main() -> int:
             check(f"{name}: exit 2 with a message", r.returncode == 2 and needle in r.stderr
                   and not os.path.exists(os.path.join(tmp, f"bad-model-{i}", "manifest.json")),
                   f"exit {r.returncode}: {r.stderr[-1500:]}")
+        bad_history_days(tmp, data)
     print(f"({time.perf_counter() - started:.0f} s)")
     print(f"{results['passed']} passed, {results['failed']} failed")
     return 1 if results["failed"] else 0

@@ -51,8 +51,9 @@ def parity_inputs(data: Export, seed: int) -> tuple[dict, dict]:
     if data.history_age is not None:
         age = data.history_age[rows].copy()
         age[history <= 0] = 0.0  # padding (and -1, read as padding) carries no age, as the contract says
-        age[8] = 0.0  # real purchases, all on the as-of day
-        age[9] = 1e9  # far beyond any bucket
+        age[8] = 0.0  # every purchase on the as-of day
+        # Huge ages, in padding slots too (outside the contract, which says 0 there): the graph must not care.
+        age[9] = 1e9
         age[10, : h // 2] = 2**31 - 1
         age[10, h // 2:] = 700.0
         age[11] = np.linspace(0.0, 4000.0, h, dtype=np.float32)[::-1]  # oldest first, like the history
