@@ -23,7 +23,7 @@ cd "$WORK"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 # The engine's transactions count from /metrics.
-applied() { { curl -s "127.0.0.1:$1/metrics" || true; } | awk '/^streamrec_events_total\{topic="transactions"/ {print $2}'; }
+applied() { { curl -s "127.0.0.1:$1/metrics" || true; } | awk '/^streamrec_events_total\{.*topic="transactions"/ {print $2}'; }
 # Waits until serve has applied $2 purchases (or 120 s); prints the time it got there.
 wait_applied() {
     local deadline=$(( $(date +%s) + 120 ))

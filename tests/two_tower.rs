@@ -21,6 +21,23 @@ fn run(cwd: &Path, args: &[&str]) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// The settings of a test's models under `root`, every version serving (the gate has its own test).
+fn ungated_config(root: &Path) -> streamrec::config::Config {
+    let mut cfg = common::config();
+    cfg.two_tower.models_dir = root.join("models/two_tower").display().to_string();
+    cfg.two_tower.vectors_dir = root.join("models/vectors").display().to_string();
+    cfg.two_tower.enabled = true;
+    cfg.two_tower.gate = false;
+    cfg
+}
+
+/// `cfg`'s model directories, ungated, as a settings file for the binary.
+fn ungated_file(root: &Path, cfg: &streamrec::config::Config) -> std::path::PathBuf {
+    let path = root.join("tt.toml");
+    std::fs::write(&path, format!("[two_tower]\ngate = false\nmodels_dir = {:?}\nvectors_dir = {:?}\n", cfg.two_tower.models_dir, cfg.two_tower.vectors_dir)).expect("write");
+    path
+}
+
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
 }
@@ -40,11 +57,7 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     assert!(out.contains("validation recall@100") && out.contains("engine parity"), "{out}");
 
     // The version is in the store, active, with one vector per article; its model directory is complete.
-    let mut cfg = common::config();
-    cfg.two_tower.models_dir = root.join("models/two_tower").display().to_string();
-    cfg.two_tower.vectors_dir = root.join("models/vectors").display().to_string();
-    cfg.two_tower.enabled = true;
-    cfg.two_tower.gate = false;
+    let cfg = ungated_config(root);
     let store = block_on(two_tower::open_store(&cfg.two_tower)).expect("store");
     let first = store.active().expect("state").expect("an active version");
     let model = two_tower::model_dir(&cfg.two_tower, &first);
@@ -99,8 +112,7 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     assert_eq!(ids2.len(), ids.len() + 1);
 
     // The backtest scores the source alone and the funnel with and without it.
-    let cfg_path = root.join("tt.toml");
-    std::fs::write(&cfg_path, format!("[two_tower]\ngate = false\nmodels_dir = {:?}\nvectors_dir = {:?}\n", cfg.two_tower.models_dir, cfg.two_tower.vectors_dir)).expect("write");
+    let cfg_path = ungated_file(root, &cfg);
     let (table, err) = run(root, &["backtest", "--data", d, "--weeks", "1", "--no-ranker", "--config", cfg_path.to_str().expect("utf8")]);
     assert!(table.contains("two_tower_only") && table.contains("engine_tt") && table.contains("candidate recall"), "{table}");
     assert!(err.contains(&first), "{err}");
@@ -136,11 +148,7 @@ fn sequential_user_tower_trains_passes_parity_and_serves() {
     std::fs::write(&ungated, "[two_tower]\ngate = false\n").expect("write");
     let (out, _) = run(root, &["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "2", "--device", "cpu", "--user-tower", "sasrec", "--config", ungated.to_str().expect("utf8")]);
     assert!(out.contains("validation recall@100") && out.contains("engine parity"), "{out}");
-    let mut cfg = common::config();
-    cfg.two_tower.models_dir = root.join("models/two_tower").display().to_string();
-    cfg.two_tower.vectors_dir = root.join("models/vectors").display().to_string();
-    cfg.two_tower.enabled = true;
-    cfg.two_tower.gate = false;
+    let cfg = ungated_config(root);
     let store = block_on(two_tower::open_store(&cfg.two_tower)).expect("store");
     let version = store.active().expect("state").expect("an active version");
     let model = two_tower::model_dir(&cfg.two_tower, &version);
@@ -172,8 +180,7 @@ fn sequential_user_tower_trains_passes_parity_and_serves() {
     let customer = p.state.users.iter().position(|u| u.recent.len() >= 2).expect("a buyer") as u32;
     let set = p.candidate_set(customer).expect("candidates");
     assert_eq!(set.items.iter().filter(|c| c.sources.has(TWO_TOWER)).count(), 20, "the source proposes k articles");
-    let cfg_path = root.join("tt.toml");
-    std::fs::write(&cfg_path, format!("[two_tower]\ngate = false\nmodels_dir = {:?}\nvectors_dir = {:?}\n", cfg.two_tower.models_dir, cfg.two_tower.vectors_dir)).expect("write");
+    let cfg_path = ungated_file(root, &cfg);
     let (table, _) = run(root, &["backtest", "--data", d, "--weeks", "1", "--no-ranker", "--no-text", "--config", cfg_path.to_str().expect("utf8")]);
     assert!(table.contains("two_tower_only") && table.contains("engine_tt"), "{table}");
 }

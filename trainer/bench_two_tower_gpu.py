@@ -149,6 +149,9 @@ def main(argv: list[str]) -> int:
         runs = [(tower, int(batch), []) for tower in args.towers.split(",") for batch in args.batches.split(",")]
         runs += [(tower, int(batch), ["--compile"]) for tower, batch in
                  (c.split(":") for c in args.compiled.split(",") if c)]
+        # The dense update of the ID table (no host synchronisation on CUDA), beside the sparse default.
+        runs += [(tower, int(batch), ["--id-grad", "dense"]) for tower, batch in
+                 (c.split(":") for c in args.compiled.split(",") if c)]
         rows = []
         for tower, batch, extra in runs:
             row = bench_run(args, data, work, tower, batch, extra, args.epochs,

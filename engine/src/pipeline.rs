@@ -180,6 +180,11 @@ impl Pipeline {
         self.observer = Some(observer);
     }
 
+    /// Stops showing purchases to the observer; returns it.
+    pub fn unobserve(&mut self) -> Option<Box<dyn PurchaseObserver>> {
+        self.observer.take()
+    }
+
     /// The observer of type `T`, if one watches.
     pub fn observer<T: PurchaseObserver>(&self) -> Option<&T> {
         self.observer.as_deref().and_then(|o| (o as &dyn Any).downcast_ref::<T>())

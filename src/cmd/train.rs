@@ -328,13 +328,14 @@ pub fn two_tower(a: TwoTowerArgs) -> anyhow::Result<()> {
     let mut p = Pipeline::new(&cfg.core())?;
     p.observe(Box::new(SampleLog::new(days)));
     p.fold_history(&History::before(&data, until));
-    let log = p.observer::<SampleLog>().context("sample log")?;
-    let job = tt::ExportJob::snapshot(&p.state, log, until)?;
+    let mut job = tt::ExportJob::snapshot(&p.state, p.observer::<SampleLog>().context("sample log")?, until)?;
+    // The job holds the samples now: one copy in memory, not two (a full history is ~5 GB of them).
+    drop(p.unobserve());
     let threads = cfg.two_tower.threads;
     let models_dir = PathBuf::from(&cfg.two_tower.models_dir);
     std::fs::create_dir_all(&models_dir).with_context(|| format!("creating {}", models_dir.display()))?;
     pb.finish_and_clear();
-    let trained = tt::train(&job, &models_dir, &opts, threads, &|m| eprintln!("two-tower: {m}"))?;
+    let trained = tt::train(&mut job, &models_dir, &opts, threads, &|m| eprintln!("two-tower: {m}"))?;
     let t_embed = std::time::Instant::now();
     let (ids, vectors) = tt::embed_catalog(&trained.towers, &p.state, p.state.clock)?;
     let embed_s = t_embed.elapsed().as_secs_f64();

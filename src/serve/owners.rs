@@ -137,10 +137,7 @@ impl Owners {
 }
 
 fn write(path: &Path, r: &Record) -> Result<(), OwnersError> {
-    let tmp = path.with_extension("tmp");
-    let bytes = serde_json::to_vec(r).map_err(|e| OwnersError::Io { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
-    std::fs::write(&tmp, bytes).map_err(|source| OwnersError::Io { path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| OwnersError::Io { path: path.to_path_buf(), source })
+    super::shares::write_json(path, r).map_err(|source| OwnersError::Io { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]

@@ -125,10 +125,7 @@ impl Shares {
             .collect();
         for p in due {
             let path = self.mark_path(p);
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            let bytes = serde_json::to_vec(&Mark { seq: at }).map_err(|e| SharesError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-            std::fs::write(&tmp, bytes).map_err(|source| SharesError::Io { path: tmp.clone(), source })?;
-            std::fs::rename(&tmp, &path).map_err(|source| SharesError::Io { path: path.clone(), source })?;
+            write_json(&path, &Mark { seq: at }).map_err(|source| SharesError::Io { path, source })?;
             self.marked.insert(p, at);
         }
         Ok(())
@@ -138,6 +135,14 @@ impl Shares {
     pub fn owned(&self) -> &BTreeMap<Shard, Option<u64>> {
         &self.owned
     }
+}
+
+/// Writes `value` as JSON to `path` through a temporary file beside it (a reader sees the old file or the new one,
+/// never a torn one).
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

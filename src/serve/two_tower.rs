@@ -373,7 +373,8 @@ async fn retrain(cfg: TwoTowerConfig, cell: Arc<OnceCell<Arc<VectorStore>>>, job
     let (opts, threads) = (tt::TrainOptions::from_config(&cfg), cfg.threads);
     let trained = tokio::task::spawn_blocking(move || -> Result<_, TwoTowerError> {
         std::fs::create_dir_all(&models_dir).map_err(|e| tt::TrainError::Write { path: models_dir.clone(), message: e.to_string() })?;
-        let trained = tt::train(&job, &models_dir, &opts, threads, &|m| tracing::info!("two-tower: {m}"))?;
+        let mut job = job;
+        let trained = tt::train(&mut job, &models_dir, &opts, threads, &|m| tracing::info!("two-tower: {m}"))?;
         let (ids, vectors) = tt::embed_export(&trained.towers, &job)?;
         Ok((trained, ids, vectors))
     })

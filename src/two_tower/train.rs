@@ -194,8 +194,8 @@ impl ExportJob {
             Field::new("item", DataType::Int32, false),
             Field::new("day", DataType::Int32, false),
         ]));
-        let mut batches = Vec::new();
-        for chunk in self.samples.chunks(BATCH) {
+        // Built one batch at a time as the writer takes them: a full history is tens of millions of samples.
+        let batches = self.samples.chunks(BATCH).map(|chunk| {
             let mut feats = FixedSizeListBuilder::new(Float32Builder::new(), n_user).with_field(Arc::new(Field::new("item", DataType::Float32, false)));
             let mut hist = ListBuilder::new(Int32Builder::new()).with_field(Arc::new(Field::new("item", DataType::Int32, false)));
             let mut days = ListBuilder::new(Int32Builder::new()).with_field(Arc::new(Field::new("item", DataType::Int32, false)));
@@ -210,19 +210,19 @@ impl ExportJob {
                 days.values().append_slice(&s.history_days.map(i32::from));
                 days.append(true);
             }
-            batches.push(vec![
+            vec![
                 Arc::new(feats.finish()) as ArrayRef,
                 Arc::new(hist.finish()),
                 Arc::new(days.finish()),
                 Arc::new(Int32Array::from_iter_values(chunk.iter().map(|s| s.article as i32))),
                 Arc::new(Int32Array::from_iter_values(chunk.iter().map(|s| s.day as i32))),
-            ]);
-        }
+            ]
+        });
         write_parquet(path, schema, batches)
     }
 }
 
-fn write_parquet(path: &Path, schema: Arc<Schema>, batches: Vec<Vec<ArrayRef>>) -> Result<(), TrainError> {
+fn write_parquet(path: &Path, schema: Arc<Schema>, batches: impl IntoIterator<Item = Vec<ArrayRef>>) -> Result<(), TrainError> {
     let err = |e: &dyn std::fmt::Display| TrainError::Write { path: path.to_path_buf(), message: e.to_string() };
     let file = std::fs::File::create(path).map_err(|e| err(&e))?;
     let props = parquet::file::properties::WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build();
@@ -245,7 +245,9 @@ pub struct Trained {
 
 /// Exports `job`, runs the trainer, checks the model in the engine, and moves it to `models_dir/<version>`.
 /// Blocking (run it off the event loop); `progress` is told each step.
-pub fn train(job: &ExportJob, models_dir: &Path, opts: &TrainOptions, threads: usize, progress: &dyn Fn(&str)) -> Result<Trained, TrainError> {
+/// The job's samples are released once written (the trainer reads them from the export; not keeping a copy
+/// halves the engine's memory while it trains).
+pub fn train(job: &mut ExportJob, models_dir: &Path, opts: &TrainOptions, threads: usize, progress: &dyn Fn(&str)) -> Result<Trained, TrainError> {
     let t0 = std::time::Instant::now();
     // The same export trained again (another seed, other settings) gets the next free name: versions are
     // never overwritten, so the store's tables and the rollback history stay true to their models.
@@ -256,6 +258,7 @@ pub fn train(job: &ExportJob, models_dir: &Path, opts: &TrainOptions, threads: u
     let _ = std::fs::remove_dir_all(&tmp);
     progress(&format!("exporting {} samples", job.samples.len()));
     let export = job.write(&work)?;
+    job.samples = Vec::new();
     progress(&format!("training {version} on {} samples ({} validate)", export.samples, export.valid_samples));
     let mut args: Vec<String> = vec![
         "--data".into(),
