@@ -146,6 +146,11 @@ impl Cluster {
         self.dir.path()
     }
 
+    /// Instance `i`'s log so far.
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.path().join(format!("serve-{i}.log"))).unwrap_or_default()
+    }
+
     /// Waits until the instance at `http` has folded a third of the purchases.
     fn a_third_in(&self, http: &str) {
         let third = self.data.transactions.len() as u64 / 3;
@@ -289,10 +294,9 @@ fn an_instance_killed_mid_replay_is_taken_over_and_nothing_lost() {
     c.assert_lists_arrive("an instance killed");
     // The new instance started from the store's newest checkpoint, not the topics' start; goings back from one
     // at or before the lowest mark they needed.
-    let log = |i: usize| std::fs::read_to_string(c.path().join(format!("serve-{i}.log"))).unwrap_or_default();
-    assert!(log(3).contains("starting from the state store's newest checkpoint"), "{}", logs(c.path()));
-    let from_ckpt = (1..3).map(|i| log(i).matches("going back to the state store's checkpoint").count()).sum::<usize>();
-    let from_start = (1..3).map(|i| log(i).matches("going back to the topics' start").count()).sum::<usize>();
+    assert!(c.log(3).contains("starting from the state store's newest checkpoint"), "{}", logs(c.path()));
+    let from_ckpt = (1..3).map(|i| c.log(i).matches("going back to the state store's checkpoint").count()).sum::<usize>();
+    let from_start = (1..3).map(|i| c.log(i).matches("going back to the topics' start").count()).sum::<usize>();
     eprintln!("went back {from_ckpt} times to a checkpoint, {from_start} times to the topics' start");
 }
 
@@ -311,11 +315,10 @@ fn only_the_owner_of_partition_0_retrains_and_every_instance_swaps() {
     let c = Cluster::start_with(47, 2, "2", &extra);
     let owner = c.held.iter().position(|h| h.contains(&0)).expect("partition 0 held");
     replay(c.path(), &c.addr, &c.data);
-    let log = |i: usize| std::fs::read_to_string(c.path().join(format!("serve-{i}.log"))).unwrap_or_default();
-    let swapped = wait_for(300, || (0..2).all(|i| log(i).contains("two-tower swapped")).then_some(()));
+    let swapped = wait_for(300, || (0..2).all(|i| c.log(i).contains("two-tower swapped")).then_some(()));
     assert!(swapped.is_some(), "not every instance swapped a retrained version in\n{}", logs(c.path()));
     for i in 0..2 {
-        let trained = log(i).matches("two-tower retraining started").count();
+        let trained = c.log(i).matches("two-tower retraining started").count();
         eprintln!("instance {i} (partitions {:?}): {trained} retrainings", c.held[i]);
         assert_eq!(trained > 0, i == owner, "instance {i} trained {trained} times; the owner of partition 0 is {owner}\n{}", logs(c.path()));
     }

@@ -49,15 +49,13 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     let data = common::tiny(&root.join("data"), 33);
     let d = data.to_str().expect("utf8");
     // This test is about training, serving and swapping: every version serves (the gate has its own test).
-    let ungated = root.join("ungated.toml");
-    std::fs::write(&ungated, "[two_tower]\ngate = false\n").expect("write");
-    let ungated = ungated.to_str().expect("utf8");
-    let train_args = ["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "3", "--device", "cpu", "--config", ungated];
+    let cfg = ungated_config(root);
+    let cfg_path = ungated_file(root, &cfg);
+    let train_args = ["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "3", "--device", "cpu", "--config", cfg_path.to_str().expect("utf8")];
     let (out, _) = run(root, &train_args);
     assert!(out.contains("validation recall@100") && out.contains("engine parity"), "{out}");
 
     // The version is in the store, active, with one vector per article; its model directory is complete.
-    let cfg = ungated_config(root);
     let store = block_on(two_tower::open_store(&cfg.two_tower)).expect("store");
     let first = store.active().expect("state").expect("an active version");
     let model = two_tower::model_dir(&cfg.two_tower, &first);
@@ -112,7 +110,6 @@ fn two_tower_trains_serves_swaps_and_rolls_back() {
     assert_eq!(ids2.len(), ids.len() + 1);
 
     // The backtest scores the source alone and the funnel with and without it.
-    let cfg_path = ungated_file(root, &cfg);
     let (table, err) = run(root, &["backtest", "--data", d, "--weeks", "1", "--no-ranker", "--config", cfg_path.to_str().expect("utf8")]);
     assert!(table.contains("two_tower_only") && table.contains("engine_tt") && table.contains("candidate recall"), "{table}");
     assert!(err.contains(&first), "{err}");
@@ -144,11 +141,10 @@ fn sequential_user_tower_trains_passes_parity_and_serves() {
     let root = dir.path();
     let data = common::tiny(&root.join("data"), 35);
     let d = data.to_str().expect("utf8");
-    let ungated = root.join("ungated.toml");
-    std::fs::write(&ungated, "[two_tower]\ngate = false\n").expect("write");
-    let (out, _) = run(root, &["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "2", "--device", "cpu", "--user-tower", "sasrec", "--config", ungated.to_str().expect("utf8")]);
-    assert!(out.contains("validation recall@100") && out.contains("engine parity"), "{out}");
     let cfg = ungated_config(root);
+    let cfg_path = ungated_file(root, &cfg);
+    let (out, _) = run(root, &["train", "two-tower", "--data", d, "--holdout-weeks", "1", "--days", "35", "--epochs", "2", "--device", "cpu", "--user-tower", "sasrec", "--config", cfg_path.to_str().expect("utf8")]);
+    assert!(out.contains("validation recall@100") && out.contains("engine parity"), "{out}");
     let store = block_on(two_tower::open_store(&cfg.two_tower)).expect("store");
     let version = store.active().expect("state").expect("an active version");
     let model = two_tower::model_dir(&cfg.two_tower, &version);
@@ -180,7 +176,6 @@ fn sequential_user_tower_trains_passes_parity_and_serves() {
     let customer = p.state.users.iter().position(|u| u.recent.len() >= 2).expect("a buyer") as u32;
     let set = p.candidate_set(customer).expect("candidates");
     assert_eq!(set.items.iter().filter(|c| c.sources.has(TWO_TOWER)).count(), 20, "the source proposes k articles");
-    let cfg_path = ungated_file(root, &cfg);
     let (table, _) = run(root, &["backtest", "--data", d, "--weeks", "1", "--no-ranker", "--no-text", "--config", cfg_path.to_str().expect("utf8")]);
     assert!(table.contains("two_tower_only") && table.contains("engine_tt"), "{table}");
 }

@@ -52,7 +52,7 @@ pub struct TwoTowerArgs {
     #[arg(long)]
     pub device: Option<String>,
     /// The user tower: mean or sasrec [default: two_tower.user_tower].
-    #[arg(long, value_parser = ["mean", "sasrec"])]
+    #[arg(long, value_parser = streamrec::config::USER_TOWERS)]
     pub user_tower: Option<String>,
     /// Trainer threads (default: all cores).
     #[arg(long)]

@@ -371,17 +371,16 @@ pub async fn run(s: ServeSettings, shared_out: Option<watch::Sender<Option<Arc<S
 #[allow(clippy::too_many_arguments)]
 async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, towers: &mut two_tower::TwoTowerService, mut scale_out: Option<&mut ScaleOut>, stop: &mut watch::Receiver<bool>) -> Result<(), ServeError> {
     let mut recs: Vec<Recommendation> = Vec::new();
-    let unowned_for = scale_out.as_deref_mut().and_then(|so| so.owners.unowned_for(&input.all_partitions()));
-    if let Some(so) = scale_out.as_deref() {
-        let mut view = shared.shares.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = view.as_mut().filter(|v| v.unowned != so.owners.unowned) {
-            v.unowned = so.owners.unowned.clone();
+    let unowned_for = scale_out.as_deref_mut().and_then(|so| so.owners.unowned_for(input.all_partitions()));
+    if let Some(news) = scale_out.as_deref_mut().and_then(|so| so.owners.take_news()) {
+        if let Some(v) = shared.shares.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            v.unowned = news.to_vec();
         }
     }
     input.watch_group(shared, unowned_for);
     if let Some(so) = scale_out.as_deref_mut() {
         if let Some(parts) = input.assignment_changed() {
-            take_over(s, shared, input, out, commits, &mut so.shares, &parts).await?;
+            take_over(s, shared, input, out, commits, &mut so.shares, &so.owners.unowned, &parts).await?;
         }
     }
     let (batch, shards) = input.release(commits);
@@ -423,10 +422,12 @@ async fn turn(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut O
 }
 
 /// Scale-out: the group gave this instance `parts`. The lists of a partition taken over are made after the seq
-/// its previous owners delivered up to; when the state is already past that seq, the instance goes back to an
-/// empty state and reads every topic from its start again (the lists between are made on the way; those it made
-/// before for its other partitions are not made twice).
-async fn take_over(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, sh: &mut shares::Shares, parts: &[i32]) -> Result<(), ServeError> {
+/// its previous owners delivered up to; when the state is already past that seq, the instance goes back to the
+/// state store's newest checkpoint at or before it (else an empty state) and reads every topic again from there
+/// (the lists between are made on the way; those it made before for its other partitions are not made twice).
+/// `unowned`: the partitions no live instance holds, for `/health`.
+#[allow(clippy::too_many_arguments)]
+async fn take_over(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &mut Output, commits: &mut Commits, sh: &mut shares::Shares, unowned: &[i32], parts: &[i32]) -> Result<(), ServeError> {
     let at = shared.pipeline.read().unwrap_or_else(|e| e.into_inner()).made_through();
     let a = sh.assign(parts, at)?;
     if a.go_back {
@@ -470,8 +471,7 @@ async fn take_over(s: &ServeSettings, shared: &Shared, input: &mut Input, out: &
     if s.cfg.two_tower.retrain_every_days > 0 && view.as_ref().map(|v| v.retrains) != Some(retrains) {
         tracing::info!(retrains, partition = RETRAINING_PARTITION, "the periodic two-tower retraining is this instance's role while it owns this partition");
     }
-    let unowned = view.as_ref().map(|v| v.unowned.clone()).unwrap_or_default();
-    *view = Some(SharesView { owned: sh.owned().clone(), go_backs: sh.go_backs, unowned, retrains });
+    *view = Some(SharesView { owned: sh.owned().clone(), go_backs: sh.go_backs, unowned: unowned.to_vec(), retrains });
     Ok(())
 }
 

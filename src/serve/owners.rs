@@ -37,8 +37,10 @@ pub struct Owners {
     /// When the records were last read, and since when some partition has been held by no live instance.
     checked_at: Option<Instant>,
     unowned_since: Option<Instant>,
-    /// The partitions held by nobody at the last check (for the log).
+    /// The partitions held by nobody at the last check.
     pub unowned: Vec<i32>,
+    /// `unowned` changed since [`Owners::take_news`] last said so.
+    news: bool,
 }
 
 impl Owners {
@@ -49,7 +51,7 @@ impl Owners {
         std::fs::create_dir_all(&dir).map_err(|source| OwnersError::Io { path: dir.clone(), source })?;
         let started = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let mine = dir.join(format!("{}-{started}.json", std::process::id()));
-        Ok(Owners { dir, mine, checked_at: None, unowned_since: None, unowned: Vec::new() })
+        Ok(Owners { dir, mine, checked_at: None, unowned_since: None, unowned: Vec::new(), news: false })
     }
 
     /// Rewrites this instance's record every [`BEAT`] with the partitions `shared` says it owns, on a task of its
@@ -82,19 +84,23 @@ impl Owners {
 
     /// How long some partition of `all` has been held by no live instance (checked once per [`BEAT`]; None: every
     /// partition is held). Records of instances gone for a long time are removed on the way.
-    pub fn unowned_for(&mut self, all: &[i32]) -> Option<Duration> {
+    /// `all` is read only then (the loop calls this every turn).
+    pub fn unowned_for(&mut self, all: impl IntoIterator<Item = i32>) -> Option<Duration> {
         if self.checked_at.is_none_or(|t| t.elapsed() >= BEAT) {
             self.checked_at = Some(Instant::now());
             match self.held() {
                 Ok(held) => {
-                    let unowned: Vec<i32> = all.iter().copied().filter(|p| !held.contains(p)).collect();
+                    let unowned: Vec<i32> = all.into_iter().filter(|p| !held.contains(p)).collect();
                     if unowned.is_empty() {
                         self.unowned_since = None;
                     } else if self.unowned_since.is_none() {
                         self.unowned_since = Some(Instant::now());
                     }
-                    if unowned != self.unowned && !unowned.is_empty() {
-                        tracing::info!(partitions = ?unowned, "partitions whose lists no live instance makes (the group has not given them out yet)");
+                    if unowned != self.unowned {
+                        if !unowned.is_empty() {
+                            tracing::info!(partitions = ?unowned, "partitions whose lists no live instance makes (the group has not given them out yet)");
+                        }
+                        self.news = true;
                     }
                     self.unowned = unowned;
                 }
@@ -103,6 +109,11 @@ impl Owners {
             }
         }
         self.unowned_since.map(|s| s.elapsed())
+    }
+
+    /// The partitions held by nobody, once after each change (for `/health`).
+    pub fn take_news(&mut self) -> Option<&[i32]> {
+        std::mem::take(&mut self.news).then_some(&self.unowned[..])
     }
 
     /// The partitions held by live instances.
@@ -151,25 +162,26 @@ mod tests {
         let b = Owners { mine: dir.path().join("owners/other.json"), ..Owners::open(dir.path()).unwrap() };
         write(&a.mine, &Record { partitions: vec![0, 1] }).unwrap();
         write(&b.mine, &Record { partitions: vec![2] }).unwrap();
-        assert_eq!(a.unowned_for(&[0, 1, 2]), None);
+        assert_eq!(a.unowned_for([0, 1, 2]), None);
         assert!(a.unowned.is_empty());
         // b stops cleanly: partition 2 is nobody's from the next check on.
         b.leave();
         a.checked_at = None;
-        assert!(a.unowned_for(&[0, 1, 2]).is_some());
-        assert_eq!(a.unowned, vec![2]);
+        assert!(a.unowned_for([0, 1, 2]).is_some());
+        assert_eq!(a.take_news(), Some(&[2][..]));
+        assert_eq!(a.take_news(), None, "said once");
         // b is back, then killed: its record ages past DEAD_AFTER.
         write(&b.mine, &Record { partitions: vec![2] }).unwrap();
         a.checked_at = None;
-        assert_eq!(a.unowned_for(&[0, 1, 2]), None);
+        assert_eq!(a.unowned_for([0, 1, 2]), None);
         let old = SystemTime::now() - DEAD_AFTER - Duration::from_secs(1);
         std::fs::File::options().write(true).open(&b.mine).unwrap().set_modified(old).unwrap();
         a.checked_at = None;
-        assert!(a.unowned_for(&[0, 1, 2]).is_some());
+        assert!(a.unowned_for([0, 1, 2]).is_some());
         assert_eq!(a.unowned, vec![2]);
         // A torn or foreign file says nothing.
         std::fs::write(dir.path().join("owners/junk.json"), b"{").unwrap();
         a.checked_at = None;
-        assert!(a.unowned_for(&[0, 1]).is_none());
+        assert!(a.unowned_for([0, 1]).is_none());
     }
 }

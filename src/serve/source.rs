@@ -402,11 +402,12 @@ impl Input {
         (batch, shards)
     }
 
-    /// The assignment `parts` is fewer than the topic's partitions (the count asked of the broker), none included.
     /// Scale-out: every partition of the transactions topic (as the whole-topic reader found them at start).
-    pub fn all_partitions(&self) -> Vec<i32> {
-        self.whole.as_ref().map(|w| w.end_at_start.iter().map(|&(p, _)| p).collect()).unwrap_or_default()
+    pub fn all_partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.whole.iter().flat_map(|w| w.end_at_start.iter().map(|&(p, _)| p))
     }
+
+    /// The assignment `parts` is fewer than the topic's partitions (the count asked of the broker), none included.
 
     fn short_of_share(&mut self, parts: &[i32]) -> bool {
         match self.group.partition_count(Duration::from_secs(2)) {
