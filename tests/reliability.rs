@@ -343,12 +343,8 @@ fn broker_stall_longer_than_the_session_timeout_is_rejoined_and_nothing_lost() {
     let addr = format!("127.0.0.1:{port}");
     let broker = start_tansu_on(port, "memory://tansu/", dir.path());
     plain_topics(&addr);
-    // Replaced after 20 s: /health says degraded from 12 s on. After the stall a loaded machine can deliver one
-    // caught-up partition's next purchase later than the merge's grace (500 ms), and the engine then applies what
-    // it has out of the replay's order, as it should at the live edge (a .ci/run found 64 customers' lists
-    // changed that way); a long grace keeps the order here, so the lists can be compared with the files'.
-    let env = [("STREAMREC__KAFKA__REJOIN_AFTER_MS", "20000"), ("STREAMREC__ENGINE__MERGE_GRACE_MS", "10000")];
-    let (mut serve, http, mid) = serve_first_half(dir.path(), &data, &addr, &env);
+    // Replaced after 20 s: /health says degraded from 12 s on.
+    let (mut serve, http, mid) = serve_first_half(dir.path(), &data, &addr, &[("STREAMREC__KAFKA__REJOIN_AFTER_MS", "20000")]);
     let d = dir.path().to_str().expect("utf8");
     let log = || std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
     let health = || http_get(&http, "/health").and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok());
@@ -382,6 +378,12 @@ fn broker_stall_longer_than_the_session_timeout_is_rejoined_and_nothing_lost() {
     Command::new("kill").args(["-INT", &serve.0.id().to_string()]).status().expect("kill");
     let status = serve.0.wait().expect("wait");
     assert!(status.success(), "serve did not stop cleanly: {status:?}\n{}", log());
+    // This test has failed now and then in .ci/run with lists of ~50 customers differing at their tails (and
+    // always one member replacement where passing runs had two): the serve log goes with the failure.
+    if !same_lists(&addr, &data) {
+        let l = log();
+        eprintln!("serve.log (last 200 lines):\n{}", l.lines().rev().take(200).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
     assert_same_lists(&addr, &data, "the stall");
     drop(broker);
 }
